@@ -1,0 +1,1 @@
+"""Catalog context: products, prices, stock and stock reservations."""

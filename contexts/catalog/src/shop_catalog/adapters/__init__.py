@@ -1,0 +1,1 @@
+"""What connects the catalog context to the outside world: SQL, read models, HTTP, events."""

@@ -1,0 +1,1 @@
+"""The catalog use cases: command and query handlers and the ports they need."""

@@ -1,0 +1,4 @@
+"""The catalog context's published language: the only module other contexts may import.
+
+Integration events (versioned msgspec Structs) and query facades (Protocols) go here.
+"""

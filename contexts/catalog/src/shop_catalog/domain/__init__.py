@@ -1,0 +1,1 @@
+"""The catalog domain: aggregates, value objects, domain events and errors. Pure Python."""

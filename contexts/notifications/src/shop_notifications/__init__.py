@@ -1,0 +1,1 @@
+"""Notifications context: emails caused by what happens elsewhere, and their delivery log."""

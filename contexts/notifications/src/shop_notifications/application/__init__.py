@@ -1,0 +1,1 @@
+"""The notifications use cases: command and query handlers and the ports they need."""

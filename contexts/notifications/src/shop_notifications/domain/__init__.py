@@ -1,0 +1,1 @@
+"""The notifications domain: aggregates, value objects, domain events and errors. Pure Python."""

@@ -1,0 +1,1 @@
+"""Orders context: carts and orders, their lifecycle and order history."""

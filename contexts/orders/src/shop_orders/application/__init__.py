@@ -1,0 +1,1 @@
+"""The orders use cases: command and query handlers and the ports they need."""

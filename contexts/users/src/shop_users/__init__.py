@@ -1,0 +1,1 @@
+"""Users context: accounts, credentials, roles, login and the user directory."""

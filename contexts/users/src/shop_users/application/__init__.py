@@ -1,0 +1,1 @@
+"""The users use cases: command and query handlers and the ports they need."""

@@ -1,0 +1,1 @@
+"""The users domain: aggregates, value objects, domain events and errors. Pure Python."""

@@ -1,0 +1,16 @@
+"""Wiring of the users context: what it gives the composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shop_kernel.migrations import MigrationTarget
+from shop_kernel.modules import ContextModule
+from shop_users.adapters.sql import metadata
+
+module = ContextModule(
+    name="users",
+    migrations=MigrationTarget(
+        name="users", metadata=metadata, script_location=Path(__file__).parent / "migrations"
+    ),
+)

@@ -1,0 +1,77 @@
+"""The Litestar application factory: every context's routes in one app, built from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from shop_kernel.log import configure_logging
+from shop_kernel.settings import Settings
+from shop_platform.container import build_container
+from shop_platform.contexts import CONTEXTS, migration_targets
+from shop_platform.health import Readiness, store_checks
+from shop_platform.http.health import HealthController
+from shop_platform.http.problems import EXCEPTION_HANDLERS
+from shop_platform.http.request_context import request_context_middleware
+from shop_platform.resources import open_resources
+
+OPS_PATHS = ["/health", "/metrics", "/schema"]
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Litestar:
+    settings = settings or Settings.from_env()
+    if configure_logs:
+        configure_logging(settings, process="api")
+    targets = migration_targets()
+
+    @asynccontextmanager
+    async def stores(app: Litestar) -> AsyncIterator[None]:
+        async with open_resources(settings, role="api", create_indexes=True) as resources:
+            app.state.container = build_container(settings, resources)
+            app.state.readiness = Readiness(
+                store_checks(resources, targets), timeout=settings.health_timeout
+            )
+            yield
+
+    def provide_readiness(state: State) -> Readiness:
+        readiness: Readiness = state.readiness
+        return readiness
+
+    app = Litestar(
+        route_handlers=[
+            HealthController,
+            PrometheusController,
+            *(handler for context in CONTEXTS for handler in context.route_handlers),
+        ],
+        lifespan=[stores],
+        dependencies={"readiness": Provide(provide_readiness, sync_to_thread=False)},
+        middleware=[
+            PrometheusConfig(app_name="shop", group_path=True, exclude=OPS_PATHS).middleware,
+        ],
+        plugins=[ProblemDetailsPlugin(ProblemDetailsConfig())],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.request_max_body_size,
+        logging_config=None,  # configure_logging owns the log format
+        openapi_config=OpenAPIConfig(
+            title="Shop",
+            version="1.0.0",
+            description="Storefront API: users, catalog, orders and notifications.",
+            path="/schema",
+            render_plugins=[
+                SwaggerRenderPlugin(path="/"),
+                JsonRenderPlugin(path="/openapi.json"),
+                YamlRenderPlugin(path="/openapi.yaml"),
+            ],
+        ),
+    )
+    # Outermost, so unmatched routes (404/405) get a request id and an access line too.
+    app.asgi_handler = request_context_middleware(app.asgi_handler)
+    return app

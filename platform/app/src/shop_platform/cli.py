@@ -1,0 +1,150 @@
+"""The `shop` command line: run the service, its worker and its migrations."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import click
+
+from shop_kernel.log import configure_logging
+from shop_kernel.settings import Settings, SettingsError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _settings(process: str) -> Settings:
+    settings = Settings.from_env()
+    configure_logging(settings, process=process)
+    return settings
+
+
+def _config_errors_in_one_line(command: Callable[P, R]) -> Callable[P, R]:
+    @wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except SettingsError as exc:
+            click.echo(f"shop: configuration error: {exc}", err=True)
+            sys.exit(2)
+
+    return run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def shop() -> None:
+    """Shop back end: HTTP API, background worker and operator commands."""
+
+
+@shop.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@_config_errors_in_one_line
+def dev(host: str, port: int) -> None:
+    """Run everything locally: embedded stores for unset URLs, migrations, worker and API."""
+    from shop_platform.dev import run_dev  # noqa: PLC0415 - keeps `shop api` start-up light
+
+    sys.exit(run_dev(_settings("dev"), host=host, port=port))
+
+
+@shop.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@_config_errors_in_one_line
+def api(host: str, port: int) -> None:
+    """Serve the HTTP API (configured stores; run `shop db upgrade` first)."""
+    import uvicorn  # noqa: PLC0415
+
+    from shop_platform.app import create_app  # noqa: PLC0415
+
+    settings = _settings("api")
+    trusted_proxies = settings.trusted_proxies.strip()
+    app = create_app(settings, configure_logs=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=trusted_proxies or None,
+        server_header=False,
+        log_config=None,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@shop.command()
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", type=click.IntRange(1, 256), help="Default: SHOP_WORKER_THREADS.")
+@_config_errors_in_one_line
+def worker(processes: int, threads: int | None) -> None:
+    """Run the background worker (Dramatiq over Redis)."""
+    settings = Settings.from_env()  # refuse bad settings here, in one line, before forking
+    argv = [
+        sys.executable, "-m", "dramatiq", "shop_platform.worker:setup",
+        "--processes", str(processes),
+        "--threads", str(threads or settings.worker_threads),
+        "--worker-shutdown-timeout", "20000",
+    ]  # fmt: skip
+    os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with Dramatiq's CLI
+
+
+@shop.group()
+def db() -> None:
+    """Schema migrations of the write store (one Alembic environment per schema)."""
+
+
+@db.command()
+@_config_errors_in_one_line
+def upgrade() -> None:
+    """Migrate the kernel's schema, then every context's, to their latest revision."""
+    from shop_kernel.migrations import upgrade as upgrade_all  # noqa: PLC0415
+    from shop_kernel.sql import database_url  # noqa: PLC0415
+    from shop_platform.contexts import migration_targets  # noqa: PLC0415
+
+    settings = _settings("migrate")
+    for schema, revision in upgrade_all(database_url(settings), migration_targets()):
+        click.echo(f"{schema}: {revision}")
+
+
+@db.command()
+@_config_errors_in_one_line
+def check() -> None:
+    """Fail if any schema's tables differ from what its migrations create."""
+    from shop_kernel.migrations import check as check_one  # noqa: PLC0415
+    from shop_kernel.sql import database_url  # noqa: PLC0415
+    from shop_platform.contexts import migration_targets  # noqa: PLC0415
+
+    settings = _settings("migrate")
+    for target in migration_targets():
+        check_one(database_url(settings), target)
+        click.echo(f"{target.schema}: no drift")
+
+
+@db.command()
+@click.argument("schema")
+@click.option("-m", "--message", required=True)
+@click.option("--autogenerate/--empty", default=True, show_default=True)
+@_config_errors_in_one_line
+def revision(schema: str, message: str, autogenerate: bool) -> None:
+    """Write a new migration for SCHEMA (messaging, users, catalog, orders, notifications)."""
+    from shop_kernel.migrations import revision as new_revision  # noqa: PLC0415
+    from shop_kernel.sql import database_url  # noqa: PLC0415
+    from shop_platform.contexts import migration_targets  # noqa: PLC0415
+
+    targets = {target.schema: target for target in migration_targets()}
+    if schema not in targets:
+        raise click.BadParameter(f"one of {', '.join(targets)}", param_hint="SCHEMA")
+    settings = _settings("migrate")
+    new_revision(database_url(settings), targets[schema], message, autogenerate=autogenerate)
+
+
+def main() -> None:
+    shop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The punq container: the only place that knows every concrete class."""
+
+from __future__ import annotations
+
+import punq
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shop_kernel.settings import Settings
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_platform.contexts import CONTEXTS
+from shop_platform.resources import Resources
+
+
+def build_container(settings: Settings, resources: Resources) -> punq.Container:
+    container = punq.Container()
+    container.register(Settings, instance=settings)
+    container.register(AsyncEngine, instance=resources.engine)
+    container.register(async_sessionmaker[AsyncSession], instance=resources.session_factory)
+    container.register(Redis, instance=resources.redis)
+    container.register(Resources, instance=resources)
+    container.register(
+        UnitOfWork, factory=lambda: UnitOfWork(resources.session_factory), scope=punq.Scope.transient
+    )
+    for context in CONTEXTS:
+        context.register(container, settings)
+    return container

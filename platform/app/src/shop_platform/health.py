@@ -1,0 +1,75 @@
+"""Liveness and readiness: ready means every store answers and every schema is migrated."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from shop_kernel.log import get_logger
+from shop_kernel.migrations import MigrationTarget
+from shop_platform.resources import Resources
+
+log = get_logger(__name__)
+
+Check = Callable[[], Awaitable[None]]
+
+
+class NotReady(Exception):
+    """A dependency answered, but not as it should (for example an unmigrated schema)."""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Runs every check at once, each bounded by ``timeout`` seconds."""
+
+    checks: Mapping[str, Check]
+    timeout: float
+
+    async def run(self) -> dict[str, str]:
+        names = list(self.checks)
+        outcomes = await asyncio.gather(*(self._one(name) for name in names))
+        return dict(zip(names, outcomes, strict=True))
+
+    async def _one(self, name: str) -> str:
+        try:
+            await asyncio.wait_for(self.checks[name](), self.timeout)
+        except TimeoutError:
+            return f"no answer within {self.timeout:g} s"
+        except NotReady as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", and says why
+            log.warning("readiness check failed", dependency=name, error=repr(exc))
+            return f"{type(exc).__name__}: {exc}"
+        return "ok"
+
+
+def store_checks(resources: Resources, targets: list[MigrationTarget]) -> dict[str, Check]:
+    heads = {target.schema: target.head() for target in targets}
+    query = text(
+        " UNION ALL ".join(
+            f"SELECT '{schema}' AS schema, version_num FROM \"{schema}\".alembic_version"
+            for schema in heads
+        )
+    )
+
+    async def postgres() -> None:
+        async with resources.engine.connect() as conn:
+            try:
+                rows = (await conn.execute(query)).all()
+            except Exception as exc:
+                raise NotReady(f"schemas not migrated (run `shop db upgrade`): {exc.__class__.__name__}") from exc
+        current = {row.schema: row.version_num for row in rows}
+        behind = [s for s, head in heads.items() if current.get(s) != head]
+        if behind:
+            raise NotReady(f"schemas not at their head revision: {', '.join(behind)} (run `shop db upgrade`)")
+
+    async def mongodb() -> None:
+        await resources.mongo.admin.command("ping")
+
+    async def redis() -> None:
+        await resources.redis.ping()  # pyright: ignore[reportUnknownMemberType]
+
+    return {"postgres": postgres, "mongodb": mongodb, "redis": redis}

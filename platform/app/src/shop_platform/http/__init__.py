@@ -1,0 +1,1 @@
+"""HTTP concerns shared by every context's controllers: errors, request context, health."""

@@ -1,0 +1,108 @@
+"""Every error leaves as RFC 9457 problem details; this is the one place that maps them."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import ProblemDetailsException
+from litestar.types import ExceptionHandlersMap
+
+from shop_kernel.domain import BusinessRuleViolated, Conflict, DomainError, NotFound
+from shop_kernel.log import current_request_id, get_logger
+
+log = get_logger(__name__)
+
+PROBLEM_BASE = "/problems/"
+
+_DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (BusinessRuleViolated, 422),
+)
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    *,
+    detail: str,
+    code: str | None = None,
+    title: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    members: dict[str, Any] = {"request_id": current_request_id(), **(extra or {})}
+    return ProblemDetailsException(
+        status_code=status,
+        type_=f"{PROBLEM_BASE}{code}" if code else "about:blank",
+        title=title or HTTPStatus(status).phrase,
+        detail=detail,
+        instance=request.url.path,
+        extra=members,
+        headers=headers,
+    ).to_response(request)
+
+
+def http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    extra = exc.extra if isinstance(exc.extra, dict) else None
+    status = exc.status_code
+    detail = exc.detail if exc.detail != HTTPStatus(status).phrase else _default_detail(request, status)
+    return problem(request, status, detail=detail, extra=extra, headers=exc.headers)
+
+
+def validation_exception(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    errors = [_field_error(item) for item in exc.extra] if isinstance(exc.extra, list) else []
+    return problem(
+        request,
+        exc.status_code,
+        code="validation",
+        title="The request is not valid",
+        detail=exc.detail,
+        extra={"errors": errors},
+    )
+
+
+def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    status = next((s for kind, s in _DOMAIN_STATUS if isinstance(exc, kind)), 422)
+    return problem(request, status, code=exc.code, detail=exc.message, extra=dict(exc.details))
+
+
+def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
+    return problem(
+        request, 500, detail="An unexpected error occurred; it has been logged with this request id."
+    )
+
+
+def _default_detail(request: Request[Any, Any, Any], status: int) -> str:
+    if status == 404:
+        return f"No resource at {request.url.path}"
+    if status == 405:
+        return f"{request.method} is not allowed on {request.url.path}"
+    return HTTPStatus(status).description
+
+
+def _field_error(item: Any) -> dict[str, str]:
+    if not isinstance(item, dict):
+        return {"field": "", "message": str(item)}
+    message = str(item.get("message", ""))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+    key = item.get("key")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    field = _field_from_message(message) if key in (None, "") else str(key)  # pyright: ignore[reportUnknownArgumentType]
+    return {"field": field, "message": message.split(" - at `", 1)[0]}
+
+
+def _field_from_message(message: str) -> str:
+    """msgspec says where: ``... - at `$.items[0].quantity``` -> ``items[0].quantity``."""
+    _, _, where = message.partition(" - at `$")
+    return where.rstrip("`").removeprefix(".")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ValidationException: validation_exception,
+    HTTPException: http_exception,
+    DomainError: domain_error,
+    Exception: unexpected_error,
+}

@@ -1,0 +1,1 @@
+"""Building blocks every shop context uses: settings, domain base classes, stores, logging."""

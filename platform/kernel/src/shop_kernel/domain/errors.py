@@ -1,0 +1,38 @@
+"""Domain errors: exceptions named for the rule they protect, grouped by what the caller did."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DomainError(Exception):
+    """Base of every error a context's domain or use cases raise on purpose.
+
+    ``code`` is a stable, kebab-case name clients can branch on; ``details`` carries the
+    facts (ids, skus, quantities) that explain the refusal.
+    """
+
+    code: ClassVar[str] = "domain-error"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist (or the caller may not know that it does)."""
+
+    code: ClassVar[str] = "not-found"
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state: a duplicate, a stale version, a wrong status."""
+
+    code: ClassVar[str] = "conflict"
+
+
+class BusinessRuleViolated(DomainError):
+    """The request is well formed but breaks a business rule."""
+
+    code: ClassVar[str] = "business-rule-violated"

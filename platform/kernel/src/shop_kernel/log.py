@@ -1,0 +1,87 @@
+"""Structured logging: one JSON object per line, with the request id on every line of a request.
+
+The standard library's loggers (uvicorn, alembic, dramatiq) are routed through the same
+processors so an operator reads one format.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from structlog.typing import Processor
+
+from shop_kernel.settings import Settings
+
+REQUEST_ID = "request_id"
+
+
+def configure_logging(settings: Settings, *, process: str) -> None:
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.CallsiteParameterAdder(
+            {structlog.processors.CallsiteParameter.PROCESS}
+        ),
+        _add_process_role(process),
+    ]
+    renderer: Processor
+    if settings.log_format == "json":
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.dict_tracebacks)
+    else:
+        renderer = structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq", "alembic"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # Our own access line carries the request id; uvicorn's would repeat it without.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def _add_process_role(process: str) -> Processor:
+    def add(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("role", process)
+        return event
+
+    return add
+
+
+def bind_request_id(request_id: str) -> None:
+    structlog.contextvars.bind_contextvars(**{REQUEST_ID: request_id})
+
+
+def current_request_id() -> str | None:
+    value = structlog.contextvars.get_contextvars().get(REQUEST_ID)
+    return value if isinstance(value, str) else None
+
+
+def clear_request_context() -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,1 @@
+"""The event backbone's own tables (outbox, inbox) in the ``messaging`` schema."""

@@ -1,0 +1,24 @@
+"""The Redis client: broker, rate limits and caches share one server."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from shop_kernel.settings import Settings, SettingsError, env_name
+
+
+def redis_url(settings: Settings) -> str:
+    if settings.redis_url is None:
+        raise SettingsError(
+            f"{env_name('redis_url')}: is not set (run `shop dev` for embedded services)"
+        )
+    return settings.redis_url
+
+
+def create_redis(settings: Settings, *, timeout: float = 5.0) -> Redis:
+    return Redis.from_url(
+        redis_url(settings),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )

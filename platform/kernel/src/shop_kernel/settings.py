@@ -1,0 +1,109 @@
+"""Typed settings read from ``SHOP_*`` environment variables, refused early with a clear message."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+PREFIX = "SHOP_"
+# Variables the test harness reads; they configure pytest, not the service.
+_FOREIGN_PREFIXES = ("SHOP_TEST_",)
+
+_URL_SCHEMES: dict[str, tuple[str, ...]] = {
+    "database_url": ("postgresql://", "postgresql+psycopg://", "postgres://"),
+    "mongodb_url": ("mongodb://", "mongodb+srv://"),
+    "redis_url": ("redis://", "rediss://", "unix://"),
+    "smtp_url": ("smtp://", "smtps://"),
+}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+def env_name(field: str) -> str:
+    return f"{PREFIX}{field.upper()}"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the service reads from its environment. Unset service URLs mean embedded."""
+
+    database_url: str | None = None
+    mongodb_url: str | None = None
+    mongodb_database: Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9_-]{1,63}\Z")] = "shop"
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    data_dir: str = ".shop"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    db_pool_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = 10
+    db_max_overflow: Annotated[int, msgspec.Meta(ge=0, le=500)] = 10
+    request_max_body_size: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    health_timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 2.0
+    worker_threads: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
+    # Comma-separated proxy addresses whose X-Forwarded-* headers are believed; none by default.
+    trusted_proxies: str = ""
+
+    def __post_init__(self) -> None:
+        for field, schemes in _URL_SCHEMES.items():
+            value: str | None = getattr(self, field)
+            if value is not None and not value.startswith(schemes):
+                raise SettingsError(
+                    f"{env_name(field)}: must start with one of {', '.join(schemes)}, got {value!r}"
+                )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``); raise on the first bad one."""
+        environ = os.environ if environ is None else environ
+        known = {env_name(f.name): f for f in msgspec.structs.fields(cls)}
+        for name in environ:
+            if name.startswith(PREFIX) and name not in known and not name.startswith(
+                _FOREIGN_PREFIXES
+            ):
+                hint = difflib.get_close_matches(name, list(known), n=1)
+                suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+                raise SettingsError(f"{name}: unknown setting{suggestion}")
+        values: dict[str, Any] = {}
+        for name, field in known.items():
+            raw = environ.get(name)
+            if raw is None:
+                continue
+            if raw.strip() == "":
+                raise SettingsError(f"{name}: is set but empty; unset it or give a value")
+            try:
+                parsed = msgspec.convert({field.name: raw}, type=cls, strict=False)
+            except msgspec.ValidationError as exc:
+                raise SettingsError(_explain(name, field.name, str(exc), raw)) from None
+            values[field.name] = getattr(parsed, field.name)
+        try:
+            return cls(**values)
+        except msgspec.ValidationError as exc:  # pragma: no cover - fields were checked one by one
+            raise SettingsError(str(exc)) from None
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return msgspec.structs.replace(self, **changes)
+
+
+def _explain(name: str, field: str, message: str, raw: str) -> str:
+    """Turn msgspec's message into one line for an operator: variable, problem, value."""
+    message = message.split(" - at ", 1)[0]
+    if message.startswith(name):  # raised by __post_init__, already names the variable
+        return message
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    field_type = next(f.type for f in info.fields if f.name == field)
+    if isinstance(field_type, msgspec.inspect.LiteralType):
+        allowed = ", ".join(str(v) for v in field_type.values)
+        return f"{name}: must be one of {allowed}, got {raw!r}"
+    message = message.replace(", got `str`", "")
+    return f"{name}: {message[0].lower()}{message[1:]}, got {raw!r}"
