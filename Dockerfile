@@ -27,7 +27,7 @@ ENV UV_LINK_MODE=copy \
 WORKDIR /app
 
 # Dependencies first: this layer is rebuilt only when a pyproject or the lock changes.
-COPY pyproject.toml uv.lock .python-version README.md ./
+COPY pyproject.toml uv.lock .python-version ./
 COPY platform/kernel/pyproject.toml platform/kernel/
 COPY platform/app/pyproject.toml platform/app/
 COPY contexts/users/pyproject.toml contexts/users/

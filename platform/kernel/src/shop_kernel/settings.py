@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +23,16 @@ _URL_SCHEMES: dict[str, tuple[str, ...]] = {
 }
 
 
+_SECRET_FIELDS = frozenset({"jwt_secret"})
+
+
+def _shown(field: str, raw: str) -> str:
+    """The value as an error message may show it: secrets never, URL passwords masked."""
+    if field in _SECRET_FIELDS:
+        return f"<{len(raw)} characters, not shown>"
+    return repr(re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw))
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the environment variable."""
 
@@ -38,6 +49,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     mongodb_database: Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9_-]{1,63}\Z")] = "shop"
     redis_url: str | None = None
     smtp_url: str | None = None
+    # Signing key of access tokens; unset in development, where one is generated and kept
+    # under the data dir (never a constant in the code).
+    jwt_secret: Annotated[str, msgspec.Meta(min_length=32, max_length=512)] | None = None
     data_dir: str = ".shop"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -54,7 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             value: str | None = getattr(self, field)
             if value is not None and not value.startswith(schemes):
                 raise SettingsError(
-                    f"{env_name(field)}: must start with one of {', '.join(schemes)}, got {value!r}"
+                    f"{env_name(field)}: must start with one of {', '.join(schemes)}, "
+                    f"got {_shown(field, value)}"
                 )
 
     @classmethod
@@ -104,6 +119,6 @@ def _explain(name: str, field: str, message: str, raw: str) -> str:
     field_type = next(f.type for f in info.fields if f.name == field)
     if isinstance(field_type, msgspec.inspect.LiteralType):
         allowed = ", ".join(str(v) for v in field_type.values)
-        return f"{name}: must be one of {allowed}, got {raw!r}"
+        return f"{name}: must be one of {allowed}, got {_shown(field, raw)}"
     message = message.replace(", got `str`", "")
-    return f"{name}: {message[0].lower()}{message[1:]}, got {raw!r}"
+    return f"{name}: {message[0].lower()}{message[1:]}, got {_shown(field, raw)}"

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
 from shop_platform.health import Readiness
@@ -42,7 +43,7 @@ class HealthController(Controller):
         responses={503: _NOT_READY},
     )
     async def ready(
-        self, request: Request[Any, Any, Any], readiness: Readiness
+        self, request: Request[Any, Any, Any], readiness: NamedDependency[Readiness]
     ) -> Response[ReadinessReport]:
         checks = await readiness.run()
         failing = sorted(name for name, outcome in checks.items() if outcome != "ok")

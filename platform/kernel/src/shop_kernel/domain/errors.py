@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+# Names an error's envelope uses for itself (RFC 9457 members); facts must be named otherwise.
+RESERVED_DETAIL_NAMES = frozenset({"type", "title", "status", "detail", "instance"})
+
 
 class DomainError(Exception):
     """Base of every error a context's domain or use cases raise on purpose.
@@ -15,6 +18,9 @@ class DomainError(Exception):
     code: ClassVar[str] = "domain-error"
 
     def __init__(self, message: str, **details: object) -> None:
+        clashing = RESERVED_DETAIL_NAMES.intersection(details)
+        if clashing:
+            raise TypeError(f"detail names reserved for the error envelope: {sorted(clashing)}")
         super().__init__(message)
         self.message = message
         self.details = details

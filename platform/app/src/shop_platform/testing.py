@@ -1,0 +1,51 @@
+"""pytest plugin (entry point ``shop_platform``): the whole app against this session's stores."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from shop_kernel.settings import Settings
+from shop_kernel.testing.plugin import MakeDatabase
+from shop_platform.app import create_app
+from shop_platform.contexts import migration_targets
+
+
+@pytest.fixture(scope="session")
+def shop_database_url(make_database: MakeDatabase) -> str:
+    """One database per session with every schema migrated."""
+    return make_database(migration_targets())
+
+
+@pytest.fixture
+def shop_settings(
+    shop_database_url: str,
+    redis_url: str,
+    mongodb_server_url: str,
+    mongodb_database: str,
+    tmp_path: Path,
+) -> Settings:
+    return Settings(
+        database_url=shop_database_url,
+        redis_url=redis_url,
+        mongodb_url=mongodb_server_url,
+        mongodb_database=mongodb_database,
+        data_dir=str(tmp_path / "data"),
+        db_pool_size=5,
+        health_timeout=3.0,
+    )
+
+
+@pytest.fixture
+def shop_app(shop_settings: Settings) -> Litestar:
+    return create_app(shop_settings, configure_logs=False)
+
+
+@pytest.fixture
+async def shop_client(shop_app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=shop_app) as client:
+        yield client

@@ -1,0 +1,241 @@
+"""The app's operational surface: health, errors as problem details, OpenAPI, metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from litestar import Litestar, post
+from litestar.params import FromPath, JSONBody
+from litestar.testing import AsyncTestClient
+
+from shop_kernel.domain import BusinessRuleViolated, Conflict, NotFound
+from shop_kernel.embedded import free_port
+from shop_kernel.settings import Settings
+from shop_kernel.testing.plugin import MakeDatabase
+from shop_platform.app import create_app
+
+PROBLEM = "application/problem+json"
+
+
+async def test_liveness_answers_ok(shop_client: AsyncTestClient[Litestar]) -> None:
+    response = await shop_client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readiness_queries_every_store(shop_client: AsyncTestClient[Litestar]) -> None:
+    response = await shop_client.get("/health/ready")
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"postgres": "ok", "mongodb": "ok", "redis": "ok"},
+    }
+
+
+async def test_a_down_mongodb_makes_readiness_503_naming_it_while_liveness_stays_up(
+    shop_settings: Settings,
+) -> None:
+    closed_port = free_port()
+    settings = shop_settings.with_overrides(
+        mongodb_url=f"mongodb://127.0.0.1:{closed_port}/?directConnection=true",
+        health_timeout=1.0,
+    )
+    async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
+        ready = await client.get("/health/ready")
+        live = await client.get("/health/live")
+    assert ready.status_code == 503
+    assert ready.headers["content-type"].startswith(PROBLEM)
+    body = ready.json()
+    assert body["failing"] == ["mongodb"]
+    assert "mongodb" in body["detail"]
+    assert body["checks"]["postgres"] == "ok"
+    assert body["checks"]["redis"] == "ok"
+    assert live.status_code == 200
+
+
+async def test_a_down_redis_makes_readiness_503_naming_it(shop_settings: Settings) -> None:
+    settings = shop_settings.with_overrides(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", health_timeout=1.0
+    )
+    async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
+        ready = await client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["failing"] == ["redis"]
+
+
+async def test_an_unmigrated_database_is_not_ready(
+    shop_settings: Settings, make_database: MakeDatabase
+) -> None:
+    empty = make_database()
+    settings = shop_settings.with_overrides(database_url=empty)
+    async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
+        ready = await client.get("/health/ready")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["failing"] == ["postgres"]
+    assert "shop db upgrade" in body["checks"]["postgres"]
+
+
+async def test_an_unknown_route_is_a_404_problem(shop_client: AsyncTestClient[Litestar]) -> None:
+    response = await shop_client.get("/no/such/thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == 404
+    assert body["title"] == "Not Found"
+    assert body["type"] == "about:blank"
+    assert body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+async def test_a_wrong_method_is_a_405_problem(shop_client: AsyncTestClient[Litestar]) -> None:
+    response = await shop_client.delete("/health/live")
+    assert response.status_code == 405
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["status"] == 405
+
+
+async def test_a_sane_request_id_is_kept_and_a_missing_one_is_made(
+    shop_client: AsyncTestClient[Litestar],
+) -> None:
+    given = await shop_client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    made = await shop_client.get("/health/live")
+    hostile = await shop_client.get("/health/live", headers={"X-Request-ID": "a b\tc" * 50})
+    assert given.headers["x-request-id"] == "abc-123"
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
+    assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["x-request-id"])
+
+
+async def test_openapi_31_document_and_interactive_page(
+    shop_client: AsyncTestClient[Litestar],
+) -> None:
+    document = await shop_client.get("/schema/openapi.json")
+    page = await shop_client.get("/schema")
+    assert document.status_code == 200
+    schema = document.json()
+    assert schema["openapi"].startswith("3.1")
+    assert "/health/ready" in schema["paths"]
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "swagger" in page.text.lower()
+
+
+async def test_metrics_are_prometheus_text_with_request_counts(
+    shop_client: AsyncTestClient[Litestar],
+) -> None:
+    await shop_client.get("/no/such/thing")
+    await shop_client.get("/health/live")
+    response = await shop_client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "# TYPE" in response.text
+
+
+# ------------------------------------------------------------------ errors raised by handlers
+
+
+class Echo(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    quantity: int
+
+
+@post("/test/echo", sync_to_thread=False)
+def echo(data: JSONBody[Echo]) -> Echo:
+    return data
+
+
+@post("/test/fail/{kind:str}", sync_to_thread=False)
+def fail(kind: FromPath[str]) -> None:
+    errors: dict[str, Exception] = {
+        "not-found": NotFound("order o-1 does not exist", order_id="o-1"),
+        "conflict": Conflict("order o-1 is not a draft", order_status="pending"),
+        "rule": BusinessRuleViolated("a line holds at most 1000 items", sku="ABC"),
+        "bug": ZeroDivisionError("a bug"),
+    }
+    raise errors[kind]
+
+
+@pytest.fixture
+async def client_with_test_routes(
+    shop_settings: Settings,
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    app = create_app(shop_settings, configure_logs=False)
+    app.register(echo)
+    app.register(fail)
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code", "fact"),
+    [
+        ("not-found", 404, "not-found", ("order_id", "o-1")),
+        ("conflict", 409, "conflict", ("order_status", "pending")),
+        ("rule", 422, "business-rule-violated", ("sku", "ABC")),
+    ],
+)
+async def test_domain_errors_map_to_problems_with_their_facts(
+    client_with_test_routes: AsyncTestClient[Litestar],
+    kind: str,
+    status: int,
+    code: str,
+    fact: tuple[str, str],
+) -> None:
+    response = await client_with_test_routes.post(f"/test/fail/{kind}")
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["type"] == f"/problems/{code}"
+    assert body["status"] == status
+    assert body["detail"]
+    assert body[fact[0]] == fact[1]
+
+
+async def test_an_unexpected_error_is_a_500_problem_that_hides_the_cause(
+    client_with_test_routes: AsyncTestClient[Litestar],
+) -> None:
+    response = await client_with_test_routes.post("/test/fail/bug")
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert "ZeroDivision" not in response.text
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_an_invalid_body_is_a_400_problem_naming_the_field(
+    client_with_test_routes: AsyncTestClient[Litestar],
+) -> None:
+    response = await client_with_test_routes.post("/test/echo", json={"name": "x", "quantity": "many"})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith(PROBLEM)
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == ["quantity"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b'{"name": "x", "quantity": 1, "role": "admin"}', b"[]"],
+    ids=["malformed", "unknown-field", "wrong-shape"],
+)
+async def test_bad_bodies_are_4xx_problems(
+    client_with_test_routes: AsyncTestClient[Litestar], body: bytes
+) -> None:
+    response = await client_with_test_routes.post(
+        "/test/echo", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_a_body_over_the_limit_is_413(
+    client_with_test_routes: AsyncTestClient[Litestar],
+) -> None:
+    big = json.dumps({"name": "x" * (1024 * 1024 + 1), "quantity": 1})
+    response = await client_with_test_routes.post(
+        "/test/echo", content=big, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith(PROBLEM)

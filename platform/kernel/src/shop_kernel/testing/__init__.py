@@ -1,0 +1,1 @@
+"""Test support shared by every context: isolated stores for a test session (see ``plugin``)."""

@@ -1,0 +1,73 @@
+"""Settings come from SHOP_* variables; a bad one stops start-up with one line naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from shop_kernel.settings import Settings, SettingsError
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url is None
+    assert settings.data_dir == ".shop"
+    assert settings.log_format == "json"
+    assert settings.request_max_body_size == 1024 * 1024
+
+
+def test_values_are_read_and_converted() -> None:
+    settings = Settings.from_env(
+        {
+            "SHOP_DATABASE_URL": "postgresql://u@db:5432/shop",
+            "SHOP_DB_POOL_SIZE": "25",
+            "SHOP_HEALTH_TIMEOUT": "0.5",
+            "SHOP_LOG_LEVEL": "DEBUG",
+            "SHOP_DATA_DIR": "/var/lib/shop",
+            "PATH": "/usr/bin",  # not ours: ignored
+        }
+    )
+    assert settings.database_url == "postgresql://u@db:5432/shop"
+    assert settings.db_pool_size == 25
+    assert settings.health_timeout == 0.5
+    assert settings.log_level == "DEBUG"
+    assert str(settings.data_path) == "/var/lib/shop"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"SHOP_DB_POOL_SIZE": "many"}, "SHOP_DB_POOL_SIZE: expected `int`, got 'many'"),
+        ({"SHOP_DB_POOL_SIZE": "0"}, "SHOP_DB_POOL_SIZE: expected `int` >= 1, got '0'"),
+        ({"SHOP_LOG_LEVEL": "LOUD"}, "SHOP_LOG_LEVEL: must be one of DEBUG, ERROR, INFO, WARNING"),
+        ({"SHOP_DATABASE_URL": "mysql://x/y"}, "SHOP_DATABASE_URL: must start with one of"),
+        ({"SHOP_REDIS_URL": "localhost:6379"}, "SHOP_REDIS_URL: must start with one of"),
+        ({"SHOP_MONGODB_URL": "http://x"}, "SHOP_MONGODB_URL: must start with one of"),
+        ({"SHOP_HEALTH_TIMEOUT": ""}, "SHOP_HEALTH_TIMEOUT: is set but empty"),
+        ({"SHOP_MONGODB_DATABASE": "a/b"}, "SHOP_MONGODB_DATABASE:"),
+        ({"SHOP_DATABSE_URL": "postgresql://x"}, "did you mean SHOP_DATABASE_URL?"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_the_variable(
+    environ: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(environ)
+    message = str(refused.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_test_harness_variables_are_not_settings() -> None:
+    settings = Settings.from_env({"SHOP_TEST_DATABASE_URL": "postgresql://x/y"})
+    assert settings.database_url is None
+
+
+def test_a_refused_secret_or_url_password_is_not_echoed() -> None:
+    with pytest.raises(SettingsError) as short_secret:
+        Settings.from_env({"SHOP_JWT_SECRET": "hunter2"})
+    with pytest.raises(SettingsError) as bad_url:
+        Settings.from_env({"SHOP_DATABASE_URL": "mysql://shop:hunter2@db/shop"})
+    assert "SHOP_JWT_SECRET" in str(short_secret.value)
+    assert "hunter2" not in str(short_secret.value)
+    assert "hunter2" not in str(bad_url.value)
+    assert "mysql://shop:***@db/shop" in str(bad_url.value)

@@ -1,0 +1,81 @@
+"""The unit of work commits only when told to; anything else rolls back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shop_kernel.settings import Settings
+from shop_kernel.sql import create_engine, create_session_factory
+from shop_kernel.testing.plugin import MakeDatabase
+from shop_kernel.unit_of_work import UnitOfWork, UnitOfWorkNotStarted
+
+
+@pytest.fixture
+async def engine(make_database: MakeDatabase) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(Settings(database_url=make_database()))
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE shelf (name text PRIMARY KEY)"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
+
+
+async def names(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text("SELECT name FROM shelf ORDER BY name"))).scalars())
+
+
+async def test_committed_work_is_kept(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with UnitOfWork(sessions) as uow:
+        await uow.session.execute(text("INSERT INTO shelf VALUES ('a')"))
+        await uow.commit()
+    assert await names(engine) == ["a"]
+
+
+async def test_work_not_committed_is_rolled_back(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with UnitOfWork(sessions) as uow:
+        await uow.session.execute(text("INSERT INTO shelf VALUES ('a')"))
+    assert await names(engine) == []
+
+
+async def test_an_exception_rolls_back_and_propagates(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    with pytest.raises(RuntimeError, match="decided otherwise"):
+        async with UnitOfWork(sessions) as uow:
+            await uow.session.execute(text("INSERT INTO shelf VALUES ('a')"))
+            raise RuntimeError("decided otherwise")
+    assert await names(engine) == []
+
+
+async def test_explicit_rollback_discards_and_the_unit_can_be_used_again(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    uow = UnitOfWork(sessions)
+    async with uow:
+        await uow.session.execute(text("INSERT INTO shelf VALUES ('a')"))
+        await uow.rollback()
+    async with uow:
+        await uow.session.execute(text("INSERT INTO shelf VALUES ('b')"))
+        await uow.commit()
+    assert await names(engine) == ["b"]
+
+
+async def test_the_session_is_only_there_inside_the_block(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    uow = UnitOfWork(sessions)
+    with pytest.raises(UnitOfWorkNotStarted):
+        _ = uow.session
