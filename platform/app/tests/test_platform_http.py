@@ -208,7 +208,9 @@ async def test_an_unexpected_error_is_a_500_problem_that_hides_the_cause(
 async def test_an_invalid_body_is_a_400_problem_naming_the_field(
     client_with_test_routes: AsyncTestClient[Litestar],
 ) -> None:
-    response = await client_with_test_routes.post("/test/echo", json={"name": "x", "quantity": "many"})
+    response = await client_with_test_routes.post(
+        "/test/echo", json={"name": "x", "quantity": "many"}
+    )
     assert response.status_code == 400
     assert response.headers["content-type"].startswith(PROBLEM)
     errors = response.json()["errors"]

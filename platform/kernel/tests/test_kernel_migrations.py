@@ -19,7 +19,7 @@ from shop_kernel.migrations import run_migrations
 run_migrations(context.config.attributes["metadata"])
 """
 
-SHELF_REVISION = '''
+SHELF_REVISION = """
 from alembic import op
 import sqlalchemy as sa
 revision = "{schema}_0001"
@@ -31,7 +31,7 @@ def upgrade():
                     sa.Column("name", sa.String(50), nullable=False), schema="{schema}")
 def downgrade():
     op.drop_table("shelf", schema="{schema}")
-'''
+"""
 
 
 def shelf_metadata(schema: str, *, extra_column: bool = False) -> MetaData:

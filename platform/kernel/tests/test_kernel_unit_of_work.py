@@ -53,10 +53,13 @@ async def test_work_not_committed_is_rolled_back(
 async def test_an_exception_rolls_back_and_propagates(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    with pytest.raises(RuntimeError, match="decided otherwise"):
+    async def decide_otherwise() -> None:
         async with UnitOfWork(sessions) as uow:
             await uow.session.execute(text("INSERT INTO shelf VALUES ('a')"))
             raise RuntimeError("decided otherwise")
+
+    with pytest.raises(RuntimeError, match="decided otherwise"):
+        await decide_otherwise()
     assert await names(engine) == []
 
 

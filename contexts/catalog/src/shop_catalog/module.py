@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shop_catalog.adapters.sql import metadata
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
-from shop_catalog.adapters.sql import metadata
 
 module = ContextModule(
     name="catalog",

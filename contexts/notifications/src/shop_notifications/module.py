@@ -11,6 +11,8 @@ from shop_notifications.adapters.sql import metadata
 module = ContextModule(
     name="notifications",
     migrations=MigrationTarget(
-        name="notifications", metadata=metadata, script_location=Path(__file__).parent / "migrations"
+        name="notifications",
+        metadata=metadata,
+        script_location=Path(__file__).parent / "migrations",
     ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
@@ -19,7 +19,7 @@ from shop_platform.container import build_container
 from shop_platform.contexts import CONTEXTS, migration_targets
 from shop_platform.health import Readiness, store_checks
 from shop_platform.http.health import HealthController
-from shop_platform.http.problems import EXCEPTION_HANDLERS
+from shop_platform.http.problems import EXCEPTION_HANDLERS  # pyright: ignore[reportUnknownVariableType]
 from shop_platform.http.request_context import request_context_middleware
 from shop_platform.resources import open_resources
 
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     targets = migration_targets()
 
     @asynccontextmanager
-    async def stores(app: Litestar) -> AsyncIterator[None]:
+    async def stores(app: Litestar) -> AsyncGenerator[None]:
         async with open_resources(settings, role="api", create_indexes=True) as resources:
             app.state.container = build_container(settings, resources)
             app.state.readiness = Readiness(

@@ -20,7 +20,9 @@ def build_container(settings: Settings, resources: Resources) -> punq.Container:
     container.register(Redis, instance=resources.redis)
     container.register(Resources, instance=resources)
     container.register(
-        UnitOfWork, factory=lambda: UnitOfWork(resources.session_factory), scope=punq.Scope.transient
+        UnitOfWork,
+        factory=lambda: UnitOfWork(resources.session_factory),
+        scope=punq.Scope.transient,
     )
     for context in CONTEXTS:
         context.register(container, settings)

@@ -68,7 +68,9 @@ def run_dev(settings: Settings, *, host: str, port: int) -> int:
         children.append(
             ("api", _start_child([*cli, "api", "--host", host, "--port", str(port)], env))
         )
-        log.info("shop dev is running", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/schema")
+        log.info(
+            "shop dev is running", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/schema"
+        )
         return _supervise(children, stop)
     finally:
         for name, child in reversed(children):
@@ -82,7 +84,9 @@ def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]], stop: thread
     while not stop.wait(0.2):
         for name, child in children:
             if child.poll() is not None:
-                log.error("child process exited; stopping everything", child=name, code=child.returncode)
+                log.error(
+                    "child process exited; stopping everything", child=name, code=child.returncode
+                )
                 return 1
     return 0
 

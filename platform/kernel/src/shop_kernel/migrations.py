@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, MetaData, NullPool, create_engine, text
 
@@ -59,9 +57,7 @@ class MigrationTarget:
     def current(self, connection: Connection) -> str | None:
         from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
 
-        context = MigrationContext.configure(
-            connection, opts={"version_table_schema": self.schema}
-        )
+        context = MigrationContext.configure(connection, opts={"version_table_schema": self.schema})
         return context.get_current_revision()
 
 
@@ -69,6 +65,9 @@ def run_migrations(metadata: MetaData) -> None:
     """The whole body of a context's ``env.py``: migrate ``metadata.schema`` only."""
     from alembic import context  # noqa: PLC0415 - only valid while Alembic runs env.py
 
+    # A MigrationTarget passes its own MetaData; env.py's import serves the plain alembic CLI.
+    given: MetaData | None = context.config.attributes.get("metadata")
+    metadata = given if given is not None else metadata
     schema = metadata.schema
     if schema is None:
         raise ValueError("a context's MetaData must name its schema")

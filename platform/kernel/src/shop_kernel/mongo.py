@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeAlias
 
-from beanie import Document, init_beanie
+from beanie import Document, init_beanie  # pyright: ignore[reportUnknownVariableType]
 from pymongo import AsyncMongoClient
 
 from shop_kernel.settings import Settings, SettingsError, env_name

@@ -16,7 +16,7 @@ def redis_url(settings: Settings) -> str:
 
 
 def create_redis(settings: Settings, *, timeout: float = 5.0) -> Redis:
-    return Redis.from_url(
+    return Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
         redis_url(settings),
         socket_timeout=timeout,
         socket_connect_timeout=timeout,

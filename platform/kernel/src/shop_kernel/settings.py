@@ -78,8 +78,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         environ = os.environ if environ is None else environ
         known = {env_name(f.name): f for f in msgspec.structs.fields(cls)}
         for name in environ:
-            if name.startswith(PREFIX) and name not in known and not name.startswith(
-                _FOREIGN_PREFIXES
+            if (
+                name.startswith(PREFIX)
+                and name not in known
+                and not name.startswith(_FOREIGN_PREFIXES)
             ):
                 hint = difflib.get_close_matches(name, list(known), n=1)
                 suggestion = f" (did you mean {hint[0]}?)" if hint else ""

@@ -12,7 +12,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from shop_platform.health import Readiness
 from shop_platform.http.problems import problem
 
-
 _NOT_READY = ResponseSpec(
     data_container=dict[str, Any],
     description="A dependency is down; the problem names the failing ones",

@@ -49,11 +49,15 @@ def problem(
 def http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     extra = exc.extra if isinstance(exc.extra, dict) else None
     status = exc.status_code
-    detail = exc.detail if exc.detail != HTTPStatus(status).phrase else _default_detail(request, status)
+    detail = (
+        exc.detail if exc.detail != HTTPStatus(status).phrase else _default_detail(request, status)
+    )
     return problem(request, status, detail=detail, extra=extra, headers=exc.headers)
 
 
-def validation_exception(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+def validation_exception(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[Any]:
     errors = [_field_error(item) for item in exc.extra] if isinstance(exc.extra, list) else []
     return problem(
         request,
@@ -73,7 +77,9 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
     return problem(
-        request, 500, detail="An unexpected error occurred; it has been logged with this request id."
+        request,
+        500,
+        detail="An unexpected error occurred; it has been logged with this request id.",
     )
 
 
@@ -100,7 +106,8 @@ def _field_from_message(message: str) -> str:
     return where.rstrip("`").removeprefix(".")
 
 
-EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+# Litestar types handlers over Request[Any, Any, Any], which strict mode sees as unknown.
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {  # pyright: ignore[reportUnknownVariableType]
     ValidationException: validation_exception,
     HTTPException: http_exception,
     DomainError: domain_error,

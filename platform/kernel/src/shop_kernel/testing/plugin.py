@@ -12,7 +12,6 @@ import os
 import random
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -35,12 +34,19 @@ def _unique(prefix: str = "shop_test") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-def _embedded(tmp_path_factory: pytest.TempPathFactory, **which: bool) -> EmbeddedServices:
-    flags = {"postgres": False, "redis": False, "mongodb": False, **which}
-    return EmbeddedServices(tmp_path_factory.mktemp("embedded"), **flags)
+def _embedded(
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    postgres: bool = False,
+    redis: bool = False,
+    mongodb: bool = False,
+) -> EmbeddedServices:
+    return EmbeddedServices(
+        tmp_path_factory.mktemp("embedded"), postgres=postgres, redis=redis, mongodb=mongodb
+    )
 
 
-# ------------------------------------------------------------------ PostgreSQL
+# PostgreSQL
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +87,7 @@ def make_database(postgres_server_url: str) -> Iterator[MakeDatabase]:
             )
 
 
-# ------------------------------------------------------------------ Redis
+# Redis
 
 
 @pytest.fixture(scope="session")
@@ -97,15 +103,17 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url(redis_server_url: str) -> Iterator[str]:
     """A Redis database (index 1..15) this session has to itself, emptied afterwards."""
-    server = redis_server_url.rsplit("/", 1)[0] if redis_server_url.count("/") > 2 else redis_server_url
+    server = (
+        redis_server_url.rsplit("/", 1)[0] if redis_server_url.count("/") > 2 else redis_server_url
+    )
     marker = f"shop:test-session:{uuid.uuid4().hex}"
     for index in random.sample(range(1, 16), 15):
-        client: Redis = Redis.from_url(f"{server}/{index}")
+        client: Redis = Redis.from_url(f"{server}/{index}")  # pyright: ignore[reportUnknownMemberType]
         try:
             claimed = client.set("shop:test-session", marker, nx=True, ex=6 * 3600)
-            if claimed and client.dbsize() == 1:
+            if claimed and client.dbsize() == 1:  # pyright: ignore[reportUnknownMemberType]
                 yield f"{server}/{index}"
-                client.flushdb()
+                client.flushdb()  # pyright: ignore[reportUnknownMemberType]
                 return
             if claimed:
                 client.delete("shop:test-session")
@@ -114,7 +122,7 @@ def redis_url(redis_server_url: str) -> Iterator[str]:
     pytest.fail(f"no free Redis database (1..15) on {server}")
 
 
-# ------------------------------------------------------------------ MongoDB
+# MongoDB
 
 
 @pytest.fixture(scope="session")

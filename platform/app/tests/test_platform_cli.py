@@ -1,0 +1,42 @@
+"""The `shop` command refuses bad configuration in one line naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_shop(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    return subprocess.run(
+        [sys.executable, "-m", "shop_platform.cli", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", [["api"], ["worker"], ["dev"], ["db", "upgrade"]])
+def test_a_malformed_setting_stops_every_command_with_one_line(command: list[str]) -> None:
+    result = run_shop(*command, SHOP_DB_POOL_SIZE="lots")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "shop: configuration error: SHOP_DB_POOL_SIZE: expected `int`, got 'lots'"
+    ]
+
+
+def test_a_missing_store_url_is_named() -> None:
+    result = run_shop("db", "upgrade")
+    assert result.returncode == 2
+    assert "SHOP_DATABASE_URL: is not set" in result.stderr
+
+
+def test_a_misspelt_setting_is_pointed_out() -> None:
+    result = run_shop("api", SHOP_REDIS_ULR="redis://127.0.0.1:6379/0")
+    assert result.returncode == 2
+    assert "SHOP_REDIS_ULR: unknown setting (did you mean SHOP_REDIS_URL?)" in result.stderr
