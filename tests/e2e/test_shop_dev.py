@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from shop_kernel.embedded import free_port
+from shop_kernel.testing.plugin import MakeDatabase
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +25,9 @@ READY_WITHIN = 60.0
 
 
 class DevRun:
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, workdir: Path, port: int, **settings: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
-        env["SHOP_LOG_FORMAT"] = "json"
+        env.update(SHOP_LOG_FORMAT="json", **settings)
         self.port = port
         self.log = (workdir / "dev.log").open("ab")
         started = time.monotonic()
@@ -93,3 +94,19 @@ def test_shop_dev_serves_stops_cleanly_and_keeps_its_data(workdir: Path) -> None
     with psycopg.connect(urls["postgres"].replace("+psycopg", "")) as conn:
         assert conn.execute("SELECT value FROM public.kept").fetchone() == ("across restarts",)
     assert second.stop(signal.SIGINT) == []
+
+
+def test_each_configured_store_is_used_instead_of_its_embedded_twin(
+    workdir: Path, make_database: MakeDatabase, redis_url: str
+) -> None:
+    database_url = make_database()
+    run = DevRun(workdir, free_port(), SHOP_DATABASE_URL=database_url, SHOP_REDIS_URL=redis_url)
+    names = {p.name() for p in run.descendants()}
+    embedded = json.loads((workdir / ".shop" / "services.json").read_text())
+    with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
+        migrated = conn.execute("SELECT version_num FROM messaging.alembic_version").fetchone()
+    assert run.stop(signal.SIGTERM) == []
+    assert list(embedded) == ["mongodb"]
+    assert "postgres" not in names
+    assert "redis-server" not in names
+    assert migrated is not None

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
+import structlog
 from litestar import Litestar, post
 from litestar.params import FromPath, JSONBody
 from litestar.testing import AsyncTestClient
@@ -108,6 +109,30 @@ async def test_a_sane_request_id_is_kept_and_a_missing_one_is_made(
     assert given.headers["x-request-id"] == "abc-123"
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["x-request-id"])
     assert re.fullmatch(r"[0-9a-f]{32}", hostile.headers["x-request-id"])
+
+
+async def test_the_access_log_line_carries_the_request_id_of_the_response(
+    shop_client: AsyncTestClient[Litestar],
+) -> None:
+    capture = structlog.testing.LogCapture()
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    try:
+        response = await shop_client.get("/no/such/thing", headers={"X-Request-ID": "trace-me"})
+    finally:
+        structlog.reset_defaults()
+    access = [line for line in capture.entries if line["event"] == "request"]
+    assert response.headers["x-request-id"] == "trace-me"
+    assert access == [
+        {
+            "event": "request",
+            "log_level": "info",
+            "request_id": "trace-me",
+            "method": "GET",
+            "path": "/no/such/thing",
+            "status": 404,
+            "duration_ms": access[0]["duration_ms"],
+        }
+    ]
 
 
 async def test_openapi_31_document_and_interactive_page(
