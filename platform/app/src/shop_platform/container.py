@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import punq
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_platform.contexts import CONTEXTS
 from shop_platform.resources import Resources
 
 
-def build_container(settings: Settings, resources: Resources) -> punq.Container:
+def build_container(
+    settings: Settings, resources: Resources, modules: Sequence[ContextModule] = CONTEXTS
+) -> punq.Container:
     container = punq.Container()
     container.register(Settings, instance=settings)
     container.register(AsyncEngine, instance=resources.engine)

@@ -1,12 +1,14 @@
-"""The one Dramatiq worker program: a Redis broker, asyncio actors, stores opened per process.
+"""The one Dramatiq worker program: every context's subscribers, and the outbox relay.
 
 Run by `shop worker` as ``dramatiq shop_platform.worker:setup``; Dramatiq calls :func:`setup`
-in every worker process before it imports any actor.
+in every worker process before it consumes anything. Each process opens its own stores on
+its event loop and runs a relay beside the actors (relays share the outbox safely).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -14,12 +16,13 @@ import dramatiq
 import punq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AsyncIO
 
 from shop_kernel.log import configure_logging, get_logger
-from shop_kernel.redis_client import redis_url
+from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
+from shop_platform.backbone import Backbone
 from shop_platform.container import build_container
+from shop_platform.contexts import CONTEXTS
 from shop_platform.resources import open_resources
 
 log = get_logger(__name__)
@@ -28,22 +31,39 @@ log = get_logger(__name__)
 class WorkerResources(dramatiq.Middleware):
     """Opens the stores on the worker's event loop once it runs, closes them on shutdown."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        backbone: Backbone,
+        modules: Sequence[ContextModule],
+        *,
+        relay: bool,
+    ) -> None:
         self.settings = settings
+        self.backbone = backbone
+        self.modules = modules
+        self.relay = relay
         self.container: punq.Container | None = None
         self._stop: asyncio.Event | None = None
         self._running: Future[None] | None = None
-        self._ready: Future[None] | None = None
+
+    def live_container(self) -> punq.Container:
+        if self.container is None:
+            raise RuntimeError("the worker's stores are not open yet")
+        return self.container
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         loop_thread = get_event_loop_thread()
-        if loop_thread is None:  # pragma: no cover - AsyncIO middleware is always added first
+        if loop_thread is None:  # pragma: no cover - the broker always has AsyncIO first
             raise RuntimeError("the AsyncIO middleware must come before WorkerResources")
+        if not isinstance(broker, RedisBroker):  # pragma: no cover - see create_broker
+            raise TypeError("the worker needs the Redis broker")
         ready: Future[None] = Future()
-        self._ready = ready
-        self._running = asyncio.run_coroutine_threadsafe(self._hold(ready), loop_thread.loop)
+        self._running = asyncio.run_coroutine_threadsafe(
+            self._hold(ready, broker), loop_thread.loop
+        )
         ready.result(timeout=60)
-        log.info("worker stores open")
+        log.info("worker stores open", relay=self.relay, queues=self.backbone.queues)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         loop_thread = get_event_loop_thread()
@@ -53,23 +73,36 @@ class WorkerResources(dramatiq.Middleware):
             self._running.result(timeout=30)
         log.info("worker stores closed")
 
-    async def _hold(self, ready: Future[None]) -> None:
-        self._stop = asyncio.Event()
+    async def _hold(self, ready: Future[None], broker: RedisBroker) -> None:
+        stop = self._stop = asyncio.Event()
         try:
             async with open_resources(self.settings, role="worker") as resources:
-                self.container = build_container(self.settings, resources)
+                self.container = build_container(self.settings, resources, self.modules)
+                relaying = (
+                    asyncio.create_task(
+                        self.backbone.relay(self.settings, resources, broker).run(stop)
+                    )
+                    if self.relay
+                    else None
+                )
                 ready.set_result(None)
-                await self._stop.wait()
+                await stop.wait()
+                if relaying is not None:
+                    await relaying
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc)
             raise
 
 
-def build_broker(settings: Settings) -> RedisBroker:
-    broker = RedisBroker(url=redis_url(settings), namespace="shop")
-    broker.add_middleware(AsyncIO())
-    broker.add_middleware(WorkerResources(settings))
+def build_broker(
+    settings: Settings, modules: Sequence[ContextModule] = CONTEXTS, *, relay: bool = True
+) -> RedisBroker:
+    backbone = Backbone.of(modules)
+    broker = backbone.broker(settings)
+    resources = WorkerResources(settings, backbone, modules, relay=relay)
+    broker.add_middleware(resources)
+    backbone.declare_actors(broker, resources.live_container)
     return broker
 
 

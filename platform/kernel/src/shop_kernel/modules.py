@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import punq
 from beanie import Document
 from litestar.types import ControllerRouterHandler
 
+from shop_kernel.domain import AggregateRoot, DomainEvent
+from shop_kernel.messaging.events import IntegrationEvent
+from shop_kernel.messaging.subscriptions import Subscription
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.settings import Settings
+
+Translation = Callable[[Any, Any], IntegrationEvent]
 
 
 def _register_nothing(_container: punq.Container, _settings: Settings) -> None:
@@ -26,3 +32,26 @@ class ContextModule:
     register: Callable[[punq.Container, Settings], None] = _register_nothing
     route_handlers: Sequence[ControllerRouterHandler] = ()
     document_models: Sequence[type[Document]] = field(default_factory=tuple[type[Document], ...])
+    # The integration events this context publishes (its contract's event types) ...
+    events: Sequence[type[IntegrationEvent]] = ()
+    # ... how its aggregates' domain events become them: {DomainEventType: fn(aggregate, event)}
+    translations: Mapping[type[DomainEvent], Translation] = field(
+        default_factory=dict[type[DomainEvent], Translation]
+    )
+    # ... and what it does when other contexts publish theirs.
+    subscriptions: Sequence[Subscription[Any]] = ()
+
+
+def translate_with(
+    modules: Sequence[ContextModule],
+) -> Callable[[AggregateRoot, DomainEvent], IntegrationEvent | None]:
+    """One translator for the whole service: looks the domain event's type up once."""
+    table: dict[type[DomainEvent], Translation] = {}
+    for module in modules:
+        table.update(module.translations)
+
+    def translate(aggregate: AggregateRoot, event: DomainEvent) -> IntegrationEvent | None:
+        translation = table.get(type(event))
+        return None if translation is None else translation(aggregate, event)
+
+    return translate

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+import redis
+from dramatiq.brokers.redis import RedisBroker
 from redis.asyncio import Redis
 
 from shop_kernel.settings import Settings, SettingsError, env_name
@@ -22,3 +26,8 @@ def create_redis(settings: Settings, *, timeout: float = 5.0) -> Redis:
         socket_connect_timeout=timeout,
         health_check_interval=30,
     )
+
+
+def redis_of(broker: RedisBroker) -> redis.Redis:
+    """The broker's own (synchronous) Redis client; Dramatiq does not type it."""
+    return cast("redis.Redis", broker.client)  # pyright: ignore[reportUnknownMemberType]

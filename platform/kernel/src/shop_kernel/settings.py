@@ -60,6 +60,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     request_max_body_size: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     health_timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 2.0
     worker_threads: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
+    # The event backbone: retries before a message is dead-lettered, the first back-off (it
+    # doubles each time, up to 5 minutes), a handler's time limit, events per relay batch.
+    event_max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 8
+    event_min_backoff_ms: Annotated[int, msgspec.Meta(ge=10, le=3_600_000)] = 500
+    event_time_limit_ms: Annotated[int, msgspec.Meta(ge=100, le=3_600_000)] = 60_000
+    relay_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    outbox_max_age: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 60.0
     # Comma-separated proxy addresses whose X-Forwarded-* headers are believed; none by default.
     trusted_proxies: str = ""
 

@@ -1,14 +1,56 @@
-"""SQLAlchemy Core tables of the ``messaging`` schema."""
+"""SQLAlchemy Core tables of the ``messaging`` schema: the outbox and the inbox."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from shop_kernel.migrations import MigrationTarget
 
 metadata = MetaData(schema="messaging")
+
+# Written in the same transaction as the change it reports; the relay publishes and marks it.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("event_type", Text, nullable=False),
+    Column("aggregate_id", Text, nullable=False),
+    Column("aggregate_version", BigInteger, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("request_id", Text),
+    Column("traceparent", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True)),
+    Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    Index("outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+)
+
+# One row per (subscriber, event) it has handled, written in the handler's own transaction.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("subscriber", Text, nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("subscriber", "event_id", name="inbox_pkey"),
+)
 
 MIGRATIONS = MigrationTarget(
     name="messaging", metadata=metadata, script_location=Path(__file__).parent / "migrations"

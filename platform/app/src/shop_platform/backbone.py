@@ -1,0 +1,90 @@
+"""Wiring of the event backbone: the contexts' events, routes, actors and relay, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+import punq
+from dramatiq.brokers.redis import RedisBroker
+
+from shop_kernel.messaging.broker import create_broker, enqueue_many
+from shop_kernel.messaging.delivery import Delivery
+from shop_kernel.messaging.events import EventDecodeError, EventRegistry
+from shop_kernel.messaging.relay import Relay
+from shop_kernel.messaging.subscriptions import Route
+from shop_kernel.modules import ContextModule
+from shop_kernel.redis_client import redis_url
+from shop_kernel.settings import Settings
+from shop_kernel.sql import database_url
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_platform.resources import Resources
+
+
+@dataclass(frozen=True)
+class Backbone:
+    registry: EventRegistry
+    routes: tuple[Route, ...]
+
+    @classmethod
+    def of(cls, modules: Sequence[ContextModule]) -> Backbone:
+        registry = EventRegistry(event for module in modules for event in module.events)
+        routes = tuple(
+            Route(module.name, subscription)
+            for module in modules
+            for subscription in module.subscriptions
+        )
+        for route in routes:
+            registry.add(route.subscription.event_type)
+        return cls(registry, routes)
+
+    @property
+    def queues(self) -> list[str]:
+        return sorted({route.queue_name for route in self.routes})
+
+    def broker(self, settings: Settings) -> RedisBroker:
+        return create_broker(
+            redis_url(settings),
+            max_retries=settings.event_max_retries,
+            min_backoff_ms=settings.event_min_backoff_ms,
+            time_limit_ms=settings.event_time_limit_ms,
+        )
+
+    def declare_actors(self, broker: RedisBroker, container: Callable[[], punq.Container]) -> None:
+        """One actor per route; each delivery resolves its reactor from the live container."""
+        for route in self.routes:
+            dramatiq.Actor(
+                _deliverer(self.registry, route, container),
+                broker=broker,
+                actor_name=route.actor_name,
+                queue_name=route.queue_name,
+                priority=0,
+                options={"throws": (EventDecodeError,)},
+            )
+
+    def relay(self, settings: Settings, resources: Resources, broker: RedisBroker) -> Relay:
+        return Relay(
+            resources.session_factory,
+            database_url(settings),
+            self.routes,
+            lambda messages: enqueue_many(broker, messages),
+            batch_size=settings.relay_batch_size,
+        )
+
+
+def _deliverer(
+    registry: EventRegistry, route: Route, container: Callable[[], punq.Container]
+) -> Callable[[str], Any]:
+    async def deliver(payload: str) -> None:
+        current = container()
+        delivery = Delivery(
+            registry,
+            lambda: current.resolve(UnitOfWork),
+            current.instantiate,  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        )
+        await delivery.deliver(route, payload)
+
+    deliver.__name__ = route.actor_name.replace(".", "_")
+    return deliver

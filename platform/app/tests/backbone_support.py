@@ -1,0 +1,89 @@
+"""A small context used only by the backbone's tests: one event, a handler and a projector."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from sqlalchemy import text
+
+from shop_kernel.messaging.events import IntegrationEvent
+from shop_kernel.messaging.projection import apply_if_newer
+from shop_kernel.messaging.subscriptions import project, subscribe
+from shop_kernel.migrations import MigrationTarget
+from shop_kernel.modules import ContextModule
+from shop_kernel.settings import Settings
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_platform.contexts import CONTEXTS
+from shop_platform.resources import Resources
+
+EFFECTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS public.backbone_effects "
+    "(subscriber text NOT NULL, event_id uuid NOT NULL, shelf text NOT NULL, "
+    "applied_at timestamptz NOT NULL DEFAULT now())"
+)
+
+
+class ShelfStocked(IntegrationEvent, frozen=True, tag="test.ShelfStocked.v1"):
+    shelf: str
+    quantity: int
+    sleep: float = 0.0
+
+
+class RecordEffect:
+    """Writes one row per handling, so a double effect shows as two rows."""
+
+    jammed: ClassVar[set[str]] = set()
+
+    async def __call__(self, event: ShelfStocked, uow: UnitOfWork) -> None:
+        if event.shelf in self.jammed:
+            raise RuntimeError(f"shelf {event.shelf} is jammed")
+        await uow.session.execute(
+            text(
+                "INSERT INTO public.backbone_effects (subscriber, event_id, shelf) "
+                "VALUES ('RecordEffect', :event_id, :shelf)"
+            ),
+            {"event_id": event.event_id, "shelf": event.shelf},
+        )
+        if event.sleep:
+            await asyncio.sleep(event.sleep)
+
+
+class ShelfView:
+    def __init__(self, resources: Resources, settings: Settings) -> None:
+        self.collection: Any = resources.mongo[settings.mongodb_database]["backbone_shelves"]
+
+    async def __call__(self, event: ShelfStocked) -> None:
+        await apply_if_newer(
+            self.collection,
+            event.aggregate_id,
+            event.aggregate_version,
+            {"quantity": event.quantity, "shelf": event.shelf},
+        )
+
+
+def shelf_module(name: str) -> ContextModule:
+    users = CONTEXTS[0]
+    return ContextModule(
+        name=name,
+        migrations=MigrationTarget(
+            name, users.migrations.metadata, users.migrations.script_location
+        ),
+        events=[ShelfStocked],
+        subscriptions=[subscribe(ShelfStocked, RecordEffect), project(ShelfStocked, ShelfView)],
+    )
+
+
+def setup() -> None:
+    """Entry point for a worker subprocess: ``dramatiq backbone_support:setup``."""
+    import os  # noqa: PLC0415
+
+    import dramatiq  # noqa: PLC0415
+
+    from shop_kernel.log import configure_logging  # noqa: PLC0415
+    from shop_platform.worker import build_broker  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    configure_logging(settings, process="worker")
+    module = shelf_module(os.environ["BACKBONE_TEST_CONTEXT"])
+    dramatiq.set_broker(build_broker(settings, [module]))

@@ -1,0 +1,351 @@
+"""The event backbone end to end on real PostgreSQL, Redis and a Mongo-wire server.
+
+Every committed event reaches every subscriber exactly once in effect, whatever the timing of
+commits, the number of relays and workers, or how often a worker is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import pytest
+from backbone_support import EFFECTS_DDL, RecordEffect, ShelfStocked, shelf_module
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
+from pymongo import AsyncMongoClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shop_kernel.messaging.dead_letters import dead_letters, replay
+from shop_kernel.modules import ContextModule
+from shop_kernel.settings import Settings
+from shop_kernel.sql import create_engine, create_session_factory
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_platform.backbone import Backbone
+from shop_platform.worker import build_broker
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def settings(shop_settings: Settings) -> Settings:
+    return shop_settings.with_overrides(event_max_retries=2, event_min_backoff_ms=50)
+
+
+@pytest.fixture
+def module() -> ContextModule:
+    return shelf_module(f"t{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    async with engine.begin() as conn:
+        await conn.execute(text(EFFECTS_DDL))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
+
+
+@pytest.fixture
+async def views(settings: Settings) -> AsyncIterator[Any]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    yield client[settings.mongodb_database]["backbone_shelves"]
+    await client.close()
+
+
+@contextmanager
+def in_process_worker(
+    settings: Settings, module: ContextModule, *, relay: bool = True
+) -> Iterator[RedisBroker]:
+    broker = build_broker(settings, [module], relay=relay)
+    broker.emit_after("process_boot")
+    worker = Worker(broker, worker_threads=4, worker_timeout=50)
+    worker.start()
+    try:
+        yield broker
+    finally:
+        worker.stop()
+        broker.close()
+
+
+def worker_process(settings: Settings, module: ContextModule) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env.update(
+        SHOP_DATABASE_URL=settings.database_url or "",
+        SHOP_REDIS_URL=settings.redis_url or "",
+        SHOP_MONGODB_URL=settings.mongodb_url or "",
+        SHOP_MONGODB_DATABASE=settings.mongodb_database,
+        SHOP_EVENT_MAX_RETRIES="20",
+        SHOP_EVENT_MIN_BACKOFF_MS="50",
+        SHOP_LOG_LEVEL="WARNING",
+        BACKBONE_TEST_CONTEXT=module.name,
+        PYTHONPATH=str(HERE),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "backbone_support:setup", "--processes", "1",
+         "--threads", "4"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: a kill takes the forked worker too
+    )  # fmt: skip
+
+
+def kill(worker: subprocess.Popen[bytes]) -> None:
+    """What a crash or an OOM kill does to a worker container: every process dies at once."""
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)  # the master stops its worker processes in order
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            kill(worker)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)  # nothing of it may outlive the test
+
+
+async def publish(
+    sessions: async_sessionmaker[AsyncSession], *events: ShelfStocked, commit: bool = True
+) -> None:
+    async with UnitOfWork(sessions) as uow:
+        for event in events:
+            uow.publish(event)
+        if commit:
+            await uow.commit()
+
+
+def stocked(aggregate: str | None = None, version: int = 1, **fields: Any) -> ShelfStocked:
+    shelf = aggregate or f"s-{uuid.uuid4().hex[:8]}"
+    return ShelfStocked(
+        aggregate_id=shelf,
+        aggregate_version=version,
+        shelf=shelf,
+        quantity=fields.pop("quantity", version * 10),
+        **fields,
+    )
+
+
+async def effects(engine: AsyncEngine, events: list[ShelfStocked]) -> dict[uuid.UUID, int]:
+    """How many times the handler's effect happened, per event."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT event_id, count(*) FROM public.backbone_effects "
+                "WHERE event_id = ANY(:ids) GROUP BY event_id"
+            ),
+            {"ids": [e.event_id for e in events]},
+        )
+        counted = {row[0]: int(row[1]) for row in rows}
+    return {e.event_id: counted.get(e.event_id, 0) for e in events}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
+    """Poll ``check`` until it holds; return how long it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if await check():
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    pytest.fail(f"not within {timeout:.0f} s: {what}")
+
+
+async def all_applied_once(engine: AsyncEngine, events: list[ShelfStocked]) -> bool:
+    return set((await effects(engine, events)).values()) == {1}
+
+
+async def test_only_committed_events_are_delivered(
+    settings: Settings, module: ContextModule, engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession], views: Any,
+) -> None:  # fmt: skip
+    rolled_back, committed = stocked(), stocked()
+    with in_process_worker(settings, module):
+        await publish(sessions, rolled_back, commit=False)
+        await publish(sessions, committed)
+        await eventually(lambda: all_applied_once(engine, [committed]), 20, "the committed event")
+        await eventually(
+            lambda: _has_view(views, committed.aggregate_id), 20, "the committed event's view"
+        )
+    assert (await effects(engine, [rolled_back]))[rolled_back.event_id] == 0
+    async with engine.connect() as conn:
+        stored = await conn.execute(
+            text("SELECT count(*) FROM messaging.outbox WHERE event_id = :e"),
+            {"e": rolled_back.event_id},
+        )
+        assert stored.scalar_one() == 0
+    assert await views.find_one({"_id": rolled_back.aggregate_id}) is None
+
+
+async def _has_view(views: Any, key: str) -> bool:
+    return await views.find_one({"_id": key}) is not None
+
+
+async def test_late_commits_are_never_skipped(
+    settings: Settings, module: ContextModule, engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession], views: Any,
+) -> None:  # fmt: skip
+    events = [stocked() for _ in range(50)]
+
+    async def slow_writer(event: ShelfStocked) -> None:
+        async with UnitOfWork(sessions) as uow:
+            uow.publish(event)
+            await uow.session.flush()
+            await asyncio.sleep(random.uniform(0, 0.5))
+            await uow.commit()
+
+    with in_process_worker(settings, module):
+        await asyncio.gather(*(slow_writer(e) for e in events))
+        await eventually(lambda: all_applied_once(engine, events), 30, "all 50 late commits")
+        await eventually(lambda: _count_views(views, events, 50), 30, "all 50 views")
+    assert set((await effects(engine, events)).values()) == {1}
+
+
+async def _count_views(views: Any, events: list[ShelfStocked], expected: int) -> bool:
+    count = await views.count_documents({"_id": {"$in": [e.aggregate_id for e in events]}})
+    return bool(count == expected)
+
+
+async def test_two_relays_and_two_workers_deliver_each_event_once(
+    settings: Settings, module: ContextModule, engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:  # fmt: skip
+    events = [stocked() for _ in range(200)]
+    workers = [worker_process(settings, module) for _ in range(2)]
+    try:
+        for start in range(0, len(events), 20):
+            await publish(sessions, *events[start : start + 20])
+        await eventually(lambda: all_applied_once(engine, events), 60, "200 events, 2 workers")
+    finally:
+        for worker in workers:
+            stop(worker)
+    async with engine.connect() as conn:
+        inbox = await conn.execute(
+            text("SELECT count(*) FROM messaging.inbox WHERE subscriber = :s"),
+            {"s": f"{module.name}.RecordEffect"},
+        )
+        assert inbox.scalar_one() == len(events)
+
+
+async def test_a_worker_killed_again_and_again_loses_and_doubles_nothing(
+    settings: Settings, module: ContextModule, engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession], views: Any,
+) -> None:  # fmt: skip
+    aggregates = [f"s-{uuid.uuid4().hex[:8]}" for _ in range(100)]
+    events = [stocked(a, version) for version in range(1, 11) for a in aggregates]
+    worker = worker_process(settings, module)
+    kills = 0
+    try:
+        for start in range(0, len(events), 100):
+            await publish(sessions, *events[start : start + 100])
+            await asyncio.sleep(0.3)
+            if start % 200 == 0:
+                kill(worker)
+                kills += 1
+                worker = worker_process(settings, module)
+        await eventually(lambda: all_applied_once(engine, events), 90, "1,000 events after kills")
+
+        async def views_at_latest() -> bool:
+            latest = await views.count_documents({"_id": {"$in": aggregates}, "version": 10})
+            return bool(latest == len(aggregates))
+
+        await eventually(views_at_latest, 90, "every view at version 10")
+    finally:
+        stop(worker)
+    assert kills >= 5
+    async for view in views.find({"_id": {"$in": aggregates}}):
+        assert view["quantity"] == 100
+
+
+async def test_a_killed_workers_message_is_redelivered_within_30_seconds(
+    settings: Settings, module: ContextModule, engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:  # fmt: skip
+    event = stocked(sleep=4.0)
+    worker = worker_process(settings, module)
+    try:
+        await publish(sessions, event)
+        await asyncio.sleep(2.5)  # relayed and being handled: the handler sleeps 4 s
+        kill(worker)
+        killed_at = time.monotonic()
+        worker = worker_process(settings, module)
+        await eventually(lambda: all_applied_once(engine, [event]), 40, "redelivery")
+        assert time.monotonic() - killed_at < 30
+    finally:
+        stop(worker)
+
+
+async def test_a_failing_handler_ends_in_the_dead_letters_and_a_replay_applies_it_once(
+    settings: Settings, module: ContextModule, engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:  # fmt: skip
+    event = stocked()
+    RecordEffect.jammed.add(event.shelf)
+    queues = Backbone.of([module]).queues
+    try:
+        with in_process_worker(settings, module) as broker:
+            await publish(sessions, event)
+
+            async def dead_lettered() -> bool:
+                return len(dead_letters(broker, queues)) == 1
+
+            await eventually(dead_lettered, 30, "the dead letter")
+            [letter] = dead_letters(broker, queues)
+            assert letter.subscriber == f"{module.name}.RecordEffect"
+            assert letter.event_type == "test.ShelfStocked.v1"
+            assert letter.attempts == 3
+            assert "jammed" in letter.error
+            assert (await effects(engine, [event]))[event.event_id] == 0
+
+            RecordEffect.jammed.discard(event.shelf)
+            replay(broker, letter)
+            await eventually(lambda: all_applied_once(engine, [event]), 20, "the replay")
+            assert dead_letters(broker, queues) == []
+    finally:
+        RecordEffect.jammed.discard(event.shelf)
+
+
+async def test_an_unknown_event_type_is_dead_lettered_at_once_with_the_reason(
+    settings: Settings, module: ContextModule,
+) -> None:  # fmt: skip
+    backbone = Backbone.of([module])
+    route = next(r for r in backbone.routes if r.subscription.kind == "handler")
+    with in_process_worker(settings, module, relay=False) as broker:
+        broker.enqueue(
+            dramatiq.Message(
+                queue_name=route.queue_name,
+                actor_name=route.actor_name,
+                args=('{"type": "test.NoSuchThing.v1"}',),
+                kwargs={},
+                options={"event_type": "test.NoSuchThing.v1"},
+            )
+        )
+
+        async def dead_lettered() -> bool:
+            return len(dead_letters(broker, backbone.queues)) == 1
+
+        await eventually(dead_lettered, 20, "the dead letter")
+        [letter] = dead_letters(broker, backbone.queues)
+    assert letter.attempts == 1
+    assert "EventDecodeError" in letter.error
+    assert "test.NoSuchThing.v1" in letter.error

@@ -1,0 +1,111 @@
+"""The dead-letter queues: messages whose subscriber kept failing, kept for an operator.
+
+Dramatiq moves a message that exhausted its retries (or raised an error it must not retry)
+to ``<queue>.XQ``; :class:`FailureReasons` remembers why, so the list says what went wrong,
+and :func:`replay` puts a message back at the front of the line with fresh retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+
+from shop_kernel.redis_client import redis_of
+
+REASONS_KEY = "__dead_letter_reasons__"
+
+
+class FailureReasons(dramatiq.Middleware):
+    """Records the last error of every message that ends in a dead-letter queue."""
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: dramatiq.MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None or not message.failed or not isinstance(broker, RedisBroker):
+            return
+        redis_id = message.options.get("redis_message_id")
+        if redis_id is None:
+            return
+        reason = f"{type(exception).__name__}: {exception}"[:2000]
+        redis_of(broker).hset(f"{broker.namespace}:{REASONS_KEY}", redis_id, reason)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    queue: str
+    subscriber: str
+    event_type: str
+    error: str
+    attempts: int
+    failed_at: datetime
+    message: dramatiq.Message[Any]
+
+
+def dead_letters(broker: RedisBroker, queues: Iterable[str]) -> list[DeadLetter]:
+    found: list[DeadLetter] = []
+    client = redis_of(broker)
+    reasons_key = f"{broker.namespace}:{REASONS_KEY}"
+    for queue in sorted(set(queues)):
+        key = f"{broker.namespace}:{queue}.XQ"
+        entries = cast("list[tuple[bytes, float]]", client.zrange(key, 0, -1, withscores=True))  # pyright: ignore[reportUnknownMemberType]
+        for raw_id, score in entries:
+            redis_id = raw_id.decode()
+            body = cast("bytes | None", client.hget(f"{key}.msgs", redis_id))
+            if body is None:
+                continue
+            message = cast("dramatiq.Message[Any]", dramatiq.Message.decode(body))  # pyright: ignore[reportUnknownMemberType]
+            reason = cast("bytes | None", client.hget(reasons_key, redis_id))
+            found.append(
+                DeadLetter(
+                    id=redis_id,
+                    queue=queue,
+                    subscriber=message.actor_name,
+                    event_type=str(message.options.get("event_type", "?")),
+                    error=reason.decode() if reason else _last_line(message.options),
+                    attempts=int(message.options.get("retries", 0)) + 1,
+                    failed_at=datetime.fromtimestamp(score / 1000, UTC),
+                    message=message,
+                )
+            )
+    return found
+
+
+def replay(broker: RedisBroker, letter: DeadLetter) -> None:
+    """Send the message again with fresh retries, then forget the dead letter."""
+    options = {
+        k: v
+        for k, v in letter.message.options.items()
+        if k not in {"retries", "traceback", "redis_message_id", "requeue_timestamp", "eta"}
+    }
+    fresh = dramatiq.Message[Any](
+        queue_name=letter.queue,
+        actor_name=letter.message.actor_name,
+        args=letter.message.args,
+        kwargs=letter.message.kwargs,
+        options=options,
+    )
+    broker.enqueue(fresh)  # pyright: ignore[reportUnknownMemberType]
+    key = f"{broker.namespace}:{letter.queue}.XQ"
+    with redis_of(broker).pipeline() as pipe:  # pyright: ignore[reportUnknownMemberType]
+        pipe.zrem(key, letter.id)
+        pipe.hdel(f"{key}.msgs", letter.id)
+        pipe.hdel(f"{broker.namespace}:{REASONS_KEY}", letter.id)
+        pipe.execute()
+
+
+def _last_line(options: dict[str, Any]) -> str:
+    traceback = options.get("traceback")
+    if not isinstance(traceback, str) or not traceback.strip():
+        return "unknown"
+    return traceback.strip().splitlines()[-1]

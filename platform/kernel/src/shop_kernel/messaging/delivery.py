@@ -1,0 +1,61 @@
+"""Running a subscriber for one delivered event: decode, then handle once or project.
+
+Handlers run in their own unit of work, and the inbox row (subscriber, event_id) is written
+in that same transaction: a redelivered event finds its row and changes nothing. Projectors
+need no inbox; they apply an event only if it is newer than what the view holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+
+from shop_kernel.log import get_logger
+from shop_kernel.messaging.events import EventRegistry, IntegrationEvent
+from shop_kernel.messaging.subscriptions import Route
+from shop_kernel.messaging.tables import inbox
+from shop_kernel.unit_of_work import UnitOfWork
+
+log = get_logger(__name__)
+
+
+class Delivery:
+    def __init__(
+        self,
+        registry: EventRegistry,
+        unit_of_work: Callable[[], UnitOfWork],
+        build: Callable[[type[Any]], Any],
+    ) -> None:
+        self._registry = registry
+        self._unit_of_work = unit_of_work
+        self._build = build
+
+    async def deliver(self, route: Route, payload: str) -> bool:
+        """Return False when the event had already been handled by this subscriber."""
+        event = self._registry.decode(payload)
+        reactor = self._build(route.subscription.reactor)
+        if route.subscription.kind == "projector":
+            await reactor(event)
+            return True
+        return await self._handle_once(route, event, reactor)
+
+    async def _handle_once(self, route: Route, event: IntegrationEvent, handler: Any) -> bool:
+        async with self._unit_of_work() as uow:
+            claimed = await uow.session.execute(
+                insert(inbox)
+                .values(subscriber=route.subscriber, event_id=event.event_id)
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id)
+            )
+            if claimed.first() is None:
+                log.info(
+                    "event already handled",
+                    subscriber=route.subscriber,
+                    event_id=str(event.event_id),
+                )
+                return False
+            await handler(event, uow)
+            await uow.commit()
+        return True

@@ -1,0 +1,36 @@
+"""Writing integration events into the outbox, inside the transaction of the change itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shop_kernel.log import current_request_id
+from shop_kernel.messaging.events import IntegrationEvent, event_tag
+from shop_kernel.messaging.tables import outbox
+
+CHANNEL = "shop_outbox"
+
+
+def outbox_row(event: IntegrationEvent, *, traceparent: str | None = None) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "event_type": event_tag(type(event)),
+        "aggregate_id": event.aggregate_id,
+        "aggregate_version": event.aggregate_version,
+        "payload": msgspec.to_builtins(event),
+        "request_id": current_request_id(),
+        "traceparent": traceparent,
+    }
+
+
+async def append_to_outbox(session: AsyncSession, events: Sequence[IntegrationEvent]) -> None:
+    """Insert ``events`` and wake the relay; both take effect only when the transaction commits."""
+    if not events:
+        return
+    await session.execute(insert(outbox), [outbox_row(event) for event in events])
+    await session.execute(text(f"NOTIFY {CHANNEL}"))

@@ -1,0 +1,165 @@
+"""The outbox relay: moves committed events from PostgreSQL to the subscribers' queues.
+
+It claims unpublished rows with ``FOR UPDATE SKIP LOCKED`` (so any number of relays share
+the work), enqueues one message per (event, subscriber), and marks the rows published in the
+same transaction. It scans for *unpublished rows*, not past a "highest id seen", so an event
+whose transaction commits late (with a lower id than rows already published) is never
+skipped. It wakes on NOTIFY and polls as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+
+import dramatiq
+import msgspec
+import psycopg
+from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shop_kernel.log import get_logger
+from shop_kernel.messaging.outbox import CHANNEL
+from shop_kernel.messaging.subscriptions import Route
+from shop_kernel.messaging.tables import outbox
+
+log = get_logger(__name__)
+
+Enqueue = Callable[[Sequence[dramatiq.Message[None]]], None]
+
+
+@dataclass(frozen=True)
+class RelayBatch:
+    events: int
+    messages: int
+    seconds: float
+
+
+class Relay:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        listen_url: str,
+        routes: Sequence[Route],
+        enqueue: Enqueue,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.25,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self._sessions = session_factory
+        self._listen_url = listen_url.replace("postgresql+psycopg://", "postgresql://")
+        self._routes: Mapping[str, list[Route]] = _by_event(routes)
+        self._enqueue = enqueue
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._retention = retention
+        self.on_batch: Callable[[RelayBatch], None] = lambda _batch: None
+
+    async def relay_once(self) -> RelayBatch:
+        """Claim one batch, enqueue its messages, mark it published; all or nothing."""
+        started = time.perf_counter()
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(outbox.c.id, outbox.c.event_type, outbox.c.payload, outbox.c.request_id)
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return RelayBatch(0, 0, time.perf_counter() - started)
+            messages: list[dramatiq.Message[None]] = [
+                dramatiq.Message[None](
+                    queue_name=route.queue_name,
+                    actor_name=route.actor_name,
+                    args=(_json(row.payload),),
+                    kwargs={},
+                    options={"request_id": row.request_id, "event_type": row.event_type},
+                )
+                for row in rows
+                for route in self._routes.get(row.event_type, ())
+            ]
+            await asyncio.to_thread(self._enqueue, messages)
+            await session.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([row.id for row in rows]))
+                .values(published_at=func.now())
+            )
+        batch = RelayBatch(len(rows), len(messages), time.perf_counter() - started)
+        self.on_batch(batch)
+        return batch
+
+    async def drain(self) -> int:
+        """Relay until nothing is left to claim; return how many events were published."""
+        total = 0
+        while (batch := await self.relay_once()).events:
+            total += batch.events
+        return total
+
+    async def purge(self) -> int:
+        """Forget published rows older than the retention."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                delete(outbox).where(
+                    outbox.c.published_at < func.now() - self._retention,
+                )
+            )
+        return cast("CursorResult[Any]", result).rowcount
+
+    async def run(self, stop: asyncio.Event, *, purge_every: float = 600.0) -> None:
+        """Relay until ``stop`` is set: on every NOTIFY, and every ``poll_interval`` anyway."""
+        wake = asyncio.Event()
+        listener = asyncio.create_task(self._listen(wake, stop))
+        next_purge = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    await self.drain()
+                    if time.monotonic() >= next_purge:
+                        purged = await self.purge()
+                        if purged:
+                            log.info("outbox purged", rows=purged)
+                        next_purge = time.monotonic() + purge_every
+                except Exception:  # a database or Redis outage: log, back off, try again
+                    log.exception("relay batch failed; retrying")
+                    await asyncio.sleep(1.0)
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self._poll_interval)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _listen(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._listen_url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    async for _ in conn.notifies():
+                        wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - polling carries on; listening comes back
+                log.warning("relay cannot listen for notifications; polling", error=repr(exc))
+                await asyncio.sleep(2.0)
+
+
+def _by_event(routes: Sequence[Route]) -> dict[str, list[Route]]:
+    grouped: dict[str, list[Route]] = {}
+    for route in routes:
+        grouped.setdefault(route.event_tag, []).append(route)
+    return grouped
+
+
+def _json(payload: object) -> str:
+    return msgspec.json.encode(payload).decode()
