@@ -9,6 +9,7 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 import click
+from dramatiq.brokers.redis import RedisBroker
 
 from shop_kernel.log import configure_logging
 from shop_kernel.settings import Settings, SettingsError
@@ -140,6 +141,66 @@ def revision(schema: str, message: str, autogenerate: bool) -> None:
         raise click.BadParameter(f"one of {', '.join(targets)}", param_hint="SCHEMA")
     settings = _settings("migrate")
     new_revision(database_url(settings), targets[schema], message, autogenerate=autogenerate)
+
+
+@shop.group()
+def events() -> None:
+    """The event backbone: what could not be delivered."""
+
+
+@events.group("dead-letters")
+def dead_letters_group() -> None:
+    """Messages whose subscriber kept failing; nothing is dropped silently."""
+
+
+@dead_letters_group.command("list")
+@_config_errors_in_one_line
+def list_dead_letters() -> None:
+    """Show every dead letter: event type, subscriber, error and attempts."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from shop_kernel.messaging.dead_letters import dead_letters  # noqa: PLC0415
+
+    letters = dead_letters(_broker())
+    table = Table("id", "event type", "subscriber", "attempts", "failed at", "error")
+    for letter in letters:
+        table.add_row(
+            letter.id,
+            letter.event_type,
+            letter.subscriber,
+            str(letter.attempts),
+            letter.failed_at.isoformat(timespec="seconds"),
+            letter.error,
+        )
+    Console(width=200).print(table)
+    click.echo(f"{len(letters)} dead letter(s)")
+
+
+@dead_letters_group.command("replay")
+@click.argument("letter_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
+@_config_errors_in_one_line
+def replay_dead_letters(letter_id: str | None, replay_all: bool) -> None:
+    """Send dead letters again with fresh retries: one by ID, or --all."""
+    from shop_kernel.messaging.dead_letters import dead_letters, replay  # noqa: PLC0415
+
+    if (letter_id is None) == (not replay_all):
+        raise click.UsageError("give either a dead letter's ID or --all")
+    broker = _broker()
+    letters = [letter for letter in dead_letters(broker) if replay_all or letter.id == letter_id]
+    if letter_id is not None and not letters:
+        raise click.ClickException(f"no dead letter with id {letter_id}")
+    for letter in letters:
+        replay(broker, letter)
+        click.echo(f"replayed {letter.id} ({letter.event_type} -> {letter.subscriber})")
+
+
+def _broker() -> RedisBroker:
+    from shop_platform.backbone import Backbone  # noqa: PLC0415
+    from shop_platform.contexts import CONTEXTS  # noqa: PLC0415
+
+    return Backbone.of(CONTEXTS).broker(_settings("cli"))
 
 
 def main() -> None:

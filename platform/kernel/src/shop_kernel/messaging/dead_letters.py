@@ -52,11 +52,21 @@ class DeadLetter:
     message: dramatiq.Message[Any]
 
 
-def dead_letters(broker: RedisBroker, queues: Iterable[str]) -> list[DeadLetter]:
+def dead_letter_queues(broker: RedisBroker) -> list[str]:
+    """Every queue that holds dead letters now, whoever declared it."""
+    prefix, suffix = f"{broker.namespace}:", ".XQ"
+    keys = redis_of(broker).scan_iter(match=f"{prefix}*{suffix}", count=500)  # pyright: ignore[reportUnknownMemberType]
+    return sorted(
+        key.decode().removeprefix(prefix).removesuffix(suffix)
+        for key in cast("Iterable[bytes]", keys)
+    )
+
+
+def dead_letters(broker: RedisBroker, queues: Iterable[str] | None = None) -> list[DeadLetter]:
     found: list[DeadLetter] = []
     client = redis_of(broker)
     reasons_key = f"{broker.namespace}:{REASONS_KEY}"
-    for queue in sorted(set(queues)):
+    for queue in sorted(set(dead_letter_queues(broker) if queues is None else queues)):
         key = f"{broker.namespace}:{queue}.XQ"
         entries = cast("list[tuple[bytes, float]]", client.zrange(key, 0, -1, withscores=True))  # pyright: ignore[reportUnknownMemberType]
         for raw_id, score in entries:
