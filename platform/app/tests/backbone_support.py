@@ -86,4 +86,5 @@ def setup() -> None:
     settings = Settings.from_env()
     configure_logging(settings, process="worker")
     module = shelf_module(os.environ["BACKBONE_TEST_CONTEXT"])
-    dramatiq.set_broker(build_broker(settings, [module]))
+    metrics = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+    dramatiq.set_broker(build_broker(settings, [module], metrics=metrics))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import dramatiq
+import httpx
 import pytest
 from backbone_support import EFFECTS_DDL, RecordEffect, ShelfStocked, shelf_module
 from dramatiq import Worker
@@ -29,13 +30,14 @@ from pymongo import AsyncMongoClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shop_kernel.embedded import free_port
 from shop_kernel.messaging.dead_letters import dead_letters, replay
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine, create_session_factory
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_platform.backbone import Backbone
-from shop_platform.worker import build_broker
+from shop_platform.worker import build_broker, metrics_environment
 
 HERE = Path(__file__).parent
 
@@ -86,8 +88,11 @@ def in_process_worker(
         broker.close()
 
 
-def worker_process(settings: Settings, module: ContextModule) -> subprocess.Popen[bytes]:
+def worker_process(
+    settings: Settings, module: ContextModule, **extra_env: str
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env.update(extra_env)
     env.update(
         SHOP_DATABASE_URL=settings.database_url or "",
         SHOP_REDIS_URL=settings.redis_url or "",
@@ -293,6 +298,42 @@ async def test_a_killed_workers_message_is_redelivered_within_30_seconds(
         assert time.monotonic() - killed_at < 30
     finally:
         stop(worker)
+
+
+async def test_the_worker_serves_per_subscriber_and_relay_metrics(
+    settings: Settings, module: ContextModule, engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path,
+) -> None:  # fmt: skip
+    port = free_port()
+    env = metrics_environment(settings.with_overrides(worker_metrics_port=port), tmp_path / "m")
+    events = [stocked() for _ in range(5)]
+    worker = worker_process(settings, module, **env)
+    try:
+        await publish(sessions, *events)
+        await eventually(lambda: all_applied_once(engine, events), 30, "5 events")
+
+        async def scraped() -> bool:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                return False
+            return f'actor_name="{module.name}.ShelfView"' in text and "lag" in text
+
+        await eventually(scraped, 20, "the worker's metrics endpoint")
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    finally:
+        stop(worker)
+    handled = (
+        "dramatiq_messages_total"
+        f'{{actor_name="{module.name}.RecordEffect",queue_name="{module.name}"}} 5.0'
+    )
+    assert handled in metrics
+    lag = (
+        "shop_event_delivery_lag_seconds_count"
+        f'{{kind="projector",subscriber="{module.name}.ShelfView"}} 5.0'
+    )
+    assert lag in metrics
+    assert "shop_relay_batch_events_count" in metrics
 
 
 async def test_a_failing_handler_ends_in_the_dead_letters_and_a_replay_applies_it_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -12,12 +13,15 @@ import structlog
 from litestar import Litestar, post
 from litestar.params import FromPath, JSONBody
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from shop_kernel.domain import BusinessRuleViolated, Conflict, NotFound
 from shop_kernel.embedded import free_port
 from shop_kernel.settings import Settings
+from shop_kernel.sql import create_engine
 from shop_kernel.testing.plugin import MakeDatabase
 from shop_platform.app import create_app
+from shop_platform.contexts import migration_targets
 
 PROBLEM = "application/problem+json"
 
@@ -33,7 +37,7 @@ async def test_readiness_queries_every_store(shop_client: AsyncTestClient[Litest
     assert response.status_code == 200, response.text
     assert response.json() == {
         "status": "ok",
-        "checks": {"postgres": "ok", "mongodb": "ok", "redis": "ok"},
+        "checks": {"postgres": "ok", "mongodb": "ok", "redis": "ok", "outbox": "ok"},
     }
 
 
@@ -77,8 +81,39 @@ async def test_an_unmigrated_database_is_not_ready(
         ready = await client.get("/health/ready")
     assert ready.status_code == 503
     body = ready.json()
-    assert body["failing"] == ["postgres"]
+    assert body["failing"] == ["outbox", "postgres"]  # no outbox table either
     assert "shop db upgrade" in body["checks"]["postgres"]
+
+
+async def test_an_outbox_that_is_not_drained_makes_readiness_503_and_shows_in_metrics(
+    shop_settings: Settings, make_database: MakeDatabase
+) -> None:
+    url = make_database(migration_targets())
+    engine = create_engine(Settings(database_url=url))
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO messaging.outbox (event_id, event_type, aggregate_id, "
+                "aggregate_version, payload, created_at) VALUES (gen_random_uuid(), "
+                "'test.Stuck.v1', 'a-1', 1, '{}', now() - interval '2 minutes')"
+            )
+        )
+    await engine.dispose()
+    settings = shop_settings.with_overrides(database_url=url, outbox_max_age=60.0)
+    async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
+        ready = await client.get("/health/ready")
+        for _ in range(50):
+            metrics = (await client.get("/metrics")).text
+            if "shop_outbox_backlog 1.0" in metrics:
+                break
+            await asyncio.sleep(0.1)
+    assert ready.status_code == 503
+    assert ready.json()["failing"] == ["outbox"]
+    assert "unpublished" in ready.json()["checks"]["outbox"]
+    assert "shop_outbox_backlog 1.0" in metrics
+    age = re.search(r"^shop_outbox_oldest_age_seconds (\S+)$", metrics, re.MULTILINE)
+    assert age is not None
+    assert float(age.group(1)) >= 120
 
 
 async def test_an_unknown_route_is_a_404_problem(shop_client: AsyncTestClient[Litestar]) -> None:

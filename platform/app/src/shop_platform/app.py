@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
@@ -13,17 +15,19 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, Yaml
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-from shop_kernel.log import configure_logging
+from shop_kernel.log import configure_logging, get_logger
 from shop_kernel.settings import Settings
 from shop_platform.container import build_container
 from shop_platform.contexts import CONTEXTS, migration_targets
-from shop_platform.health import Readiness, store_checks
+from shop_platform.health import Readiness, refresh_backbone_gauges, store_checks
 from shop_platform.http.health import HealthController
 from shop_platform.http.problems import EXCEPTION_HANDLERS  # pyright: ignore[reportUnknownVariableType]
 from shop_platform.http.request_context import request_context_middleware
-from shop_platform.resources import open_resources
+from shop_platform.resources import Resources, open_resources
 
 OPS_PATHS = ["/health", "/metrics", "/schema"]
+
+log = get_logger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Litestar:
@@ -37,9 +41,16 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         async with open_resources(settings, role="api", create_indexes=True) as resources:
             app.state.container = build_container(settings, resources)
             app.state.readiness = Readiness(
-                store_checks(resources, targets), timeout=settings.health_timeout
+                store_checks(resources, targets, outbox_max_age=settings.outbox_max_age),
+                timeout=settings.health_timeout,
             )
-            yield
+            gauges = asyncio.create_task(_keep_gauges_current(resources))
+            try:
+                yield
+            finally:
+                gauges.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gauges
 
     def provide_readiness(state: State) -> Readiness:
         readiness: Readiness = state.readiness
@@ -75,3 +86,12 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     # Outermost, so unmatched routes (404/405) get a request id and an access line too.
     app.asgi_handler = request_context_middleware(app.asgi_handler)
     return app
+
+
+async def _keep_gauges_current(resources: Resources, every: float = 5.0) -> None:
+    while True:
+        try:
+            await refresh_backbone_gauges(resources)
+        except Exception as exc:  # noqa: BLE001 - a store outage shows in readiness; keep trying
+            log.warning("backbone gauges not refreshed", error=repr(exc))
+        await asyncio.sleep(every)

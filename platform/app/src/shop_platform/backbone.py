@@ -44,13 +44,20 @@ class Backbone:
     def queues(self) -> list[str]:
         return sorted({route.queue_name for route in self.routes})
 
-    def broker(self, settings: Settings) -> RedisBroker:
-        return create_broker(
+    def broker(self, settings: Settings, *, metrics: bool = False) -> RedisBroker:
+        broker = create_broker(
             redis_url(settings),
             max_retries=settings.event_max_retries,
             min_backoff_ms=settings.event_min_backoff_ms,
             time_limit_ms=settings.event_time_limit_ms,
         )
+        if metrics:
+            # Per-actor (so per-subscriber) totals, errors, retries, rejects (dead letters)
+            # and durations, served by one forked exposition server for all processes.
+            from dramatiq.middleware.prometheus import Prometheus  # noqa: PLC0415
+
+            broker.add_middleware(Prometheus())
+        return broker
 
     def declare_actors(self, broker: RedisBroker, container: Callable[[], punq.Container]) -> None:
         """One actor per route; each delivery resolves its reactor from the live container."""

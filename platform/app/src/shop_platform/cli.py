@@ -83,7 +83,11 @@ def api(host: str, port: int) -> None:
 @_config_errors_in_one_line
 def worker(processes: int, threads: int | None) -> None:
     """Run the background worker (Dramatiq over Redis)."""
+    from shop_platform.worker import metrics_environment  # noqa: PLC0415
+
     settings = Settings.from_env()  # refuse bad settings here, in one line, before forking
+    metrics_dir = settings.data_path.resolve() / f"worker-metrics-{os.getpid()}"
+    os.environ.update(metrics_environment(settings, metrics_dir))
     argv = [
         sys.executable, "-m", "dramatiq", "shop_platform.worker:setup",
         "--processes", str(processes),

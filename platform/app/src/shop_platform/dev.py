@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from shop_kernel.embedded import EmbeddedServices
+from shop_kernel.embedded import EmbeddedServices, free_port
 from shop_kernel.log import get_logger
 from shop_kernel.migrations import upgrade
 from shop_kernel.settings import Settings, env_name
@@ -64,12 +64,17 @@ def run_dev(settings: Settings, *, host: str, port: int) -> int:
         if stop.is_set():
             return 0
         cli = [sys.executable, "-m", "shop_platform.cli"]
-        children.append(("worker", _start_child([*cli, "worker", "--processes", "1"], env)))
+        metrics_port = free_port()
+        worker_env = {**env, env_name("worker_metrics_port"): str(metrics_port)}
+        children.append(("worker", _start_child([*cli, "worker", "--processes", "1"], worker_env)))
         children.append(
             ("api", _start_child([*cli, "api", "--host", host, "--port", str(port)], env))
         )
         log.info(
-            "shop dev is running", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/schema"
+            "shop dev is running",
+            url=f"http://{host}:{port}",
+            docs=f"http://{host}:{port}/schema",
+            worker_metrics=f"http://127.0.0.1:{metrics_port}/metrics",
         )
         return _supervise(children, stop)
     finally:

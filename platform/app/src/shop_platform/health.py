@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from shop_kernel.log import get_logger
+from shop_kernel.messaging.backlog import outbox_backlog
+from shop_kernel.messaging.broker import NAMESPACE
+from shop_kernel.messaging.metrics import DEAD_LETTERS, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE_SECONDS
 from shop_kernel.migrations import MigrationTarget
 from shop_platform.resources import Resources
 
@@ -46,7 +49,9 @@ class Readiness:
         return "ok"
 
 
-def store_checks(resources: Resources, targets: list[MigrationTarget]) -> dict[str, Check]:
+def store_checks(
+    resources: Resources, targets: list[MigrationTarget], *, outbox_max_age: float
+) -> dict[str, Check]:
     heads = {target.schema: target.head() for target in targets}
     # Schema names come from the code's own migration targets, never from a request.
     query = text(
@@ -77,4 +82,24 @@ def store_checks(resources: Resources, targets: list[MigrationTarget]) -> dict[s
     async def redis() -> None:
         await resources.redis.ping()  # pyright: ignore[reportUnknownMemberType]
 
-    return {"postgres": postgres, "mongodb": mongodb, "redis": redis}
+    async def outbox() -> None:
+        backlog = await outbox_backlog(resources.engine)
+        if backlog.oldest_age_seconds > outbox_max_age:
+            raise NotReady(
+                f"the oldest of {backlog.events} unpublished events is "
+                f"{backlog.oldest_age_seconds:.0f} s old (limit {outbox_max_age:g} s); "
+                "is a worker running?"
+            )
+
+    return {"postgres": postgres, "mongodb": mongodb, "redis": redis, "outbox": outbox}
+
+
+async def refresh_backbone_gauges(resources: Resources) -> None:
+    """Publish the outbox backlog and the dead-letter count as Prometheus gauges."""
+    backlog = await outbox_backlog(resources.engine)
+    OUTBOX_BACKLOG.set(backlog.events)
+    OUTBOX_OLDEST_AGE_SECONDS.set(backlog.oldest_age_seconds)
+    dead = 0
+    async for key in resources.redis.scan_iter(match=f"{NAMESPACE}:*.XQ", count=500):  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        dead += int(await resources.redis.zcard(key))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportGeneralTypeIssues]
+    DEAD_LETTERS.set(dead)

@@ -8,8 +8,11 @@ its event loop and runs a relay beside the actors (relays share the outbox safel
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -26,6 +29,8 @@ from shop_platform.contexts import CONTEXTS
 from shop_platform.resources import open_resources
 
 log = get_logger(__name__)
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class WorkerResources(dramatiq.Middleware):
@@ -96,10 +101,14 @@ class WorkerResources(dramatiq.Middleware):
 
 
 def build_broker(
-    settings: Settings, modules: Sequence[ContextModule] = CONTEXTS, *, relay: bool = True
+    settings: Settings,
+    modules: Sequence[ContextModule] = CONTEXTS,
+    *,
+    relay: bool = True,
+    metrics: bool = False,
 ) -> RedisBroker:
     backbone = Backbone.of(modules)
-    broker = backbone.broker(settings)
+    broker = backbone.broker(settings, metrics=metrics)
     resources = WorkerResources(settings, backbone, modules, relay=relay)
     broker.add_middleware(resources)
     backbone.declare_actors(broker, resources.live_container)
@@ -110,4 +119,18 @@ def setup(*_: Any) -> None:
     """Dramatiq's entry point: make the process's broker from the environment's settings."""
     settings = Settings.from_env()
     configure_logging(settings, process="worker")
-    dramatiq.set_broker(build_broker(settings))
+    metrics = METRICS_DIR in os.environ  # set by `shop worker` before any process starts
+    dramatiq.set_broker(build_broker(settings, metrics=metrics))
+
+
+def metrics_environment(settings: Settings, directory: Path) -> dict[str, str]:
+    """Where the worker processes keep their metrics, and where they are served."""
+    if directory.exists():
+        shutil.rmtree(directory)  # counters of a previous run must not be added in
+    directory.mkdir(parents=True)
+    return {
+        METRICS_DIR: str(directory),
+        "dramatiq_prom_db": str(directory),
+        "dramatiq_prom_host": settings.worker_metrics_host,
+        "dramatiq_prom_port": str(settings.worker_metrics_port),
+    }

@@ -67,6 +67,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     event_time_limit_ms: Annotated[int, msgspec.Meta(ge=100, le=3_600_000)] = 60_000
     relay_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     outbox_max_age: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 60.0
+    # The worker's Prometheus endpoint (one per worker program, whatever its process count).
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 9191
     # Comma-separated proxy addresses whose X-Forwarded-* headers are believed; none by default.
     trusted_proxies: str = ""
 

@@ -55,11 +55,9 @@ class DeadLetter:
 def dead_letter_queues(broker: RedisBroker) -> list[str]:
     """Every queue that holds dead letters now, whoever declared it."""
     prefix, suffix = f"{broker.namespace}:", ".XQ"
-    keys = redis_of(broker).scan_iter(match=f"{prefix}*{suffix}", count=500)  # pyright: ignore[reportUnknownMemberType]
-    return sorted(
-        key.decode().removeprefix(prefix).removesuffix(suffix)
-        for key in cast("Iterable[bytes]", keys)
-    )
+    scan = redis_of(broker).scan_iter  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    keys = cast("Iterable[bytes]", scan(match=f"{prefix}*{suffix}", count=500))
+    return sorted(key.decode().removeprefix(prefix).removesuffix(suffix) for key in keys)
 
 
 def dead_letters(broker: RedisBroker, queues: Iterable[str] | None = None) -> list[DeadLetter]:

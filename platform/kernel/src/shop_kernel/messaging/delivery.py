@@ -8,12 +8,14 @@ need no inbox; they apply an event only if it is newer than what the view holds.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
 
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.events import EventRegistry, IntegrationEvent
+from shop_kernel.messaging.metrics import DELIVERY_LAG_SECONDS
 from shop_kernel.messaging.subscriptions import Route
 from shop_kernel.messaging.tables import inbox
 from shop_kernel.unit_of_work import UnitOfWork
@@ -38,8 +40,13 @@ class Delivery:
         reactor = self._build(route.subscription.reactor)
         if route.subscription.kind == "projector":
             await reactor(event)
-            return True
-        return await self._handle_once(route, event, reactor)
+            applied = True
+        else:
+            applied = await self._handle_once(route, event, reactor)
+        if applied:
+            lag = (datetime.now(UTC) - event.occurred_at).total_seconds()
+            DELIVERY_LAG_SECONDS.labels(route.subscriber, route.subscription.kind).observe(lag)
+        return applied
 
     async def _handle_once(self, route: Route, event: IntegrationEvent, handler: Any) -> bool:
         async with self._unit_of_work() as uow:

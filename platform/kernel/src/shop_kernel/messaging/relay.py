@@ -24,6 +24,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shop_kernel.log import get_logger
+from shop_kernel.messaging.metrics import RELAY_BATCH_EVENTS, RELAY_BATCH_SECONDS
 from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.subscriptions import Route
 from shop_kernel.messaging.tables import outbox
@@ -59,7 +60,6 @@ class Relay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._retention = retention
-        self.on_batch: Callable[[RelayBatch], None] = lambda _batch: None
 
     async def relay_once(self) -> RelayBatch:
         """Claim one batch, enqueue its messages, mark it published; all or nothing."""
@@ -94,7 +94,8 @@ class Relay:
                 .values(published_at=func.now())
             )
         batch = RelayBatch(len(rows), len(messages), time.perf_counter() - started)
-        self.on_batch(batch)
+        RELAY_BATCH_EVENTS.observe(batch.events)
+        RELAY_BATCH_SECONDS.observe(batch.seconds)
         return batch
 
     async def drain(self) -> int:

@@ -1,0 +1,37 @@
+"""Prometheus metrics of the event backbone, beside Dramatiq's own per-actor counters.
+
+In the worker, ``shop worker`` points ``PROMETHEUS_MULTIPROC_DIR`` at a folder before any
+process starts, so every worker process writes here and one exposition server reads them all.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Gauge, Histogram
+
+RELAY_BATCH_EVENTS = Histogram(
+    "shop_relay_batch_events",
+    "Events claimed and published by one relay batch",
+    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+RELAY_BATCH_SECONDS = Histogram(
+    "shop_relay_batch_seconds",
+    "Time to claim, enqueue and mark one relay batch",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+DELIVERY_LAG_SECONDS = Histogram(
+    "shop_event_delivery_lag_seconds",
+    "From an event's occurrence to its subscriber's effect (projectors: the view is current)",
+    ["subscriber", "kind"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+OUTBOX_BACKLOG = Gauge(
+    "shop_outbox_backlog", "Committed events not yet published", multiprocess_mode="max"
+)
+OUTBOX_OLDEST_AGE_SECONDS = Gauge(
+    "shop_outbox_oldest_age_seconds",
+    "Age of the oldest unpublished event (0 when none)",
+    multiprocess_mode="max",
+)
+DEAD_LETTERS = Gauge(
+    "shop_dead_letters", "Messages waiting in dead-letter queues", multiprocess_mode="max"
+)
