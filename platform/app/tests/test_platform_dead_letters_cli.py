@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import dramatiq
@@ -27,7 +28,7 @@ def bury(redis_url: str, queue: str, event_type: str, reason: str) -> str:
     )
     client = Redis.from_url(redis_url)
     try:
-        client.zadd(f"{NAMESPACE}:{queue}.XQ", {redis_id: 1_790_000_000_000})
+        client.zadd(f"{NAMESPACE}:{queue}.XQ", {redis_id: time.time() * 1000})
         client.hset(f"{NAMESPACE}:{queue}.XQ.msgs", redis_id, message.encode())
         client.hset(f"{NAMESPACE}:{REASONS_KEY}", redis_id, reason)
     finally:

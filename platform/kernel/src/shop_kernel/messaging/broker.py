@@ -35,6 +35,7 @@ def create_broker(
     min_backoff_ms: int = 500,
     max_backoff_ms: int = 300_000,
     time_limit_ms: int = 60_000,
+    dead_letter_ttl_ms: int = 30 * 24 * 3600 * 1000,
 ) -> RedisBroker:
     """A broker whose dead workers' messages come back within seconds, not minutes.
 
@@ -56,6 +57,8 @@ def create_broker(
     ]
     return RedisBroker(
         url=url,
+        # Dramatiq forgets dead letters after this; the shop_dead_letters gauge alerts first.
+        dead_message_ttl=dead_letter_ttl_ms,
         namespace=NAMESPACE,
         middleware=middleware,
         heartbeat_timeout=heartbeat_timeout_ms,
