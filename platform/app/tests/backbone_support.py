@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from sqlalchemy import text
@@ -14,13 +15,16 @@ from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.views import ReadView
 from shop_platform.contexts import CONTEXTS
 from shop_platform.resources import Resources
 
 EFFECTS_DDL = (
     "CREATE TABLE IF NOT EXISTS public.backbone_effects "
     "(subscriber text NOT NULL, event_id uuid NOT NULL, shelf text NOT NULL, "
-    "applied_at timestamptz NOT NULL DEFAULT now())"
+    "applied_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS public.backbone_shelf_state "
+    "(shelf text PRIMARY KEY, quantity int NOT NULL, version int NOT NULL)",
 )
 
 
@@ -45,6 +49,15 @@ class RecordEffect:
             ),
             {"event_id": event.event_id, "shelf": event.shelf},
         )
+        # The write store's current state of the shelf: what a rebuild reads.
+        await uow.session.execute(
+            text(
+                "INSERT INTO public.backbone_shelf_state VALUES (:shelf, :quantity, :version) "
+                "ON CONFLICT (shelf) DO UPDATE SET quantity = excluded.quantity, "
+                "version = excluded.version WHERE backbone_shelf_state.version < excluded.version"
+            ),
+            {"shelf": event.shelf, "quantity": event.quantity, "version": event.aggregate_version},
+        )
         if event.sleep:
             await asyncio.sleep(event.sleep)
 
@@ -62,6 +75,26 @@ class ShelfView:
         )
 
 
+class ShelfStates:
+    """The shelves as the write store knows them, shaped like ShelfView's documents."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.engine = resources.engine
+
+    async def count(self) -> int:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(text("SELECT count(*) FROM public.backbone_shelf_state"))
+            return int(result.scalar_one())
+
+    async def documents(self) -> AsyncIterator[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.stream(
+                text("SELECT shelf, quantity, version FROM public.backbone_shelf_state")
+            )
+            async for shelf, quantity, version in rows:
+                yield {"_id": shelf, "shelf": shelf, "quantity": quantity, "version": version}
+
+
 def shelf_module(name: str) -> ContextModule:
     users = CONTEXTS[0]
     return ContextModule(
@@ -71,6 +104,7 @@ def shelf_module(name: str) -> ContextModule:
         ),
         events=[ShelfStocked],
         subscriptions=[subscribe(ShelfStocked, RecordEffect), project(ShelfStocked, ShelfView)],
+        views=[ReadView("backbone_shelves", "backbone_shelves", ShelfStates)],
     )
 
 

@@ -26,7 +26,7 @@ import pytest
 from backbone_support import EFFECTS_DDL, RecordEffect, ShelfStocked, shelf_module
 from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -36,7 +36,9 @@ from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine, create_session_factory
 from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.views import ReadView
 from shop_platform.backbone import Backbone
+from shop_platform.projections import rebuild_views, views_of
 from shop_platform.worker import build_broker, metrics_environment
 
 HERE = Path(__file__).parent
@@ -56,7 +58,8 @@ def module() -> ContextModule:
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings)
     async with engine.begin() as conn:
-        await conn.execute(text(EFFECTS_DDL))
+        for statement in EFFECTS_DDL:
+            await conn.execute(text(statement))
     yield engine
     await engine.dispose()
 
@@ -334,6 +337,50 @@ async def test_the_worker_serves_per_subscriber_and_relay_metrics(
     )
     assert lag in metrics
     assert "shop_relay_batch_events_count" in metrics
+
+
+async def test_a_rebuilt_view_equals_the_incrementally_projected_one(
+    settings: Settings, module: ContextModule, engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession], views: Any,
+) -> None:  # fmt: skip
+    shelves = [f"s-{uuid.uuid4().hex[:8]}" for _ in range(30)]
+    events = [
+        stocked(shelf, version, quantity=random.randint(0, 99))
+        for version in (1, 2, 3)
+        for shelf in shelves
+    ]
+    with in_process_worker(settings, module):
+        await publish(sessions, *events)
+        await eventually(lambda: all_applied_once(engine, events), 30, "90 events")
+
+        async def projected() -> bool:
+            done = await views.count_documents({"_id": {"$in": shelves}, "version": 3})
+            return bool(done == len(shelves))
+
+        await eventually(projected, 30, "the incremental view")
+    incremental = [d async for d in views.find({"_id": {"$in": shelves}}).sort("_id")]
+    await views.delete_many({"_id": {"$in": shelves[:5]}})  # a view that lost documents
+    await views.update_many({"_id": {"$in": shelves[5:10]}}, {"$set": {"quantity": -1}})
+
+    served_meanwhile: list[int] = []
+    reader: MongoClient[dict[str, Any]] = MongoClient(settings.mongodb_url)
+    live = reader[settings.mongodb_database]["backbone_shelves"]
+
+    def progress(view: ReadView, total: int) -> Callable[[int], None]:
+        assert view.name == "backbone_shelves"
+        assert total >= len(shelves)
+        return lambda _done: served_meanwhile.append(
+            live.count_documents({"_id": {"$in": shelves}})
+        )
+
+    try:
+        await rebuild_views(settings, [module], views_of([module]), progress)
+    finally:
+        reader.close()
+    rebuilt = [d async for d in views.find({"_id": {"$in": shelves}}).sort("_id")]
+    assert rebuilt == incremental
+    assert served_meanwhile
+    assert set(served_meanwhile) == {len(shelves) - 5}  # the old view, until the swap
 
 
 async def test_a_failing_handler_ends_in_the_dead_letters_and_a_replay_applies_it_once(

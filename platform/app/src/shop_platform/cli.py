@@ -13,6 +13,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from shop_kernel.log import configure_logging
 from shop_kernel.settings import Settings, SettingsError
+from shop_kernel.views import ReadView
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -198,6 +199,47 @@ def replay_dead_letters(letter_id: str | None, replay_all: bool) -> None:
     for letter in letters:
         replay(broker, letter)
         click.echo(f"replayed {letter.id} ({letter.event_type} -> {letter.subscriber})")
+
+
+@shop.group()
+def projections() -> None:
+    """Read views in MongoDB."""
+
+
+@projections.command()
+@click.argument("view", required=False)
+@_config_errors_in_one_line
+def rebuild(view: str | None) -> None:
+    """Rebuild VIEW (or every view) from the write store; readers keep the old one meanwhile."""
+    import asyncio  # noqa: PLC0415
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn  # noqa: PLC0415
+
+    from shop_platform.contexts import CONTEXTS  # noqa: PLC0415
+    from shop_platform.projections import UnknownView, rebuild_views, views_of  # noqa: PLC0415
+
+    settings = _settings("cli")
+    try:
+        chosen = views_of(CONTEXTS, view)
+    except UnknownView as exc:
+        raise click.ClickException(str(exc)) from None
+    if not chosen:
+        click.echo("no read views are declared yet")
+        return
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as bar:
+
+        def progress(read_view: ReadView, total: int) -> Callable[[int], None]:
+            task = bar.add_task(read_view.name, total=total)
+            return lambda done: bar.update(task, completed=done)
+
+        rebuilt = asyncio.run(rebuild_views(settings, CONTEXTS, chosen, progress))
+    for name, count in rebuilt.items():
+        click.echo(f"{name}: {count} documents")
 
 
 def _broker() -> RedisBroker:

@@ -15,6 +15,7 @@ from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.subscriptions import Subscription
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.settings import Settings
+from shop_kernel.views import ReadView
 
 Translation = Callable[[Any, Any], IntegrationEvent]
 
@@ -40,6 +41,8 @@ class ContextModule:
     )
     # ... and what it does when other contexts publish theirs.
     subscriptions: Sequence[Subscription[Any]] = ()
+    # The read views it keeps in MongoDB, rebuildable from its write store.
+    views: Sequence[ReadView] = ()
 
 
 def translate_with(
