@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import text
@@ -71,7 +72,7 @@ class ShelfView:
             self.collection,
             event.aggregate_id,
             event.aggregate_version,
-            {"quantity": event.quantity, "shelf": event.shelf},
+            {"quantity": event.quantity, "shelf": event.shelf, "projected_at": datetime.now(UTC)},
         )
 
 
@@ -95,15 +96,17 @@ class ShelfStates:
                 yield {"_id": shelf, "shelf": shelf, "quantity": quantity, "version": version}
 
 
-def shelf_module(name: str) -> ContextModule:
+def shelf_module(name: str, *, with_view: bool = True) -> ContextModule:
     users = CONTEXTS[0]
+    handler = subscribe(ShelfStocked, RecordEffect)
+    projector = project(ShelfStocked, ShelfView)
     return ContextModule(
         name=name,
         migrations=MigrationTarget(
             name, users.migrations.metadata, users.migrations.script_location
         ),
         events=[ShelfStocked],
-        subscriptions=[subscribe(ShelfStocked, RecordEffect), project(ShelfStocked, ShelfView)],
+        subscriptions=[handler, projector] if with_view else [handler],
         views=[ReadView("backbone_shelves", "backbone_shelves", ShelfStates)],
     )
 
@@ -119,6 +122,7 @@ def setup() -> None:
 
     settings = Settings.from_env()
     configure_logging(settings, process="worker")
-    module = shelf_module(os.environ["BACKBONE_TEST_CONTEXT"])
+    with_view = os.environ.get("BACKBONE_TEST_VIEW", "1") == "1"
+    module = shelf_module(os.environ["BACKBONE_TEST_CONTEXT"], with_view=with_view)
     metrics = "PROMETHEUS_MULTIPROC_DIR" in os.environ
     dramatiq.set_broker(build_broker(settings, [module], metrics=metrics))

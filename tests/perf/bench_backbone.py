@@ -1,0 +1,264 @@
+"""Benchmark of the event backbone: commit-to-projection lag and backlog drain rate.
+
+Run: uv run python tests/perf/bench_backbone.py [--rate 200] [--seconds 20] [--backlog 100000]
+
+Uses the servers named by SHOP_TEST_DATABASE_URL / SHOP_TEST_REDIS_URL / SHOP_TEST_MONGODB_URL,
+and embedded ones for those unset. Reports numbers; it asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from pymongo import AsyncMongoClient
+from redis import Redis
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parents[2]
+SUPPORT = ROOT / "platform/app/tests"
+sys.path.insert(0, str(SUPPORT))
+
+from backbone_support import EFFECTS_DDL, ShelfStocked, shelf_module  # noqa: E402
+
+from shop_kernel.embedded import EmbeddedServices  # noqa: E402
+from shop_kernel.messaging.broker import create_broker, enqueue_many  # noqa: E402
+from shop_kernel.messaging.relay import Relay  # noqa: E402
+from shop_kernel.messaging.subscriptions import Route  # noqa: E402
+from shop_kernel.migrations import upgrade  # noqa: E402
+from shop_kernel.settings import Settings  # noqa: E402
+from shop_kernel.sql import create_engine, create_session_factory  # noqa: E402
+from shop_kernel.unit_of_work import UnitOfWork  # noqa: E402
+from shop_platform.contexts import migration_targets  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def servers(tmp: Path) -> tuple[dict[str, str], EmbeddedServices]:
+    env = os.environ
+    embedded = EmbeddedServices(
+        tmp,
+        postgres="SHOP_TEST_DATABASE_URL" not in env,
+        redis="SHOP_TEST_REDIS_URL" not in env,
+        mongodb="SHOP_TEST_MONGODB_URL" not in env,
+    )
+    urls = embedded.start()
+    admin = env.get("SHOP_TEST_DATABASE_URL") or urls["postgres"].rsplit("/", 1)[0] + "/postgres"
+    return {
+        "postgres": admin,
+        "redis": env.get("SHOP_TEST_REDIS_URL") or urls["redis"],
+        "mongodb": env.get("SHOP_TEST_MONGODB_URL") or urls["mongodb"],
+    }, embedded
+
+
+def fresh_settings(urls: dict[str, str]) -> Settings:
+    name = f"shop_bench_{uuid.uuid4().hex[:8]}"
+    admin = urls["postgres"].replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    upgrade(url, migration_targets())
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in EFFECTS_DDL:
+            conn.execute(statement)
+    redis_base = urls["redis"].rsplit("/", 1)[0] if urls["redis"].count("/") > 2 else urls["redis"]
+    redis_url = f"{redis_base}/14"
+    Redis.from_url(redis_url).flushdb()
+    return Settings(
+        database_url=url, redis_url=redis_url, mongodb_url=urls["mongodb"],
+        mongodb_database=name, log_level="WARNING", event_max_retries=20,
+    )  # fmt: skip
+
+
+def start_workers(
+    settings: Settings, context: str, count: int, *, view: bool
+) -> list[subprocess.Popen[bytes]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env.update(
+        SHOP_DATABASE_URL=settings.database_url or "", SHOP_REDIS_URL=settings.redis_url or "",
+        SHOP_MONGODB_URL=settings.mongodb_url or "",
+        SHOP_MONGODB_DATABASE=settings.mongodb_database,
+        SHOP_LOG_LEVEL="WARNING", BACKBONE_TEST_CONTEXT=context,
+        BACKBONE_TEST_VIEW="1" if view else "0", PYTHONPATH=str(SUPPORT),
+    )  # fmt: skip
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "backbone_support:setup",
+                "--processes",
+                "1",
+                "--threads",
+                "8",
+            ],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+
+
+async def steady_lag(settings: Settings, rate: int, seconds: int) -> dict[str, Any]:
+    """Publish ``rate`` events/s for ``seconds``; lag = projected_at - outbox.created_at."""
+    context = f"lag{uuid.uuid4().hex[:6]}"
+    workers = start_workers(settings, context, 2, view=True)
+    engine = create_engine(settings)
+    sessions = create_session_factory(engine)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    view = mongo[settings.mongodb_database]["backbone_shelves"]
+    try:
+        await asyncio.sleep(4)  # workers boot
+        events: list[ShelfStocked] = []
+        started = time.monotonic()
+        for n in range(rate * seconds):
+            due = started + n / rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            event = ShelfStocked(
+                aggregate_id=f"{context}-{n}",
+                aggregate_version=1,
+                shelf=f"{context}-{n}",
+                quantity=1,
+            )
+            async with UnitOfWork(sessions) as uow:
+                uow.publish(event)
+                await uow.commit()
+            events.append(event)
+        achieved = len(events) / (time.monotonic() - started)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if await view.count_documents({"_id": {"$regex": f"^{context}-"}}) == len(events):
+                break
+            await asyncio.sleep(0.5)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT aggregate_id, created_at FROM messaging.outbox "
+                    "WHERE aggregate_id LIKE :p"
+                ),
+                {"p": f"{context}-%"},
+            )
+            committed = {row[0]: row[1] for row in rows}
+        lags = [
+            (
+                doc["projected_at"].replace(tzinfo=committed[doc["_id"]].tzinfo)
+                - committed[doc["_id"]]
+            ).total_seconds()
+            async for doc in view.find({"_id": {"$regex": f"^{context}-"}})
+        ]
+    finally:
+        stop_workers(workers)
+        await mongo.close()
+        await engine.dispose()
+    return {
+        "target_rate": rate, "achieved_rate": round(achieved, 1), "events": len(events),
+        "projected": len(lags),
+        "lag_p50_ms": round(percentile(lags, 0.50) * 1000, 1),
+        "lag_p99_ms": round(percentile(lags, 0.99) * 1000, 1),
+        "lag_max_ms": round(max(lags) * 1000, 1),
+        "lag_mean_ms": round(statistics.fmean(lags) * 1000, 1),
+    }  # fmt: skip
+
+
+async def backlog_drain(settings: Settings, size: int) -> dict[str, Any]:
+    """Insert ``size`` committed events at once; time the relay alone, then the whole path."""
+    context = f"drain{uuid.uuid4().hex[:6]}"
+    module = shelf_module(context, with_view=False)
+    routes = [Route(context, s) for s in module.subscriptions]
+    url = (settings.database_url or "").replace("+psycopg", "")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO messaging.outbox
+                (event_id, event_type, aggregate_id, aggregate_version, payload)
+            SELECT id, 'test.ShelfStocked.v1', %(c)s || '-' || n, 1, jsonb_build_object(
+                'type', 'test.ShelfStocked.v1', 'event_id', id, 'aggregate_id', %(c)s || '-' || n,
+                'aggregate_version', 1, 'occurred_at', to_char(now() AT TIME ZONE 'UTC',
+                'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), 'shelf', %(c)s || '-' || n, 'quantity', 1)
+            FROM (SELECT gen_random_uuid() AS id, n FROM generate_series(1, %(size)s) AS n) AS s
+            """,
+            {"c": context, "size": size},
+        )
+    broker = create_broker(settings.redis_url or "")
+    engine = create_engine(settings)
+    relay = Relay(create_session_factory(engine), settings.database_url or "", routes,
+                  lambda messages: enqueue_many(broker, messages), batch_size=1000)  # fmt: skip
+    started = time.monotonic()
+    relayed = await relay.drain()
+    relay_seconds = time.monotonic() - started
+    await engine.dispose()
+
+    workers = start_workers(settings, context, 2, view=False)
+    started = time.monotonic()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while True:
+                done = conn.execute(
+                    "SELECT count(*) FROM messaging.inbox WHERE subscriber = %s",
+                    (f"{context}.RecordEffect",),
+                ).fetchone()
+                if (done is not None and done[0] >= size) or time.monotonic() - started > 900:
+                    break
+                time.sleep(0.5)
+        handled_seconds = time.monotonic() - started
+        handled = int(done[0]) if done else 0
+    finally:
+        stop_workers(workers)
+    return {
+        "backlog": size, "relayed": relayed,
+        "relay_events_per_s": round(relayed / relay_seconds),
+        "handled": handled,
+        "handlers_events_per_s": round(handled / handled_seconds),
+        "end_to_end_events_per_s": round(handled / (relay_seconds + handled_seconds)),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--backlog", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        urls, embedded = servers(Path(tmp))
+        try:
+            settings = fresh_settings(urls)
+            report = {
+                "steady_lag": asyncio.run(steady_lag(settings, args.rate, args.seconds)),
+                "backlog_drain": asyncio.run(backlog_drain(settings, args.backlog)),
+            }
+        finally:
+            embedded.stop()
+    print(json.dumps(report, indent=2))  # noqa: T201 - the report is the output
+
+
+if __name__ == "__main__":
+    main()
