@@ -283,6 +283,12 @@ async def test_a_worker_killed_again_and_again_loses_and_doubles_nothing(
     assert kills >= 5
     async for view in views.find({"_id": {"$in": aggregates}}):
         assert view["quantity"] == 100
+    async with engine.connect() as conn:
+        inbox = await conn.execute(
+            text("SELECT count(*) FROM messaging.inbox WHERE event_id = ANY(:ids)"),
+            {"ids": [e.event_id for e in events]},
+        )
+        assert inbox.scalar_one() == len(events)
 
 
 async def test_a_killed_workers_message_is_redelivered_within_30_seconds(

@@ -44,13 +44,18 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 store_checks(resources, targets, outbox_max_age=settings.outbox_max_age),
                 timeout=settings.health_timeout,
             )
-            gauges = asyncio.create_task(_keep_gauges_current(resources))
+            stop = asyncio.Event()
+            gauges = asyncio.create_task(_keep_gauges_current(resources, stop))
             try:
                 yield
             finally:
-                gauges.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await gauges
+                # Let a refresh in flight finish: cancelling it mid-query can leave its
+                # connection checked out while the engine is disposed.
+                stop.set()
+                try:
+                    await asyncio.wait_for(asyncio.shield(gauges), timeout=10)
+                except TimeoutError:
+                    gauges.cancel()
 
     def provide_readiness(state: State) -> Readiness:
         readiness: Readiness = state.readiness
@@ -88,10 +93,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     return app
 
 
-async def _keep_gauges_current(resources: Resources, every: float = 5.0) -> None:
-    while True:
+async def _keep_gauges_current(
+    resources: Resources, stop: asyncio.Event, every: float = 5.0
+) -> None:
+    while not stop.is_set():
         try:
             await refresh_backbone_gauges(resources)
         except Exception as exc:  # noqa: BLE001 - a store outage shows in readiness; keep trying
             log.warning("backbone gauges not refreshed", error=repr(exc))
-        await asyncio.sleep(every)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
