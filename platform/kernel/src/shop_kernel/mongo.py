@@ -8,17 +8,13 @@ from typing import TypeAlias
 from beanie import Document, init_beanie  # pyright: ignore[reportUnknownVariableType]
 from pymongo import AsyncMongoClient
 
-from shop_kernel.settings import Settings, SettingsError, env_name
+from shop_kernel.settings import Settings
 
 MongoClient: TypeAlias = AsyncMongoClient[dict[str, object]]
 
 
 def mongodb_url(settings: Settings) -> str:
-    if settings.mongodb_url is None:
-        raise SettingsError(
-            f"{env_name('mongodb_url')}: is not set (run `shop dev` for embedded services)"
-        )
-    return settings.mongodb_url
+    return settings.require("mongodb_url")
 
 
 def create_mongo_client(settings: Settings, *, timeout_ms: int = 5000) -> MongoClient:

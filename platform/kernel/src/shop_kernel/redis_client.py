@@ -8,15 +8,11 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from redis.asyncio import Redis
 
-from shop_kernel.settings import Settings, SettingsError, env_name
+from shop_kernel.settings import Settings
 
 
 def redis_url(settings: Settings) -> str:
-    if settings.redis_url is None:
-        raise SettingsError(
-            f"{env_name('redis_url')}: is not set (run `shop dev` for embedded services)"
-        )
-    return settings.redis_url
+    return settings.require("redis_url")
 
 
 def create_redis(settings: Settings, *, timeout: float = 5.0) -> Redis:

@@ -113,6 +113,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         except msgspec.ValidationError as exc:  # pragma: no cover - fields were checked one by one
             raise SettingsError(str(exc)) from None
 
+    def require(self, field: str) -> str:
+        """A store URL that must be configured, or one line saying how to fix its absence."""
+        value: str | None = getattr(self, field)
+        if value is None:
+            raise SettingsError(
+                f"{env_name(field)}: is not set (run `shop dev` for embedded services)"
+            )
+        return value
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)

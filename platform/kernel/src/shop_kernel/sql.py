@@ -15,11 +15,7 @@ from shop_kernel.settings import Settings, SettingsError, env_name
 
 def database_url(settings: Settings) -> str:
     """The configured URL in the form SQLAlchemy's psycopg 3 dialect expects."""
-    if settings.database_url is None:
-        raise SettingsError(
-            f"{env_name('database_url')}: is not set (run `shop dev` for embedded services)"
-        )
-    return normalise_database_url(settings.database_url)
+    return normalise_database_url(settings.require("database_url"))
 
 
 def normalise_database_url(url: str) -> str:
