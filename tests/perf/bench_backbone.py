@@ -250,6 +250,63 @@ async def backlog_drain(settings: Settings, size: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+async def ceilings(settings: Settings, n: int = 2000) -> dict[str, Any]:
+    """What the stores themselves manage here, with no service code in the way.
+
+    The read store's ceiling: concurrent single upserts (a projector's write). The write
+    store's: raw psycopg transactions of an inbox row plus one effect row (a handler's shape).
+    """
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    collection = mongo[settings.mongodb_database][f"ceiling_{uuid.uuid4().hex[:6]}"]
+    gate = asyncio.Semaphore(16)
+
+    async def upsert(i: int) -> None:
+        async with gate:
+            await collection.update_one(
+                {"_id": f"k{i}", "version": {"$lt": 1}},
+                {"$set": {"quantity": i, "version": 1}},
+                upsert=True,
+            )
+
+    started = time.monotonic()
+    await asyncio.gather(*(upsert(i) for i in range(n)))
+    mongo_rate = n / (time.monotonic() - started)
+    await mongo.close()
+
+    url = (settings.database_url or "").replace("+psycopg", "")
+    pool = [await psycopg.AsyncConnection.connect(url) for _ in range(8)]
+    free: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+    for conn in pool:
+        free.put_nowait(conn)
+
+    async def transaction(i: int) -> None:
+        conn = await free.get()
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO messaging.inbox (subscriber, event_id) VALUES (%s, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    ("ceiling", uuid.uuid4()),
+                )
+                await conn.execute(
+                    "INSERT INTO public.backbone_effects (subscriber, event_id, shelf) "
+                    "VALUES ('ceiling', %s, %s)",
+                    (uuid.uuid4(), f"k{i}"),
+                )
+        finally:
+            free.put_nowait(conn)
+
+    started = time.monotonic()
+    await asyncio.gather(*(transaction(i) for i in range(n)))
+    postgres_rate = n / (time.monotonic() - started)
+    for conn in pool:
+        await conn.close()
+    return {
+        "read_store_upserts_per_s": round(mongo_rate),
+        "write_store_handler_transactions_per_s": round(postgres_rate),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=200)
@@ -262,7 +319,7 @@ def main() -> None:
         urls, embedded = servers(Path(tmp))
         try:
             settings = fresh_settings(urls)
-            report: dict[str, Any] = {}
+            report: dict[str, Any] = {"ceilings": asyncio.run(ceilings(settings))}
             if not args.skip_lag:
                 report["steady_lag"] = asyncio.run(steady_lag(settings, args.rate, args.seconds))
             if not args.skip_drain:
