@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
@@ -87,7 +89,8 @@ def worker(processes: int, threads: int | None) -> None:
     from shop_platform.worker import metrics_environment  # noqa: PLC0415
 
     settings = Settings.from_env()  # refuse bad settings here, in one line, before forking
-    metrics_dir = settings.data_path.resolve() / f"worker-metrics-{os.getpid()}"
+    # A fresh folder per worker program: never shared with another worker, never reused.
+    metrics_dir = Path(tempfile.mkdtemp(prefix="shop-worker-metrics-"))
     os.environ.update(metrics_environment(settings, metrics_dir))
     argv = [
         sys.executable, "-m", "dramatiq", "shop_platform.worker:setup",

@@ -125,9 +125,9 @@ def setup(*_: Any) -> None:
 
 def metrics_environment(settings: Settings, directory: Path) -> dict[str, str]:
     """Where the worker processes keep their metrics, and where they are served."""
-    if directory.exists():
+    if directory.exists() and any(directory.iterdir()):
         shutil.rmtree(directory)  # counters of a previous run must not be added in
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
     return {
         METRICS_DIR: str(directory),
         "dramatiq_prom_db": str(directory),
