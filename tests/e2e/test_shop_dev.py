@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from shop_kernel.embedded import free_port
+from shop_kernel.sql import libpq_url
 from shop_kernel.testing.plugin import MakeDatabase
 
 pytestmark = pytest.mark.slow
@@ -81,7 +82,7 @@ def test_shop_dev_serves_stops_cleanly_and_keeps_its_data(workdir: Path) -> None
     assert {"postgres", "redis-server"} <= names
     assert (workdir / ".shop" / "services.json").exists()
     urls = json.loads((workdir / ".shop" / "services.json").read_text())
-    with psycopg.connect(urls["postgres"].replace("+psycopg", ""), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(urls["postgres"]), autocommit=True) as conn:
         conn.execute("CREATE TABLE public.kept (value text)")
         conn.execute("INSERT INTO public.kept VALUES ('across restarts')")
     live = httpx.get(f"http://127.0.0.1:{first.port}/health/live")
@@ -91,7 +92,7 @@ def test_shop_dev_serves_stops_cleanly_and_keeps_its_data(workdir: Path) -> None
 
     second = DevRun(workdir, free_port())
     urls = json.loads((workdir / ".shop" / "services.json").read_text())
-    with psycopg.connect(urls["postgres"].replace("+psycopg", "")) as conn:
+    with psycopg.connect(libpq_url(urls["postgres"])) as conn:
         assert conn.execute("SELECT value FROM public.kept").fetchone() == ("across restarts",)
     assert second.stop(signal.SIGINT) == []
 
@@ -103,7 +104,7 @@ def test_each_configured_store_is_used_instead_of_its_embedded_twin(
     run = DevRun(workdir, free_port(), SHOP_DATABASE_URL=database_url, SHOP_REDIS_URL=redis_url)
     names = {p.name() for p in run.descendants()}
     embedded = json.loads((workdir / ".shop" / "services.json").read_text())
-    with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
+    with psycopg.connect(libpq_url(database_url)) as conn:
         migrated = conn.execute("SELECT version_num FROM messaging.alembic_version").fetchone()
     assert run.stop(signal.SIGTERM) == []
     assert list(embedded) == ["mongodb"]

@@ -39,7 +39,7 @@ from shop_kernel.messaging.relay import Relay  # noqa: E402
 from shop_kernel.messaging.subscriptions import Route  # noqa: E402
 from shop_kernel.migrations import upgrade  # noqa: E402
 from shop_kernel.settings import Settings  # noqa: E402
-from shop_kernel.sql import create_engine, create_session_factory  # noqa: E402
+from shop_kernel.sql import create_engine, create_session_factory, libpq_url  # noqa: E402
 from shop_kernel.unit_of_work import UnitOfWork  # noqa: E402
 from shop_platform.contexts import migration_targets  # noqa: E402
 
@@ -68,7 +68,7 @@ def servers(tmp: Path) -> tuple[dict[str, str], EmbeddedServices]:
 
 def fresh_settings(urls: dict[str, str]) -> Settings:
     name = f"shop_bench_{uuid.uuid4().hex[:8]}"
-    admin = urls["postgres"].replace("+psycopg", "")
+    admin = libpq_url(urls["postgres"])
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = admin.rsplit("/", 1)[0] + "/" + name
@@ -202,7 +202,7 @@ async def backlog_drain(settings: Settings, size: int) -> dict[str, Any]:
     context = f"drain{uuid.uuid4().hex[:6]}"
     module = shelf_module(context, with_view=False)
     routes = [Route(context, s) for s in module.subscriptions]
-    url = (settings.database_url or "").replace("+psycopg", "")
+    url = libpq_url(settings.database_url or "")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             """
@@ -273,7 +273,7 @@ async def ceilings(settings: Settings, n: int = 2000) -> dict[str, Any]:
     mongo_rate = n / (time.monotonic() - started)
     await mongo.close()
 
-    url = (settings.database_url or "").replace("+psycopg", "")
+    url = libpq_url(settings.database_url or "")
     pool = [await psycopg.AsyncConnection.connect(url) for _ in range(8)]
     free: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
     for conn in pool:

@@ -17,6 +17,7 @@ from pymongo import MongoClient
 from redis import Redis
 
 from shop_kernel.embedded import EmbeddedServices
+from shop_kernel.sql import libpq_url
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +35,7 @@ def _alive(pid: int) -> bool:
 def test_data_survives_a_restart(tmp_path: Path) -> None:
     with EmbeddedServices(tmp_path) as first:
         urls = first.urls
-        with psycopg.connect(urls["postgres"].replace("+psycopg", ""), autocommit=True) as conn:
+        with psycopg.connect(libpq_url(urls["postgres"]), autocommit=True) as conn:
             conn.execute("CREATE TABLE marker (value text)")
             conn.execute("INSERT INTO marker VALUES ('kept')")
         Redis.from_url(urls["redis"]).set("marker", "kept")
@@ -43,7 +44,7 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
         mongo.close()
     with EmbeddedServices(tmp_path) as second:
         urls = second.urls
-        with psycopg.connect(urls["postgres"].replace("+psycopg", "")) as conn:
+        with psycopg.connect(libpq_url(urls["postgres"])) as conn:
             row = conn.execute("SELECT value FROM marker").fetchone()
         assert row == ("kept",)
         assert Redis.from_url(urls["redis"]).get("marker") == b"kept"

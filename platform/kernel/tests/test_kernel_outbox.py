@@ -17,7 +17,7 @@ from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.tables import MIGRATIONS, outbox
 from shop_kernel.settings import Settings
-from shop_kernel.sql import create_engine, create_session_factory
+from shop_kernel.sql import create_engine, create_session_factory, libpq_url
 from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork
 
@@ -110,7 +110,7 @@ async def test_a_rolled_back_unit_stores_no_event(
 async def test_a_commit_wakes_listeners_and_only_after_it_commits(
     url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    listener = await psycopg.AsyncConnection.connect(url.replace("+psycopg", ""), autocommit=True)
+    listener = await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True)
     async with listener:
         await listener.execute(f"LISTEN {CHANNEL}")
         async with UnitOfWork(sessions) as uow:

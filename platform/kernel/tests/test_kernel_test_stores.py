@@ -6,6 +6,7 @@ import psycopg
 from pymongo import MongoClient
 from redis import Redis
 
+from shop_kernel.sql import libpq_url
 from shop_kernel.testing.plugin import MakeDatabase
 
 
@@ -15,7 +16,7 @@ def test_each_made_database_is_new_and_empty(make_database: MakeDatabase) -> Non
     for url in (first, second):
         name = url.rsplit("/", 1)[1]
         assert name.startswith("shop_test_")
-        with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        with psycopg.connect(libpq_url(url)) as conn:
             count = conn.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
             ).fetchone()

@@ -84,13 +84,15 @@ class Backbone:
 def _deliverer(
     registry: EventRegistry, route: Route, container: Callable[[], punq.Container]
 ) -> Callable[[str], Any]:
+    # Built once per actor; the container is looked up per delivery, since it only exists
+    # once the worker's stores are open.
+    delivery = Delivery(
+        registry,
+        lambda: container().resolve(UnitOfWork),
+        lambda reactor: container().instantiate(reactor),  # pyright: ignore[reportUnknownMemberType, reportUnknownLambdaType]
+    )
+
     async def deliver(payload: str) -> None:
-        current = container()
-        delivery = Delivery(
-            registry,
-            lambda: current.resolve(UnitOfWork),
-            current.instantiate,  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
-        )
         await delivery.deliver(route, payload)
 
     deliver.__name__ = route.actor_name.replace(".", "_")

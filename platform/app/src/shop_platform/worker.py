@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -125,9 +124,11 @@ def setup(*_: Any) -> None:
 
 def metrics_environment(settings: Settings, directory: Path) -> dict[str, str]:
     """Where the worker processes keep their metrics, and where they are served."""
-    if directory.exists() and any(directory.iterdir()):
-        shutil.rmtree(directory)  # counters of a previous run must not be added in
     directory.mkdir(parents=True, exist_ok=True)
+    if any(directory.iterdir()):
+        raise ValueError(
+            f"{directory}: a previous run's counters would be added in; use a new folder"
+        )
     return {
         METRICS_DIR: str(directory),
         "dramatiq_prom_db": str(directory),

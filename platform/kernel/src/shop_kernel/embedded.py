@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from shop_kernel.log import get_logger
+from shop_kernel.sql import libpq_url
 
 log = get_logger(__name__)
 
@@ -223,7 +224,7 @@ def start_postgres(
 def _postgres_ready(url: str) -> bool:
     import psycopg  # noqa: PLC0415
 
-    with psycopg.connect(url.replace("+psycopg", ""), connect_timeout=2) as conn:
+    with psycopg.connect(libpq_url(url), connect_timeout=2) as conn:
         conn.execute("SELECT 1")
     return True
 
@@ -232,7 +233,7 @@ def _create_database(admin_url: str, name: str) -> None:
     import psycopg  # noqa: PLC0415
     from psycopg import sql  # noqa: PLC0415
 
-    with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -25,6 +25,11 @@ def normalise_database_url(url: str) -> str:
     raise SettingsError(f"{env_name('database_url')}: not a PostgreSQL URL: {url!r}")
 
 
+def libpq_url(url: str) -> str:
+    """The same database as a plain ``postgresql://`` URL, for psycopg and libpq directly."""
+    return "postgresql://" + normalise_database_url(url).removeprefix("postgresql+psycopg://")
+
+
 def create_engine(settings: Settings, *, application_name: str = "shop") -> AsyncEngine:
     url = make_url(database_url(settings))
     return create_async_engine(

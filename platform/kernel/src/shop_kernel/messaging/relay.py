@@ -18,9 +18,8 @@ from datetime import timedelta
 from typing import Any, cast
 
 import dramatiq
-import msgspec
 import psycopg
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, Text, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shop_kernel.log import get_logger
@@ -28,6 +27,7 @@ from shop_kernel.messaging.metrics import RELAY_BATCH_EVENTS, RELAY_BATCH_SECOND
 from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.subscriptions import Route
 from shop_kernel.messaging.tables import outbox
+from shop_kernel.sql import libpq_url
 
 log = get_logger(__name__)
 
@@ -54,7 +54,7 @@ class Relay:
         retention: timedelta = timedelta(days=7),
     ) -> None:
         self._sessions = session_factory
-        self._listen_url = listen_url.replace("postgresql+psycopg://", "postgresql://")
+        self._listen_url = libpq_url(listen_url)
         self._routes: Mapping[str, list[Route]] = _by_event(routes)
         self._enqueue = enqueue
         self._batch_size = batch_size
@@ -67,7 +67,12 @@ class Relay:
         async with self._sessions() as session, session.begin():
             rows = (
                 await session.execute(
-                    select(outbox.c.id, outbox.c.event_type, outbox.c.payload, outbox.c.request_id)
+                    select(
+                        outbox.c.id,
+                        outbox.c.event_type,
+                        outbox.c.payload.cast(Text).label("payload"),
+                        outbox.c.request_id,
+                    )
                     .where(outbox.c.published_at.is_(None))
                     .order_by(outbox.c.id)
                     .limit(self._batch_size)
@@ -80,7 +85,7 @@ class Relay:
                 dramatiq.Message[None](
                     queue_name=route.queue_name,
                     actor_name=route.actor_name,
-                    args=(_json(row.payload),),
+                    args=(row.payload,),
                     kwargs={},
                     options={"request_id": row.request_id, "event_type": row.event_type},
                 )
@@ -160,7 +165,3 @@ def _by_event(routes: Sequence[Route]) -> dict[str, list[Route]]:
     for route in routes:
         grouped.setdefault(route.event_tag, []).append(route)
     return grouped
-
-
-def _json(payload: object) -> str:
-    return msgspec.json.encode(payload).decode()

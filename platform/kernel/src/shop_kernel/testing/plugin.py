@@ -21,7 +21,7 @@ from redis import Redis
 
 from shop_kernel.embedded import EmbeddedServices
 from shop_kernel.migrations import MigrationTarget, upgrade
-from shop_kernel.sql import normalise_database_url
+from shop_kernel.sql import libpq_url, normalise_database_url
 
 TEST_DATABASE_URL = "SHOP_TEST_DATABASE_URL"
 TEST_REDIS_URL = "SHOP_TEST_REDIS_URL"
@@ -34,16 +34,21 @@ def _unique(prefix: str = "shop_test") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-def _embedded(
-    tmp_path_factory: pytest.TempPathFactory,
-    *,
-    postgres: bool = False,
-    redis: bool = False,
-    mongodb: bool = False,
-) -> EmbeddedServices:
-    return EmbeddedServices(
-        tmp_path_factory.mktemp("embedded"), postgres=postgres, redis=redis, mongodb=mongodb
-    )
+def _configured_or_embedded(
+    tmp_path_factory: pytest.TempPathFactory, variable: str, service: str
+) -> Iterator[str]:
+    """The server ``variable`` names, or else the embedded one, started for this session."""
+    configured = os.environ.get(variable)
+    if configured:
+        yield configured
+        return
+    with EmbeddedServices(
+        tmp_path_factory.mktemp("embedded"),
+        postgres=service == "postgres",
+        redis=service == "redis",
+        mongodb=service == "mongodb",
+    ) as services:
+        yield services.urls[service]
 
 
 # PostgreSQL
@@ -51,14 +56,9 @@ def _embedded(
 
 @pytest.fixture(scope="session")
 def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A URL of the server's maintenance database; tests make their own databases beside it."""
-    configured = os.environ.get(TEST_DATABASE_URL)
-    if configured:
-        yield normalise_database_url(configured)
-        return
-    with _embedded(tmp_path_factory, postgres=True) as services:
-        url = services.urls["postgres"]
-        yield url.rsplit("/", 1)[0] + "/postgres"
+    """A URL of a database to connect to while tests make their own databases beside it."""
+    for url in _configured_or_embedded(tmp_path_factory, TEST_DATABASE_URL, "postgres"):
+        yield normalise_database_url(url)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +66,7 @@ def make_database(postgres_server_url: str) -> Iterator[MakeDatabase]:
     """``make_database(targets=())`` creates an empty database, migrates ``targets`` into it
     and returns its URL. Every database made is dropped when the session ends."""
     made: list[str] = []
-    admin_url = postgres_server_url.replace("+psycopg", "")
+    admin_url = libpq_url(postgres_server_url)
     base = postgres_server_url.rsplit("/", 1)[0]
 
     def make(targets: Sequence[MigrationTarget] = ()) -> str:
@@ -92,12 +92,7 @@ def make_database(postgres_server_url: str) -> Iterator[MakeDatabase]:
 
 @pytest.fixture(scope="session")
 def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    configured = os.environ.get(TEST_REDIS_URL)
-    if configured:
-        yield configured
-        return
-    with _embedded(tmp_path_factory, redis=True) as services:
-        yield services.urls["redis"]
+    yield from _configured_or_embedded(tmp_path_factory, TEST_REDIS_URL, "redis")
 
 
 @pytest.fixture(scope="session")
@@ -127,12 +122,7 @@ def redis_url(redis_server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def mongodb_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    configured = os.environ.get(TEST_MONGODB_URL)
-    if configured:
-        yield configured
-        return
-    with _embedded(tmp_path_factory, mongodb=True) as services:
-        yield services.urls["mongodb"]
+    yield from _configured_or_embedded(tmp_path_factory, TEST_MONGODB_URL, "mongodb")
 
 
 @pytest.fixture(scope="session")
