@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from pymongo import AsyncMongoClient
 from redis import Redis
@@ -34,12 +35,13 @@ sys.path.insert(0, str(SUPPORT))
 from backbone_support import EFFECTS_DDL, ShelfStocked, shelf_module  # noqa: E402
 
 from shop_kernel.embedded import EmbeddedServices  # noqa: E402
-from shop_kernel.messaging.broker import create_broker, enqueue_many  # noqa: E402
+from shop_kernel.messaging.broker import NAMESPACE, create_broker, enqueue_many  # noqa: E402
 from shop_kernel.messaging.relay import Relay  # noqa: E402
 from shop_kernel.messaging.subscriptions import Route  # noqa: E402
 from shop_kernel.migrations import upgrade  # noqa: E402
+from shop_kernel.redis_client import redis_of  # noqa: E402
 from shop_kernel.settings import Settings  # noqa: E402
-from shop_kernel.sql import create_engine, create_session_factory, libpq_url  # noqa: E402
+from shop_kernel.sql import create_engine, libpq_url  # noqa: E402
 from shop_kernel.unit_of_work import UnitOfWork  # noqa: E402
 from shop_platform.contexts import migration_targets  # noqa: E402
 
@@ -95,6 +97,7 @@ def start_workers(
         SHOP_MONGODB_DATABASE=settings.mongodb_database,
         SHOP_LOG_LEVEL="WARNING", BACKBONE_TEST_CONTEXT=context,
         BACKBONE_TEST_VIEW="1" if view else "0", PYTHONPATH=str(SUPPORT),
+        dramatiq_worker_timeout=os.environ.get("BENCH_POLL_MS", "100"),
     )  # fmt: skip
     return [
         subprocess.Popen(
@@ -104,9 +107,9 @@ def start_workers(
                 "dramatiq",
                 "backbone_support:setup",
                 "--processes",
-                "1",
+                os.environ.get("BENCH_PROCESSES", "2"),
                 "--threads",
-                "8",
+                os.environ.get("BENCH_THREADS", "4"),
             ],
             env=env,
             start_new_session=True,
@@ -130,18 +133,18 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 async def steady_lag(settings: Settings, rate: int, seconds: int) -> dict[str, Any]:
     """Publish ``rate`` events/s for ``seconds``; lag = projected_at - outbox.created_at."""
     context = f"lag{uuid.uuid4().hex[:6]}"
+    Redis.from_url(settings.redis_url or "").delete(f"{NAMESPACE}:__heartbeats__")
     workers = start_workers(settings, context, 2, view=True)
     engine = create_engine(settings)
-    sessions = create_session_factory(engine)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
     view = mongo[settings.mongodb_database]["backbone_shelves"]
     try:
-        await asyncio.sleep(4)  # workers boot
+        wait_for_consumers(settings, 2 * int(os.environ.get("BENCH_PROCESSES", "2")))
         events: list[ShelfStocked] = []
         pending: set[asyncio.Task[None]] = set()
 
         async def commit_one(event: ShelfStocked) -> None:
-            async with UnitOfWork(sessions) as uow:
+            async with UnitOfWork(engine) as uow:
                 uow.publish(event)
                 await uow.commit()
 
@@ -176,13 +179,22 @@ async def steady_lag(settings: Settings, rate: int, seconds: int) -> dict[str, A
                 {"p": f"{context}-%"},
             )
             committed = {row[0]: row[1] for row in rows}
-        lags = [
+        timeline = sorted([
             (
-                doc["projected_at"].replace(tzinfo=committed[doc["_id"]].tzinfo)
-                - committed[doc["_id"]]
-            ).total_seconds()
+                committed[doc["_id"]],
+                (
+                    doc["projected_at"].replace(tzinfo=committed[doc["_id"]].tzinfo)
+                    - committed[doc["_id"]]
+                ).total_seconds(),
+            )
             async for doc in view.find({"_id": {"$regex": f"^{context}-"}})
-        ]
+        ])  # fmt: skip
+        lags = [lag for _, lag in timeline]
+        if os.environ.get("BENCH_TIMELINE"):
+            for second in range(seconds):
+                chunk = lags[second * rate : (second + 1) * rate]
+                if chunk:
+                    print(second, round(max(chunk) * 1000), round(statistics.median(chunk) * 1000))  # noqa: T201
     finally:
         stop_workers(workers)
         await mongo.close()
@@ -197,12 +209,8 @@ async def steady_lag(settings: Settings, rate: int, seconds: int) -> dict[str, A
     }  # fmt: skip
 
 
-async def backlog_drain(settings: Settings, size: int) -> dict[str, Any]:
-    """Insert ``size`` committed events at once; time the relay alone, then the whole path."""
-    context = f"drain{uuid.uuid4().hex[:6]}"
-    module = shelf_module(context, with_view=False)
-    routes = [Route(context, s) for s in module.subscriptions]
-    url = libpq_url(settings.database_url or "")
+def insert_backlog(url: str, context: str, size: int) -> None:
+    """``size`` committed events in one transaction, as a burst of writers would leave them."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             """
@@ -216,37 +224,95 @@ async def backlog_drain(settings: Settings, size: int) -> dict[str, Any]:
             """,
             {"c": context, "size": size},
         )
+        conn.execute("NOTIFY shop_outbox")
+
+
+async def relay_alone(settings: Settings, size: int) -> dict[str, Any]:
+    """The relay by itself: outbox rows to Redis messages, nobody consuming them."""
+    context = f"relay{uuid.uuid4().hex[:6]}"
+    module = shelf_module(context, with_view=False)
+    routes = [Route(context, s) for s in module.subscriptions]
+    insert_backlog(libpq_url(settings.database_url or ""), context, size)
     broker = create_broker(settings.redis_url or "")
     engine = create_engine(settings)
-    relay = Relay(create_session_factory(engine), settings.database_url or "", routes,
+    relay = Relay(engine, settings.database_url or "", routes,
                   lambda messages: enqueue_many(broker, messages), batch_size=1000)  # fmt: skip
     started = time.monotonic()
     relayed = await relay.drain()
-    relay_seconds = time.monotonic() - started
+    seconds = time.monotonic() - started
     await engine.dispose()
+    redis = redis_of(broker)
+    for key in redis.scan_iter(f"{NAMESPACE}:{context}*"):
+        redis.delete(key)
+    return {"backlog": size, "relayed": relayed, "relay_events_per_s": round(relayed / seconds)}
 
+
+def cpu_seconds(workers: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU seconds used so far by the worker programs, PostgreSQL and Redis (all processes)."""
+    totals = {"workers": 0.0, "postgres": 0.0, "redis": 0.0}
+    pids = {worker.pid for worker in workers}
+    for proc in psutil.process_iter(["pid", "name", "ppid"]):
+        try:
+            times = proc.cpu_times()
+            name = proc.info["name"] or ""
+            if proc.info["pid"] in pids or proc.info["ppid"] in pids:
+                totals["workers"] += times.user + times.system
+            elif name.startswith(("postgres", "postmaster")):
+                totals["postgres"] += times.user + times.system
+            elif name.startswith("redis"):
+                totals["redis"] += times.user + times.system
+        except psutil.Error:
+            continue
+    return totals
+
+
+def wait_for_consumers(settings: Settings, count: int) -> None:
+    """Until ``count`` worker processes fetch (Dramatiq records a heartbeat on each fetch)."""
+    redis = Redis.from_url(settings.redis_url or "")
+    deadline = time.monotonic() + 60
+    while redis.zcard(f"{NAMESPACE}:__heartbeats__") < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not start within 60 s")
+        time.sleep(0.1)
+
+
+async def backlog_drain(settings: Settings, size: int) -> dict[str, Any]:
+    """The whole path as it runs in production: the worker programs relay and handle at once.
+
+    The workers start first and idle; then ``size`` events commit at once. The clock runs
+    from that commit until every event's inbox row exists.
+    """
+    context = f"drain{uuid.uuid4().hex[:6]}"
+    url = libpq_url(settings.database_url or "")
+    Redis.from_url(settings.redis_url or "").delete(f"{NAMESPACE}:__heartbeats__")
+    processes = int(os.environ.get("BENCH_PROCESSES", "2"))
     workers = start_workers(settings, context, 2, view=False)
-    started = time.monotonic()
     try:
+        wait_for_consumers(settings, 2 * processes)
+        cpu_before = cpu_seconds(workers)
+        started = time.monotonic()
+        insert_backlog(url, context, size)
         with psycopg.connect(url, autocommit=True) as conn:
             while True:
                 done = conn.execute(
                     "SELECT count(*) FROM messaging.inbox WHERE subscriber = %s",
                     (f"{context}.RecordEffect",),
                 ).fetchone()
-                if (done is not None and done[0] >= size) or time.monotonic() - started > 900:
+                handled = int(done[0]) if done else 0
+                if handled >= size or time.monotonic() - started > 900:
                     break
-                time.sleep(0.5)
-        handled_seconds = time.monotonic() - started
-        handled = int(done[0]) if done else 0
+                time.sleep(0.2)
+        seconds = time.monotonic() - started
+        cpu_after = cpu_seconds(workers)
     finally:
         stop_workers(workers)
+    cpu_ms = {
+        f"{part}_cpu_ms_per_event": round((cpu_after[part] - cpu_before[part]) * 1000 / size, 3)
+        for part in cpu_before
+    }
     return {
-        "backlog": size, "relayed": relayed,
-        "relay_events_per_s": round(relayed / relay_seconds),
-        "handled": handled,
-        "handlers_events_per_s": round(handled / handled_seconds),
-        "end_to_end_events_per_s": round(handled / (relay_seconds + handled_seconds)),
+        "backlog": size, "handled": handled, "seconds": round(seconds, 1),
+        "end_to_end_events_per_s": round(handled / seconds), **cpu_ms,
     }  # fmt: skip
 
 
@@ -323,6 +389,7 @@ def main() -> None:
             if not args.skip_lag:
                 report["steady_lag"] = asyncio.run(steady_lag(settings, args.rate, args.seconds))
             if not args.skip_drain:
+                report["relay_alone"] = asyncio.run(relay_alone(settings, args.backlog))
                 report["backlog_drain"] = asyncio.run(backlog_drain(settings, args.backlog))
         finally:
             embedded.stop()

@@ -35,6 +35,18 @@ class ShelfStocked(IntegrationEvent, frozen=True, tag="test.ShelfStocked.v1"):
     sleep: float = 0.0
 
 
+RECORD_EFFECT = text(
+    "INSERT INTO public.backbone_effects (subscriber, event_id, shelf) "
+    "VALUES ('RecordEffect', :event_id, :shelf)"
+)
+# The write store's current state of the shelf: what a rebuild reads.
+RECORD_STATE = text(
+    "INSERT INTO public.backbone_shelf_state VALUES (:shelf, :quantity, :version) "
+    "ON CONFLICT (shelf) DO UPDATE SET quantity = excluded.quantity, "
+    "version = excluded.version WHERE backbone_shelf_state.version < excluded.version"
+)
+
+
 class RecordEffect:
     """Writes one row per handling, so a double effect shows as two rows."""
 
@@ -43,20 +55,11 @@ class RecordEffect:
     async def __call__(self, event: ShelfStocked, uow: UnitOfWork) -> None:
         if event.shelf in self.jammed:
             raise RuntimeError(f"shelf {event.shelf} is jammed")
-        await uow.session.execute(
-            text(
-                "INSERT INTO public.backbone_effects (subscriber, event_id, shelf) "
-                "VALUES ('RecordEffect', :event_id, :shelf)"
-            ),
-            {"event_id": event.event_id, "shelf": event.shelf},
+        await uow.connection.execute(
+            RECORD_EFFECT, {"event_id": event.event_id, "shelf": event.shelf}
         )
-        # The write store's current state of the shelf: what a rebuild reads.
-        await uow.session.execute(
-            text(
-                "INSERT INTO public.backbone_shelf_state VALUES (:shelf, :quantity, :version) "
-                "ON CONFLICT (shelf) DO UPDATE SET quantity = excluded.quantity, "
-                "version = excluded.version WHERE backbone_shelf_state.version < excluded.version"
-            ),
+        await uow.connection.execute(
+            RECORD_STATE,
             {"shelf": event.shelf, "quantity": event.quantity, "version": event.aggregate_version},
         )
         if event.sleep:

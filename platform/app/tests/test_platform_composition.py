@@ -35,7 +35,7 @@ async def test_the_container_hands_out_units_of_work_on_the_real_database(
     first, second = container.resolve(UnitOfWork), container.resolve(UnitOfWork)
     assert first is not second
     async with first as uow:
-        assert (await uow.session.execute(text("SELECT 1"))).scalar_one() == 1
+        assert (await uow.connection.execute(text("SELECT 1"))).scalar_one() == 1
 
 
 async def test_each_context_registers_its_own_parts(

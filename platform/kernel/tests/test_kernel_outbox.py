@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.domain import AggregateRoot, DomainEvent
 from shop_kernel.log import bind_request_id, clear_request_context
@@ -17,7 +17,7 @@ from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.tables import MIGRATIONS, outbox
 from shop_kernel.settings import Settings
-from shop_kernel.sql import create_engine, create_session_factory, libpq_url
+from shop_kernel.sql import create_engine, libpq_url
 from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork
 
@@ -61,11 +61,6 @@ async def engine(url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_session_factory(engine)
-
-
 async def stored(engine: AsyncEngine) -> list[tuple[str, str, int, str | None]]:
     async with engine.connect() as conn:
         rows = await conn.execute(
@@ -78,12 +73,12 @@ async def stored(engine: AsyncEngine) -> list[tuple[str, str, int, str | None]]:
 
 
 async def test_recorded_events_of_tracked_aggregates_are_stored_on_commit(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine,
 ) -> None:
     crate = Crate(id="c-1", version=4)
     bind_request_id("req-7")
     try:
-        async with UnitOfWork(sessions, translate) as uow:
+        async with UnitOfWork(engine, translate) as uow:
             uow.track(crate)
             crate.fill(3)
             await uow.commit()
@@ -93,29 +88,27 @@ async def test_recorded_events_of_tracked_aggregates_are_stored_on_commit(
     assert crate.pending_events == ()
 
 
-async def test_a_rolled_back_unit_stores_no_event(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
-) -> None:
+async def test_a_rolled_back_unit_stores_no_event(engine: AsyncEngine) -> None:
     crate = Crate(id="c-1")
-    async with UnitOfWork(sessions, translate) as uow:
+    async with UnitOfWork(engine, translate) as uow:
         uow.track(crate)
         crate.fill(3)
         uow.publish(CrateFilled(aggregate_id="c-2", aggregate_version=1, apples=1))
-    async with UnitOfWork(sessions, translate) as uow:
+    async with UnitOfWork(engine, translate) as uow:
         uow.publish(CrateFilled(aggregate_id="c-3", aggregate_version=1, apples=1))
         await uow.rollback()
     assert await stored(engine) == []
 
 
 async def test_a_commit_wakes_listeners_and_only_after_it_commits(
-    url: str, sessions: async_sessionmaker[AsyncSession]
+    url: str, engine: AsyncEngine
 ) -> None:
     listener = await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True)
     async with listener:
         await listener.execute(f"LISTEN {CHANNEL}")
-        async with UnitOfWork(sessions) as uow:
+        async with UnitOfWork(engine) as uow:
             uow.publish(CrateFilled(aggregate_id="c-1", aggregate_version=1, apples=1))
-            await uow.session.execute(text("SELECT 1"))
+            await uow.connection.execute(text("SELECT 1"))
             early = [n async for n in listener.notifies(timeout=0.3)]
             await uow.commit()
         woken = [n async for n in listener.notifies(timeout=2.0, stop_after=1)]
@@ -123,11 +116,9 @@ async def test_a_commit_wakes_listeners_and_only_after_it_commits(
     assert [n.channel for n in woken] == [CHANNEL]
 
 
-async def test_events_not_translated_stay_inside_the_context(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
-) -> None:
+async def test_events_not_translated_stay_inside_the_context(engine: AsyncEngine) -> None:
     crate = Crate(id="c-1")
-    async with UnitOfWork(sessions) as uow:  # no translator: nothing leaves
+    async with UnitOfWork(engine) as uow:  # no translator: nothing leaves
         uow.track(crate)
         crate.fill(1)
         await uow.commit()

@@ -10,14 +10,14 @@ from typing import Any
 import dramatiq
 import pytest
 from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.relay import Relay
 from shop_kernel.messaging.subscriptions import Route, project, subscribe
 from shop_kernel.messaging.tables import MIGRATIONS, outbox
 from shop_kernel.settings import Settings
-from shop_kernel.sql import create_engine, create_session_factory
+from shop_kernel.sql import create_engine
 from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork
 
@@ -51,11 +51,6 @@ async def engine(make_database: MakeDatabase) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_session_factory(engine)
-
-
 class Outbox:
     def __init__(self) -> None:
         self.sent: list[dramatiq.Message[Any]] = []
@@ -67,9 +62,9 @@ class Outbox:
         self.sent.extend(messages)
 
 
-def relay(sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine, box: Outbox) -> Relay:
+def relay(engine: AsyncEngine, box: Outbox) -> Relay:
     return Relay(
-        sessions,
+        engine,
         str(engine.url.render_as_string(hide_password=False)),
         ROUTES,
         box.enqueue,
@@ -77,8 +72,8 @@ def relay(sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine, box: 
     )
 
 
-async def publish(sessions: async_sessionmaker[AsyncSession], *events: IntegrationEvent) -> None:
-    async with UnitOfWork(sessions) as uow:
+async def publish(engine: AsyncEngine, *events: IntegrationEvent) -> None:
+    async with UnitOfWork(engine) as uow:
         for event in events:
             uow.publish(event)
         await uow.commit()
@@ -91,12 +86,12 @@ async def unpublished(engine: AsyncEngine) -> int:
 
 
 async def test_each_event_goes_to_each_subscriber_queue_and_is_marked_published(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine,
 ) -> None:
     box = Outbox()
     events = [BellRung(aggregate_id="b", aggregate_version=v, times=v) for v in range(1, 8)]
-    await publish(sessions, *events, Unheard(aggregate_id="x", aggregate_version=1))
-    published = await relay(sessions, engine, box).drain()
+    await publish(engine, *events, Unheard(aggregate_id="x", aggregate_version=1))
+    published = await relay(engine, box).drain()
     assert published == 8
     assert await unpublished(engine) == 0
     assert sorted({(m.queue_name, m.actor_name) for m in box.sent}) == [
@@ -107,40 +102,34 @@ async def test_each_event_goes_to_each_subscriber_queue_and_is_marked_published(
 
 
 async def test_a_failed_enqueue_leaves_the_batch_unpublished_for_the_next_try(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine,
 ) -> None:
     box = Outbox()
-    await publish(sessions, BellRung(aggregate_id="b", aggregate_version=1, times=1))
+    await publish(engine, BellRung(aggregate_id="b", aggregate_version=1, times=1))
     box.broken = True
     with pytest.raises(ConnectionError):
-        await relay(sessions, engine, box).relay_once()
+        await relay(engine, box).relay_once()
     assert await unpublished(engine) == 1
     box.broken = False
-    assert (await relay(sessions, engine, box).relay_once()).events == 1
+    assert (await relay(engine, box).relay_once()).events == 1
     assert await unpublished(engine) == 0
 
 
-async def test_two_relays_never_claim_the_same_rows(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
-) -> None:
+async def test_two_relays_never_claim_the_same_rows(engine: AsyncEngine) -> None:
     box_a, box_b = Outbox(), Outbox()
     events = [BellRung(aggregate_id=f"b{i}", aggregate_version=1, times=1) for i in range(60)]
-    await publish(sessions, *events)
-    await asyncio.gather(
-        relay(sessions, engine, box_a).drain(), relay(sessions, engine, box_b).drain()
-    )
+    await publish(engine, *events)
+    await asyncio.gather(relay(engine, box_a).drain(), relay(engine, box_b).drain())
     sent = [m.args[0] for m in box_a.sent + box_b.sent if m.actor_name == "tower.CountRings"]
     assert len(sent) == len(set(sent)) == 60
 
 
-async def test_published_rows_past_their_retention_are_purged(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
-) -> None:
+async def test_published_rows_past_their_retention_are_purged(engine: AsyncEngine) -> None:
     box = Outbox()
-    await publish(sessions, BellRung(aggregate_id="old", aggregate_version=1, times=1))
-    the_relay = relay(sessions, engine, box)
+    await publish(engine, BellRung(aggregate_id="old", aggregate_version=1, times=1))
+    the_relay = relay(engine, box)
     await the_relay.drain()
-    await publish(sessions, BellRung(aggregate_id="new", aggregate_version=1, times=1))
+    await publish(engine, BellRung(aggregate_id="new", aggregate_version=1, times=1))
     async with engine.begin() as conn:
         await conn.execute(
             update(outbox)

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.settings import Settings
-from shop_kernel.sql import create_engine, create_session_factory
+from shop_kernel.sql import create_engine
 from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork, UnitOfWorkNotStarted
 
@@ -23,39 +23,28 @@ async def engine(make_database: MakeDatabase) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_session_factory(engine)
-
-
 async def names(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as conn:
         return list((await conn.execute(text("SELECT name FROM shelf ORDER BY name"))).scalars())
 
 
-async def test_committed_work_is_kept(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
-) -> None:
-    async with UnitOfWork(sessions) as uow:
-        await uow.session.execute(text("INSERT INTO shelf VALUES ('a')"))
+async def test_committed_work_is_kept(engine: AsyncEngine) -> None:
+    async with UnitOfWork(engine) as uow:
+        await uow.connection.execute(text("INSERT INTO shelf VALUES ('a')"))
         await uow.commit()
     assert await names(engine) == ["a"]
 
 
-async def test_work_not_committed_is_rolled_back(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
-) -> None:
-    async with UnitOfWork(sessions) as uow:
-        await uow.session.execute(text("INSERT INTO shelf VALUES ('a')"))
+async def test_work_not_committed_is_rolled_back(engine: AsyncEngine) -> None:
+    async with UnitOfWork(engine) as uow:
+        await uow.connection.execute(text("INSERT INTO shelf VALUES ('a')"))
     assert await names(engine) == []
 
 
-async def test_an_exception_rolls_back_and_propagates(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
-) -> None:
+async def test_an_exception_rolls_back_and_propagates(engine: AsyncEngine) -> None:
     async def decide_otherwise() -> None:
-        async with UnitOfWork(sessions) as uow:
-            await uow.session.execute(text("INSERT INTO shelf VALUES ('a')"))
+        async with UnitOfWork(engine) as uow:
+            await uow.connection.execute(text("INSERT INTO shelf VALUES ('a')"))
             raise RuntimeError("decided otherwise")
 
     with pytest.raises(RuntimeError, match="decided otherwise"):
@@ -64,21 +53,21 @@ async def test_an_exception_rolls_back_and_propagates(
 
 
 async def test_explicit_rollback_discards_and_the_unit_can_be_used_again(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine,
 ) -> None:
-    uow = UnitOfWork(sessions)
+    uow = UnitOfWork(engine)
     async with uow:
-        await uow.session.execute(text("INSERT INTO shelf VALUES ('a')"))
+        await uow.connection.execute(text("INSERT INTO shelf VALUES ('a')"))
         await uow.rollback()
     async with uow:
-        await uow.session.execute(text("INSERT INTO shelf VALUES ('b')"))
+        await uow.connection.execute(text("INSERT INTO shelf VALUES ('b')"))
         await uow.commit()
     assert await names(engine) == ["b"]
 
 
 async def test_the_session_is_only_there_inside_the_block(
-    sessions: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
 ) -> None:
-    uow = UnitOfWork(sessions)
+    uow = UnitOfWork(engine)
     with pytest.raises(UnitOfWorkNotStarted):
-        _ = uow.session
+        _ = uow.connection

@@ -73,7 +73,7 @@ class Backbone:
 
     def relay(self, settings: Settings, resources: Resources, broker: RedisBroker) -> Relay:
         return Relay(
-            resources.session_factory,
+            resources.engine,
             database_url(settings),
             self.routes,
             lambda messages: enqueue_many(broker, messages),
@@ -84,13 +84,19 @@ class Backbone:
 def _deliverer(
     registry: EventRegistry, route: Route, container: Callable[[], punq.Container]
 ) -> Callable[[str], Any]:
-    # Built once per actor; the container is looked up per delivery, since it only exists
-    # once the worker's stores are open.
-    delivery = Delivery(
-        registry,
-        lambda: container().resolve(UnitOfWork),
-        lambda reactor: container().instantiate(reactor),  # pyright: ignore[reportUnknownMemberType, reportUnknownLambdaType]
-    )
+    # Built once per actor. The container only exists once the worker's stores are open, so
+    # the reactor is built on the first delivery and then reused (reactors keep no per-event
+    # state); the unit of work is fresh for every delivery.
+    built: tuple[punq.Container, Any] | None = None
+
+    def reactor(reactor_type: type[Any]) -> Any:
+        nonlocal built
+        live = container()
+        if built is None or built[0] is not live:
+            built = (live, live.instantiate(reactor_type))  # pyright: ignore[reportUnknownMemberType]
+        return built[1]
+
+    delivery = Delivery(registry, lambda: container().resolve(UnitOfWork), reactor)
 
     async def deliver(payload: str) -> None:
         await delivery.deliver(route, payload)

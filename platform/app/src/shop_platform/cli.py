@@ -92,6 +92,7 @@ def worker(processes: int, threads: int | None) -> None:
     # A fresh folder per worker program: never shared with another worker, never reused.
     metrics_dir = Path(tempfile.mkdtemp(prefix="shop-worker-metrics-"))
     os.environ.update(metrics_environment(settings, metrics_dir))
+    os.environ["dramatiq_worker_timeout"] = str(settings.worker_idle_poll_ms)  # noqa: SIM112 - the name Dramatiq reads
     argv = [
         sys.executable, "-m", "dramatiq", "shop_platform.worker:setup",
         "--processes", str(processes),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import punq
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
@@ -21,12 +21,11 @@ def build_container(
     container = punq.Container()
     container.register(Settings, instance=settings)
     container.register(AsyncEngine, instance=resources.engine)
-    container.register(async_sessionmaker[AsyncSession], instance=resources.session_factory)
     container.register(Redis, instance=resources.redis)
     container.register(Resources, instance=resources)
     container.register(
         UnitOfWork,
-        factory=lambda: UnitOfWork(resources.session_factory),
+        factory=lambda: UnitOfWork(resources.engine),
         scope=punq.Scope.transient,
     )
     for context in CONTEXTS:

@@ -7,19 +7,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.mongo import MongoClient, create_mongo_client, init_read_models
 from shop_kernel.redis_client import create_redis
 from shop_kernel.settings import Settings
-from shop_kernel.sql import create_engine, create_session_factory
+from shop_kernel.sql import create_engine
 from shop_platform.contexts import CONTEXTS
 
 
 @dataclass(frozen=True)
 class Resources:
     engine: AsyncEngine
-    session_factory: async_sessionmaker[AsyncSession]
     mongo: MongoClient
     redis: Redis
 
@@ -29,13 +28,14 @@ async def open_resources(
     settings: Settings, *, role: str, create_indexes: bool = False
 ) -> AsyncGenerator[Resources]:
     """Clients bind to the loop they are made on: call this inside the loop that uses them."""
-    engine = create_engine(settings, application_name=f"shop-{role}")
+    # The worker skips the ping: see create_engine.
+    engine = create_engine(settings, application_name=f"shop-{role}", pre_ping=role != "worker")
     mongo = create_mongo_client(settings)
     redis = create_redis(settings)
     try:
         documents = [doc for context in CONTEXTS for doc in context.document_models]
         await init_read_models(mongo, settings, documents, create_indexes=create_indexes)
-        yield Resources(engine, create_session_factory(engine), mongo, redis)
+        yield Resources(engine, mongo, redis)
     finally:
         await redis.aclose()
         await mongo.close()

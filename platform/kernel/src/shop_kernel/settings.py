@@ -60,6 +60,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     request_max_body_size: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     health_timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 2.0
     worker_threads: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
+    # How long an idle queue consumer waits at most before asking Redis again. Dramatiq's
+    # default (1 s) adds up to a second to the delivery of an event that finds it idle.
+    worker_idle_poll_ms: Annotated[int, msgspec.Meta(ge=10, le=10_000)] = 100
     # The event backbone: retries before a message is dead-lettered, the first back-off (it
     # doubles each time, up to 5 minutes), a handler's time limit, events per relay batch.
     event_max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 8

@@ -1,14 +1,13 @@
-"""The PostgreSQL write store: one async engine per process, sessions made from it."""
+"""The PostgreSQL write store: one async engine per process; work runs on its connections.
+
+The service speaks SQLAlchemy Core (tables and statements), never the ORM: repositories map
+rows to aggregates in plain code, and a transaction is an ``AsyncConnection``.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shop_kernel.settings import Settings, SettingsError, env_name
 
@@ -30,17 +29,21 @@ def libpq_url(url: str) -> str:
     return "postgresql://" + normalise_database_url(url).removeprefix("postgresql+psycopg://")
 
 
-def create_engine(settings: Settings, *, application_name: str = "shop") -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, application_name: str = "shop", pre_ping: bool = True
+) -> AsyncEngine:
+    """The process's engine. ``pre_ping`` tests each pooled connection before handing it out.
+
+    A request must not fail on a connection the server dropped (a restart, a failover), so
+    the API pings. The worker may skip the ping: a failed delivery is retried, and the pool
+    replaces the broken connection it found.
+    """
     url = make_url(database_url(settings))
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         connect_args={"application_name": application_name},
     )
-
-
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

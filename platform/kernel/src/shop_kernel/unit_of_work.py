@@ -12,7 +12,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shop_kernel.domain import AggregateRoot, DomainEvent
 from shop_kernel.messaging.events import IntegrationEvent
@@ -31,29 +31,31 @@ class UnitOfWorkNotStarted(RuntimeError):
 
 
 class UnitOfWork:
-    def __init__(
-        self,
-        session_factory: async_sessionmaker[AsyncSession],
-        translate: EventTranslator = publish_nothing,
-    ) -> None:
-        self._session_factory = session_factory
+    def __init__(self, engine: AsyncEngine, translate: EventTranslator = publish_nothing) -> None:
+        self._engine = engine
         self._translate = translate
-        self._session: AsyncSession | None = None
+        self._connection: AsyncConnection | None = None
         self._seen: list[AggregateRoot] = []
         self._published: list[IntegrationEvent] = []
 
     @property
-    def session(self) -> AsyncSession:
-        if self._session is None:
+    def connection(self) -> AsyncConnection:
+        """The transaction's connection: repositories run their Core statements on it."""
+        if self._connection is None:
             raise UnitOfWorkNotStarted("use the unit of work inside `async with`")
-        return self._session
+        return self._connection
 
     async def __aenter__(self) -> Self:
-        if self._session is not None:
+        if self._connection is not None:
             raise RuntimeError("a unit of work cannot be entered twice at once")
-        self._session = self._session_factory()
+        connection = await self._engine.connect()
+        try:
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
         self._seen, self._published = [], []
-        await self._session.begin()
         return self
 
     async def __aexit__(
@@ -62,13 +64,13 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        session, self._session = self.session, None
+        connection, self._connection = self.connection, None
         self._seen, self._published = [], []
         try:
-            if session.in_transaction():
-                await session.rollback()
+            if connection.in_transaction():
+                await connection.rollback()
         finally:
-            await session.close()
+            await connection.close()
 
     def track(self, aggregate: AggregateRoot) -> None:
         """Repositories call this for every aggregate they load or add."""
@@ -87,11 +89,11 @@ class UnitOfWork:
                 if translated is not None:
                     events.append(translated)
         self._published = []
-        await append_to_outbox(self.session, events)
-        await self.session.commit()
+        await append_to_outbox(self.connection, events)
+        await self.connection.commit()
 
     async def rollback(self) -> None:
         self._published = []
         for aggregate in self._seen:
             aggregate.pull_events()
-        await self.session.rollback()
+        await self.connection.rollback()

@@ -9,15 +9,7 @@ from typing import Any, cast
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
-from dramatiq.middleware import (
-    AgeLimit,
-    AsyncIO,
-    Callbacks,
-    Pipelines,
-    Retries,
-    ShutdownNotifications,
-    TimeLimit,
-)
+from dramatiq.middleware import AsyncIO, Retries, TimeLimit
 from redis.commands.core import Script
 
 from shop_kernel.messaging.dead_letters import FailureReasons
@@ -44,12 +36,9 @@ def create_broker(
     ``heartbeat_timeout_ms``; the defaults (0.1 %, 60 s) can leave a message stranded for
     many minutes after a SIGKILL.
     """
+    # Only what the backbone uses: every middleware's hooks run for every message.
     middleware: list[dramatiq.Middleware] = [
-        AgeLimit(),
         TimeLimit(time_limit=time_limit_ms),
-        ShutdownNotifications(),
-        Callbacks(),
-        Pipelines(),
         # Before Retries: Dramatiq runs "after" hooks in reverse, so this one sees the verdict.
         FailureReasons(),
         Retries(max_retries=max_retries, min_backoff=min_backoff_ms, max_backoff=max_backoff_ms),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert
 
 from shop_kernel.log import get_logger
@@ -21,6 +22,14 @@ from shop_kernel.messaging.tables import inbox
 from shop_kernel.unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
+
+# Built once: a statement object memoises its cache key, so each delivery only binds values.
+CLAIM = (
+    insert(inbox)
+    .values(subscriber=bindparam("subscriber"), event_id=bindparam("event_id"))
+    .on_conflict_do_nothing()
+    .returning(inbox.c.event_id)
+)
 
 
 class Delivery:
@@ -50,11 +59,8 @@ class Delivery:
 
     async def _handle_once(self, route: Route, event: IntegrationEvent, handler: Any) -> bool:
         async with self._unit_of_work() as uow:
-            claimed = await uow.session.execute(
-                insert(inbox)
-                .values(subscriber=route.subscriber, event_id=event.event_id)
-                .on_conflict_do_nothing()
-                .returning(inbox.c.event_id)
+            claimed = await uow.connection.execute(
+                CLAIM, {"subscriber": route.subscriber, "event_id": event.event_id}
             )
             if claimed.first() is None:
                 log.info(

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shop_kernel.log import current_request_id
 from shop_kernel.messaging.events import IntegrationEvent, event_tag
@@ -28,9 +28,12 @@ def outbox_row(event: IntegrationEvent, *, traceparent: str | None = None) -> di
     }
 
 
-async def append_to_outbox(session: AsyncSession, events: Sequence[IntegrationEvent]) -> None:
+NOTIFY = text(f"NOTIFY {CHANNEL}")
+
+
+async def append_to_outbox(connection: AsyncConnection, events: Sequence[IntegrationEvent]) -> None:
     """Insert ``events`` and wake the relay; both take effect only when the transaction commits."""
     if not events:
         return
-    await session.execute(insert(outbox), [outbox_row(event) for event in events])
-    await session.execute(text(f"NOTIFY {CHANNEL}"))
+    await connection.execute(insert(outbox), [outbox_row(event) for event in events])
+    await connection.execute(NOTIFY)

@@ -20,7 +20,7 @@ from typing import Any, cast
 import dramatiq
 import psycopg
 from sqlalchemy import CursorResult, Text, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.metrics import RELAY_BATCH_EVENTS, RELAY_BATCH_SECONDS
@@ -44,7 +44,7 @@ class RelayBatch:
 class Relay:
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         listen_url: str,
         routes: Sequence[Route],
         enqueue: Enqueue,
@@ -53,7 +53,7 @@ class Relay:
         poll_interval: float = 0.25,
         retention: timedelta = timedelta(days=7),
     ) -> None:
-        self._sessions = session_factory
+        self._engine = engine
         self._listen_url = libpq_url(listen_url)
         self._routes: Mapping[str, list[Route]] = _by_event(routes)
         self._enqueue = enqueue
@@ -64,9 +64,9 @@ class Relay:
     async def relay_once(self) -> RelayBatch:
         """Claim one batch, enqueue its messages, mark it published; all or nothing."""
         started = time.perf_counter()
-        async with self._sessions() as session, session.begin():
+        async with self._engine.begin() as connection:
             rows = (
-                await session.execute(
+                await connection.execute(
                     select(
                         outbox.c.id,
                         outbox.c.event_type,
@@ -93,7 +93,7 @@ class Relay:
                 for route in self._routes.get(row.event_type, ())
             ]
             await asyncio.to_thread(self._enqueue, messages)
-            await session.execute(
+            await connection.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([row.id for row in rows]))
                 .values(published_at=func.now())
@@ -112,8 +112,8 @@ class Relay:
 
     async def purge(self) -> int:
         """Forget published rows older than the retention."""
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
                 delete(outbox).where(
                     outbox.c.published_at < func.now() - self._retention,
                 )
