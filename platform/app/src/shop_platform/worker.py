@@ -16,7 +16,6 @@ from typing import Any
 
 import dramatiq
 import punq
-import uvloop
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 
@@ -107,9 +106,6 @@ def build_broker(
     relay: bool = True,
     metrics: bool = False,
 ) -> RedisBroker:
-    # Dramatiq's AsyncIO middleware makes the process's event loop when the worker boots:
-    # uvloop's loop costs the many small database round trips of a delivery less CPU.
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     backbone = Backbone.of(modules)
     broker = backbone.broker(settings, metrics=metrics)
     resources = WorkerResources(settings, backbone, modules, relay=relay)
