@@ -40,3 +40,22 @@ def test_a_misspelt_setting_is_pointed_out() -> None:
     result = run_shop("api", SHOP_REDIS_ULR="redis://127.0.0.1:6379/0")
     assert result.returncode == 2
     assert "SHOP_REDIS_ULR: unknown setting (did you mean SHOP_REDIS_URL?)" in result.stderr
+
+
+def test_the_worker_command_hands_dramatiq_its_threads_and_idle_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from shop_platform import cli  # noqa: PLC0415
+
+    executed: list[list[str]] = []
+    environment = {"SHOP_WORKER_IDLE_POLL_MS": "40", "SHOP_WORKER_THREADS": "3"}
+    monkeypatch.setattr(os, "environ", environment)
+    monkeypatch.setattr(os, "execv", lambda _path, argv: executed.append(list(argv)))  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
+    result = CliRunner().invoke(cli.shop, ["worker", "--processes", "2"])
+    assert result.exit_code == 0, result.output
+    assert environment["dramatiq_worker_timeout"] == "40"
+    argv = executed[0]
+    assert argv[argv.index("--processes") + 1] == "2"
+    assert argv[argv.index("--threads") + 1] == "3"
