@@ -65,22 +65,31 @@ class Relay:
         """Claim one batch, enqueue its messages, mark it published; all or nothing."""
         started = time.perf_counter()
         async with self._engine.begin() as connection:
-            rows = (
+            # Claim and mark in one statement: the marks only count if the enqueue below
+            # succeeds, since a failure rolls the whole transaction back.
+            claimed = (
+                select(outbox.c.id)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self._batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            returned = (
                 await connection.execute(
-                    select(
+                    update(outbox)
+                    .where(outbox.c.id.in_(claimed.scalar_subquery()))
+                    .values(published_at=func.now())
+                    .returning(
                         outbox.c.id,
                         outbox.c.event_type,
                         outbox.c.payload.cast(Text).label("payload"),
                         outbox.c.request_id,
                     )
-                    .where(outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
                 )
             ).all()
-            if not rows:
+            if not returned:
                 return RelayBatch(0, 0, time.perf_counter() - started)
+            rows = sorted(returned, key=lambda row: row.id)  # RETURNING has no order
             messages: list[dramatiq.Message[None]] = [
                 dramatiq.Message[None](
                     queue_name=route.queue_name,
@@ -93,11 +102,6 @@ class Relay:
                 for route in self._routes.get(row.event_type, ())
             ]
             await asyncio.to_thread(self._enqueue, messages)
-            await connection.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([row.id for row in rows]))
-                .values(published_at=func.now())
-            )
         batch = RelayBatch(len(rows), len(messages), time.perf_counter() - started)
         RELAY_BATCH_EVENTS.observe(batch.events)
         RELAY_BATCH_SECONDS.observe(batch.seconds)
