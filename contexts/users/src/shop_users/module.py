@@ -4,13 +4,55 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import punq
+
+from shop_kernel.auth import PrincipalSource
+from shop_kernel.messaging.subscriptions import project
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
-from shop_users.adapters.sql import metadata
+from shop_kernel.settings import Settings
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.views import ReadView
+from shop_users.adapters.directory import (
+    COLLECTION,
+    UserDirectory,
+    UserDirectoryEntry,
+    UserDirectoryProjector,
+    UserDirectorySource,
+)
+from shop_users.adapters.http import SignIn, UsersController
+from shop_users.adapters.passwords import Argon2PasswordHasher, load_common_passwords
+from shop_users.adapters.sql import SqlPrincipalSource, metadata, sql_transactions
+from shop_users.adapters.translations import TRANSLATIONS
+from shop_users.application.accounts import Accounts
+from shop_users.contract import USER_EVENTS
+from shop_users.domain.passwords import PasswordPolicy
+
+
+def register(container: punq.Container, _settings: Settings) -> None:
+    from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: PLC0415
+
+    accounts = Accounts(
+        sql_transactions(lambda: container.resolve(UnitOfWork)),  # pyright: ignore[reportUnknownLambdaType, reportUnknownMemberType, reportUnknownArgumentType]
+        Argon2PasswordHasher(),
+        PasswordPolicy(load_common_passwords()),
+    )
+    container.register(Accounts, instance=accounts)
+    container.register(UserDirectory, instance=UserDirectory())
+    engine: AsyncEngine = container.resolve(AsyncEngine)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    container.register(PrincipalSource, instance=SqlPrincipalSource(engine))
+
 
 module = ContextModule(
     name="users",
     migrations=MigrationTarget(
         name="users", metadata=metadata, script_location=Path(__file__).parent / "migrations"
     ),
+    register=register,
+    route_handlers=[UsersController, SignIn],
+    document_models=[UserDirectoryEntry],
+    events=list(USER_EVENTS),
+    translations=TRANSLATIONS,
+    subscriptions=[project(event, UserDirectoryProjector) for event in USER_EVENTS],
+    views=[ReadView("user_directory", COLLECTION, UserDirectorySource)],
 )

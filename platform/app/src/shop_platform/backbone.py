@@ -60,8 +60,13 @@ class Backbone:
         return broker
 
     def declare_actors(self, broker: RedisBroker, container: Callable[[], punq.Container]) -> None:
-        """One actor per route; each delivery resolves its reactor from the live container."""
+        """One actor per subscriber (a reactor may take several event types); each delivery
+        resolves its reactor from the live container."""
+        declared: set[str] = set()
         for route in self.routes:
+            if route.actor_name in declared:
+                continue
+            declared.add(route.actor_name)
             dramatiq.Actor(
                 _deliverer(self.registry, route, container),
                 broker=broker,

@@ -8,7 +8,7 @@ import punq
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_kernel.modules import ContextModule
+from shop_kernel.modules import ContextModule, translate_with
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_platform.contexts import CONTEXTS
@@ -19,15 +19,16 @@ def build_container(
     settings: Settings, resources: Resources, modules: Sequence[ContextModule] = CONTEXTS
 ) -> punq.Container:
     container = punq.Container()
+    translate = translate_with(modules)
     container.register(Settings, instance=settings)
     container.register(AsyncEngine, instance=resources.engine)
     container.register(Redis, instance=resources.redis)
     container.register(Resources, instance=resources)
     container.register(
         UnitOfWork,
-        factory=lambda: UnitOfWork(resources.engine),
+        factory=lambda: UnitOfWork(resources.engine, translate),
         scope=punq.Scope.transient,
     )
-    for context in CONTEXTS:
+    for context in modules:
         context.register(container, settings)
     return container

@@ -1,7 +1,178 @@
-"""SQLAlchemy Core tables of the ``users`` schema."""
+"""SQLAlchemy Core tables of the ``users`` schema, and the repository that maps their rows."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+import uuid
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Row,
+    Table,
+    Text,
+    Uuid,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shop_kernel.auth import PrincipalRecord
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_users.application.accounts import ConcurrentChange
+from shop_users.application.ports import UserRepository, UsersTransaction
+from shop_users.domain.model import DisplayName, EmailAddress, EmailAlreadyRegistered, Role, User
 
 metadata = MetaData(schema="users")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    # Lower-cased by EmailAddress, so a plain unique index is case-insensitive; NULL once erased.
+    Column("email", Text, nullable=True, unique=True),
+    Column("name", Text, nullable=True),
+    Column("password_hash", Text, nullable=True),
+    Column("role", Text, nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    Column("token_generation", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    CheckConstraint("role IN ('customer', 'admin')", name="users_role_known"),
+    CheckConstraint("email = lower(email)", name="users_email_lower_case"),
+)
+
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        email=EmailAddress(row.email) if row.email is not None else None,
+        name=DisplayName(row.name) if row.name is not None else None,
+        password_hash=row.password_hash,
+        role=Role(row.role),
+        is_active=row.is_active,
+        token_generation=row.token_generation,
+        created_at=row.created_at,
+        erased_at=row.erased_at,
+        version=row.version,
+    )
+
+
+def _values(user: User) -> dict[str, Any]:
+    return {
+        "email": user.email.value if user.email is not None else None,
+        "name": user.name.value if user.name is not None else None,
+        "password_hash": user.password_hash,
+        "role": user.role.value,
+        "is_active": user.is_active,
+        "token_generation": user.token_generation,
+        "erased_at": user.erased_at,
+    }
+
+
+def _is_email_clash(error: IntegrityError) -> bool:
+    return "users_email_key" in str(error.orig)
+
+
+class SqlUserRepository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        return await self._one(select(users).where(users.c.id == user_id))
+
+    async def get_by_email(self, email: EmailAddress) -> User | None:
+        return await self._one(select(users).where(users.c.email == email.value))
+
+    async def add(self, user: User) -> None:
+        values = {**_values(user), "id": user.id, "created_at": user.created_at, "version": 1}
+        try:
+            await self._uow.connection.execute(insert(users).values(values))
+        except IntegrityError as error:
+            if _is_email_clash(error):
+                raise EmailAlreadyRegistered from None
+            raise
+        user.saved_as(1)
+        self._uow.track(user)
+
+    async def save(self, user: User) -> None:
+        statement = (
+            update(users)
+            .where(users.c.id == user.id, users.c.version == user.version)
+            .values(**_values(user), version=user.version + 1)
+        )
+        try:
+            result = await self._uow.connection.execute(statement)
+        except IntegrityError as error:
+            if _is_email_clash(error):
+                raise EmailAlreadyRegistered from None
+            raise
+        if result.rowcount != 1:
+            raise ConcurrentChange
+        user.saved_as(user.version + 1)
+
+    async def _one(self, statement: Any) -> User | None:
+        row = (await self._uow.connection.execute(statement)).first()
+        if row is None:
+            return None
+        user = _user(row)
+        self._uow.track(user)
+        return user
+
+
+class SqlUsersTransaction:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self._users = SqlUserRepository(uow)
+
+    @property
+    def users(self) -> UserRepository:
+        return self._users
+
+    async def commit(self) -> None:
+        await self._uow.commit()
+
+
+def sql_transactions(
+    unit_of_work: Callable[[], UnitOfWork],
+) -> Callable[[], Any]:
+    """The users' unit of work on the kernel's: each call opens one transaction."""
+
+    @asynccontextmanager
+    async def transaction() -> AsyncGenerator[UsersTransaction]:
+        async with unit_of_work() as uow:
+            yield SqlUsersTransaction(uow)
+
+    return transaction
+
+
+class SqlPrincipalSource:
+    """Who a token's subject is now: role, and whether their tokens may still be used."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def load(self, user_id: uuid.UUID) -> PrincipalRecord | None:
+        statement = select(
+            users.c.role, users.c.is_active, users.c.erased_at, users.c.token_generation
+        ).where(users.c.id == user_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(statement)).first()
+        if row is None:
+            return None
+        return PrincipalRecord(
+            user_id=user_id,
+            role=Role(row.role).value,
+            is_active=row.is_active and row.erased_at is None,
+            token_generation=row.token_generation,
+        )

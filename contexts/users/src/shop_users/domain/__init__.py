@@ -1,1 +1,1 @@
-"""The users domain: aggregates, value objects, domain events and errors. Pure Python."""
+"""The users context's domain: accounts, their rules and what happens to them."""

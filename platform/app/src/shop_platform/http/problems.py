@@ -10,7 +10,13 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.types import ExceptionHandlersMap
 
-from shop_kernel.domain import BusinessRuleViolated, Conflict, DomainError, NotFound
+from shop_kernel.domain import (
+    BusinessRuleViolated,
+    Conflict,
+    DomainError,
+    NotAuthenticated,
+    NotFound,
+)
 from shop_kernel.log import current_request_id, get_logger
 
 log = get_logger(__name__)
@@ -18,6 +24,7 @@ log = get_logger(__name__)
 PROBLEM_BASE = "/problems/"
 
 _DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (NotAuthenticated, 401),
     (NotFound, 404),
     (Conflict, 409),
     (BusinessRuleViolated, 422),

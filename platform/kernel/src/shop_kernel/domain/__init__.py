@@ -1,7 +1,13 @@
 """Domain building blocks: pure Python, importable from every context's domain layer."""
 
 from shop_kernel.domain.aggregate import AggregateRoot, DomainEvent
-from shop_kernel.domain.errors import BusinessRuleViolated, Conflict, DomainError, NotFound
+from shop_kernel.domain.errors import (
+    BusinessRuleViolated,
+    Conflict,
+    DomainError,
+    NotAuthenticated,
+    NotFound,
+)
 
 __all__ = [
     "AggregateRoot",
@@ -9,5 +15,6 @@ __all__ = [
     "Conflict",
     "DomainError",
     "DomainEvent",
+    "NotAuthenticated",
     "NotFound",
 ]

@@ -26,6 +26,12 @@ class DomainError(Exception):
         self.details = details
 
 
+class NotAuthenticated(DomainError):
+    """The caller could not be told apart from anyone else: unknown, wrong secret, or disabled."""
+
+    code: ClassVar[str] = "not-authenticated"
+
+
 class NotFound(DomainError):
     """The thing asked for does not exist (or the caller may not know that it does)."""
 

@@ -1,0 +1,148 @@
+"""The ``user_directory`` read view: what ``GET /users`` and ``GET /users/{id}`` return.
+
+Its documents are written only by the projector (newest ``aggregate_version`` wins) and by a
+rebuild from the write store. An erased account stays as a tombstone without personal data,
+so that a late, older event cannot bring it back; queries never return tombstones.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, ClassVar
+
+from beanie import Document
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shop_kernel.messaging.projection import apply_if_newer
+from shop_users.adapters.sql import users
+from shop_users.contract import UserState
+
+COLLECTION = "user_directory"
+
+
+class UserDirectoryEntry(Document):
+    """The view's document, as the API shows a user (plus lower-cased search keys)."""
+
+    id: str  # pyright: ignore[reportIncompatibleVariableOverride, reportGeneralTypeIssues] - a user id
+    email: str | None
+    name: str | None
+    name_key: str | None
+    role: str
+    is_active: bool
+    created_at: datetime
+    erased: bool
+    version: int
+
+    class Settings:
+        name = COLLECTION
+        # Prefix searches ("^abc" on a lower-cased key) are index range scans.
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("name_key", ASCENDING), ("_id", ASCENDING)]),
+            IndexModel([("email", ASCENDING), ("_id", ASCENDING)]),
+            IndexModel([("role", ASCENDING), ("_id", ASCENDING)]),
+        ]
+
+
+def _fields(state: dict[str, Any]) -> dict[str, Any]:
+    name: str | None = state["name"]
+    return {
+        "email": state["email"],
+        "name": name,
+        "name_key": name.casefold() if name is not None else None,
+        "role": state["role"],
+        "is_active": state["is_active"],
+        "created_at": state["created_at"],
+        "erased": state["erased"],
+    }
+
+
+def _collection() -> AsyncCollection[dict[str, Any]]:
+    return UserDirectoryEntry.get_pymongo_collection()  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+
+
+class UserDirectoryProjector:
+    async def __call__(self, event: UserState) -> None:
+        await apply_if_newer(
+            _collection(),
+            str(event.user_id),
+            event.aggregate_version,
+            _fields(
+                {
+                    "email": event.email,
+                    "name": event.name,
+                    "role": event.role,
+                    "is_active": event.is_active,
+                    "created_at": event.created_at,
+                    "erased": event.erased,
+                }
+            ),
+        )
+
+
+class UserDirectorySource:
+    """The accounts as the write store knows them, shaped like the view's documents."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+
+    async def documents(self) -> AsyncIterator[dict[str, Any]]:
+        async with self._engine.connect() as conn:
+            rows = await conn.stream(select(users))
+            async for row in rows:
+                state = {
+                    "email": row.email,
+                    "name": row.name,
+                    "role": row.role,
+                    "is_active": row.is_active,
+                    "created_at": row.created_at,
+                    "erased": row.erased_at is not None,
+                }
+                yield {"_id": str(row.id), **_fields(state), "version": row.version}
+
+
+def _encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The id a page ended at; ``ValueError`` for anything this view did not hand out."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        return str(uuid.UUID(base64.urlsafe_b64decode(padded.encode()).decode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("not a cursor of this list") from exc
+
+
+class UserDirectory:
+    """Queries of the view; ordered by id, so pages never skip or repeat an entry."""
+
+    async def get(self, user_id: uuid.UUID) -> dict[str, Any] | None:
+        return await _collection().find_one({"_id": str(user_id), "erased": False})
+
+    async def search(
+        self, *, q: str | None, role: str | None, limit: int, after: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        query: dict[str, Any] = {"erased": False}
+        if q:
+            prefix = "^" + re.escape(q.casefold())
+            query["$or"] = [{"name_key": {"$regex": prefix}}, {"email": {"$regex": prefix}}]
+        if role is not None:
+            query["role"] = role
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        found = _collection().find(query).sort("_id", ASCENDING).limit(limit + 1)
+        page = [doc async for doc in found]
+        more = len(page) > limit
+        page = page[:limit]
+        return page, (_encode_cursor(page[-1]["_id"]) if more and page else None)

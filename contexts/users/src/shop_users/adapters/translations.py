@@ -1,0 +1,37 @@
+"""How what happened to a ``User`` is told to the other contexts (see ``shop_users.contract``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shop_kernel.domain import DomainEvent
+from shop_users import contract
+from shop_users.domain import model
+
+
+def _state(event_type: type[contract.UserState]) -> Callable[[Any, Any], contract.UserState]:
+    def translate(user: model.User, _event: DomainEvent) -> contract.UserState:
+        return event_type(
+            aggregate_id=str(user.id),
+            aggregate_version=user.version,
+            user_id=user.id,
+            email=user.email.value if user.email is not None else None,
+            name=user.name.value if user.name is not None else None,
+            role=user.role.value,
+            is_active=user.is_active,
+            created_at=user.created_at,
+            erased=user.is_erased,
+        )
+
+    return translate
+
+
+TRANSLATIONS: Mapping[type[DomainEvent], Callable[[Any, Any], Any]] = {
+    model.Registered: _state(contract.UserRegistered),
+    model.ProfileChanged: _state(contract.UserProfileChanged),
+    model.RoleChanged: _state(contract.UserRoleChanged),
+    model.Deactivated: _state(contract.UserDeactivated),
+    model.Reactivated: _state(contract.UserReactivated),
+    model.Erased: _state(contract.UserErased),
+}

@@ -1,0 +1,165 @@
+"""The users' use cases: each one loads, lets the ``User`` decide, and saves in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from shop_kernel.domain import Conflict, NotAuthenticated
+from shop_users.application.ports import PasswordHasher, UsersTransaction, UsersUnitOfWork
+from shop_users.domain.model import (
+    DisplayName,
+    EmailAddress,
+    EmailAlreadyRegistered,
+    InvalidField,
+    Role,
+    User,
+    UserNotFound,
+    WrongPassword,
+)
+from shop_users.domain.passwords import PasswordPolicy
+
+
+class InvalidCredentials(NotAuthenticated):
+    """The same answer for an unknown email and a wrong password: nothing is given away."""
+
+    code: ClassVar[str] = "invalid-credentials"
+
+    def __init__(self) -> None:
+        super().__init__("the email or the password is not correct")
+
+
+class AccountDeactivated(NotAuthenticated):
+    code: ClassVar[str] = "account-deactivated"
+
+    def __init__(self) -> None:
+        super().__init__("this account is deactivated")
+
+
+class Accounts:
+    def __init__(
+        self, transaction: UsersUnitOfWork, hasher: PasswordHasher, policy: PasswordPolicy
+    ) -> None:
+        self._transaction = transaction
+        self._hasher = hasher
+        self._policy = policy
+
+    async def register(
+        self, email: str, password: str, name: str, *, role: Role = Role.CUSTOMER
+    ) -> User:
+        address, display_name = EmailAddress.parse(email), DisplayName.parse(name)
+        self._policy.check(password)
+        password_hash = await self._hasher.hash(password)
+        async with self._transaction() as tx:
+            if await tx.users.get_by_email(address) is not None:
+                raise EmailAlreadyRegistered
+            user = User.register(address, display_name, password_hash, role=role)
+            await tx.users.add(user)
+            await tx.commit()
+        return user
+
+    async def authenticate(self, email: str, password: str) -> User:
+        try:
+            address: EmailAddress | None = EmailAddress.parse(email)
+        except InvalidField:
+            address = None
+        async with self._transaction() as tx:
+            user = await tx.users.get_by_email(address) if address is not None else None
+            if user is None or user.password_hash is None:
+                await self._hasher.verify_dummy(password)
+                raise InvalidCredentials
+            if not await self._hasher.verify(user.password_hash, password):
+                raise InvalidCredentials
+            if not user.is_active:
+                raise AccountDeactivated
+            if self._hasher.needs_rehash(user.password_hash):
+                user.rehash(await self._hasher.hash(password))
+                await tx.users.save(user)
+                await tx.commit()
+        return user
+
+    async def profile(self, user_id: uuid.UUID) -> User:
+        async with self._transaction() as tx:
+            return await _existing(tx, user_id)
+
+    async def change_profile(
+        self, user_id: uuid.UUID, *, name: str | None, email: str | None
+    ) -> User:
+        new_name = DisplayName.parse(name) if name is not None else None
+        new_email = EmailAddress.parse(email) if email is not None else None
+        async with self._transaction() as tx:
+            user = await _existing(tx, user_id)
+            if (
+                new_email is not None
+                and new_email != user.email
+                and await tx.users.get_by_email(new_email) is not None
+            ):
+                raise EmailAlreadyRegistered
+            user.change_profile(name=new_name, email=new_email)
+            await tx.users.save(user)
+            await tx.commit()
+        return user
+
+    async def change_password(self, user_id: uuid.UUID, current: str, new: str) -> None:
+        self._policy.check(new, "new_password")
+        async with self._transaction() as tx:
+            user = await _existing(tx, user_id)
+            if user.password_hash is None or not await self._hasher.verify(
+                user.password_hash, current
+            ):
+                raise WrongPassword
+            user.change_password(await self._hasher.hash(new))
+            await tx.users.save(user)
+            await tx.commit()
+
+    async def administer(
+        self, user_id: uuid.UUID, *, role: Role | None, is_active: bool | None
+    ) -> User:
+        async with self._transaction() as tx:
+            user = await _existing(tx, user_id)
+            if role is not None:
+                user.change_role(role)
+            if is_active is True:
+                user.reactivate()
+            elif is_active is False:
+                user.deactivate()
+            await tx.users.save(user)
+            await tx.commit()
+        return user
+
+    async def erase(self, user_id: uuid.UUID) -> None:
+        async with self._transaction() as tx:
+            user = await _existing(tx, user_id)
+            user.erase()
+            await tx.users.save(user)
+            await tx.commit()
+
+    async def ensure_admin(self, email: str, password: str) -> User:
+        """The bootstrap admin exists, is active and is an admin; its password is kept."""
+        address = EmailAddress.parse(email)
+        async with self._transaction() as tx:
+            user = await tx.users.get_by_email(address)
+            if user is not None:
+                user.change_role(Role.ADMIN)
+                user.reactivate()
+                await tx.users.save(user)
+                await tx.commit()
+                return user
+        try:
+            return await self.register(email, password, "Administrator", role=Role.ADMIN)
+        except EmailAlreadyRegistered:  # another process bootstrapped it meanwhile
+            return await self.ensure_admin(email, password)
+
+
+class ConcurrentChange(Conflict):
+    code: ClassVar[str] = "concurrent-change"
+
+    def __init__(self) -> None:
+        super().__init__("the account was changed at the same time; try again")
+
+
+async def _existing(tx: UsersTransaction, user_id: uuid.UUID) -> User:
+    user = await tx.users.get(user_id)
+    if user is None or user.is_erased:
+        raise UserNotFound(user_id)
+    return user

@@ -1,0 +1,192 @@
+"""The users' use cases against in-memory fakes of their ports."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from shop_users.application.accounts import (
+    AccountDeactivated,
+    Accounts,
+    ConcurrentChange,
+    InvalidCredentials,
+)
+from shop_users.application.ports import UserRepository
+from shop_users.domain.model import (
+    EmailAddress,
+    EmailAlreadyRegistered,
+    InvalidField,
+    Role,
+    User,
+    UserNotFound,
+    WrongPassword,
+)
+from shop_users.domain.passwords import PasswordPolicy
+
+
+class FakeHasher:
+    """Reversible 'hashes' that say which parameters made them, so rehash can be seen."""
+
+    def __init__(self, params: str = "v2") -> None:
+        self.params = params
+        self.dummy_verifications = 0
+
+    async def hash(self, password: str) -> str:
+        return f"{self.params}:{password}"
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return password_hash.split(":", 1)[1] == password
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return not password_hash.startswith(f"{self.params}:")
+
+    async def verify_dummy(self, password: str) -> None:
+        self.dummy_verifications += 1
+
+
+class Store:
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, User] = {}
+        self.commits = 0
+
+
+class FakeUsers:
+    def __init__(self, staged: dict[uuid.UUID, User]) -> None:
+        self.staged = staged
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        found = self.staged.get(user_id)
+        return copy.deepcopy(found) if found else None
+
+    async def get_by_email(self, email: EmailAddress) -> User | None:
+        found = next((u for u in self.staged.values() if u.email == email), None)
+        return copy.deepcopy(found) if found else None
+
+    async def add(self, user: User) -> None:
+        if any(u.email == user.email for u in self.staged.values()):
+            raise EmailAlreadyRegistered
+        user.saved_as(1)
+        self.staged[user.id] = copy.deepcopy(user)
+
+    async def save(self, user: User) -> None:
+        if self.staged[user.id].version != user.version:
+            raise ConcurrentChange
+        user.saved_as(user.version + 1)
+        self.staged[user.id] = copy.deepcopy(user)
+
+
+class FakeTransaction:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._users = FakeUsers(dict(store.rows))
+
+    @property
+    def users(self) -> UserRepository:
+        return self._users
+
+    async def commit(self) -> None:
+        self.store.rows = self._users.staged
+        self.store.commits += 1
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store()
+
+
+@pytest.fixture
+def hasher() -> FakeHasher:
+    return FakeHasher()
+
+
+@pytest.fixture
+def accounts(store: Store, hasher: FakeHasher) -> Accounts:
+    @asynccontextmanager
+    async def transaction() -> AsyncGenerator[FakeTransaction]:
+        yield FakeTransaction(store)
+
+    return Accounts(transaction, hasher, PasswordPolicy(frozenset({"password123"})))
+
+
+async def test_registering_twice_with_another_case_is_a_conflict(accounts: Accounts) -> None:
+    await accounts.register("Ada@Example.com", "correct horse", "Ada")
+    with pytest.raises(EmailAlreadyRegistered):
+        await accounts.register("ada@EXAMPLE.com", "correct horse", "Ada again")
+
+
+async def test_a_common_password_is_refused_before_anything_is_stored(
+    accounts: Accounts, store: Store
+) -> None:
+    with pytest.raises(InvalidField):
+        await accounts.register("ada@example.com", "Password123", "Ada")
+    assert store.rows == {}
+
+
+async def test_unknown_email_and_wrong_password_get_the_same_refusal(
+    accounts: Accounts, hasher: FakeHasher
+) -> None:
+    await accounts.register("ada@example.com", "correct horse", "Ada")
+    with pytest.raises(InvalidCredentials) as unknown:
+        await accounts.authenticate("nobody@example.com", "correct horse")
+    with pytest.raises(InvalidCredentials) as wrong:
+        await accounts.authenticate("ada@example.com", "wrong horse!")
+    assert str(unknown.value) == str(wrong.value)
+    assert hasher.dummy_verifications == 1  # the unknown email still cost a verification
+
+
+async def test_a_deactivated_account_cannot_sign_in(accounts: Accounts) -> None:
+    user = await accounts.register("ada@example.com", "correct horse", "Ada")
+    await accounts.administer(user.id, role=None, is_active=False)
+    with pytest.raises(AccountDeactivated):
+        await accounts.authenticate("ada@example.com", "correct horse")
+
+
+async def test_signing_in_rehashes_a_password_hashed_with_old_parameters(
+    accounts: Accounts, hasher: FakeHasher, store: Store
+) -> None:
+    user = await accounts.register("ada@example.com", "correct horse", "Ada")
+    hasher.params = "v3"
+    await accounts.authenticate("ada@example.com", "correct horse")
+    assert store.rows[user.id].password_hash == "v3:correct horse"
+    assert store.rows[user.id].token_generation == user.token_generation  # tokens stay valid
+
+
+async def test_changing_the_password_needs_the_current_one(accounts: Accounts) -> None:
+    user = await accounts.register("ada@example.com", "correct horse", "Ada")
+    with pytest.raises(WrongPassword):
+        await accounts.change_password(user.id, "not it at all", "battery staple")
+    await accounts.change_password(user.id, "correct horse", "battery staple")
+    await accounts.authenticate("ada@example.com", "battery staple")
+
+
+async def test_an_email_change_rechecks_uniqueness(accounts: Accounts) -> None:
+    await accounts.register("ada@example.com", "correct horse", "Ada")
+    bob = await accounts.register("bob@example.com", "correct horse", "Bob")
+    with pytest.raises(EmailAlreadyRegistered):
+        await accounts.change_profile(bob.id, name=None, email="ADA@example.com")
+
+
+async def test_an_erased_account_is_gone_and_its_email_free_again(accounts: Accounts) -> None:
+    user = await accounts.register("ada@example.com", "correct horse", "Ada")
+    await accounts.erase(user.id)
+    with pytest.raises(UserNotFound):
+        await accounts.profile(user.id)
+    with pytest.raises(InvalidCredentials):
+        await accounts.authenticate("ada@example.com", "correct horse")
+    await accounts.register("ada@example.com", "correct horse", "Ada, new")
+
+
+async def test_the_bootstrap_admin_is_made_once_and_promoted_if_needed(
+    accounts: Accounts, store: Store
+) -> None:
+    first = await accounts.ensure_admin("root@example.com", "correct horse")
+    again = await accounts.ensure_admin("root@example.com", "another horse")
+    assert first.id == again.id and len(store.rows) == 1
+    assert store.rows[first.id].role is Role.ADMIN
+    customer = await accounts.register("cus@example.com", "correct horse", "Cus")
+    await accounts.ensure_admin("cus@example.com", "ignored horse")
+    assert store.rows[customer.id].role is Role.ADMIN
