@@ -185,7 +185,8 @@ async def test_the_bootstrap_admin_is_made_once_and_promoted_if_needed(
 ) -> None:
     first = await accounts.ensure_admin("root@example.com", "correct horse")
     again = await accounts.ensure_admin("root@example.com", "another horse")
-    assert first.id == again.id and len(store.rows) == 1
+    assert first.id == again.id
+    assert len(store.rows) == 1
     assert store.rows[first.id].role is Role.ADMIN
     customer = await accounts.register("cus@example.com", "correct horse", "Cus")
     await accounts.ensure_admin("cus@example.com", "ignored horse")

@@ -39,7 +39,7 @@ async def test_the_container_hands_out_units_of_work_on_the_real_database(
 
 
 async def test_each_context_registers_its_own_parts(
-    shop_settings: Settings, resources: Resources, monkeypatch: pytest.MonkeyPatch
+    shop_settings: Settings, resources: Resources
 ) -> None:
     class Shelf:
         pass
@@ -55,6 +55,5 @@ async def test_each_context_registers_its_own_parts(
         ),
         register=register,
     )
-    monkeypatch.setattr(composition, "CONTEXTS", (*CONTEXTS, spy))
-    container = composition.build_container(shop_settings, resources)
+    container = composition.build_container(shop_settings, resources, (*CONTEXTS, spy))
     assert isinstance(container.resolve(Shelf), Shelf)

@@ -203,12 +203,12 @@ class Echo(msgspec.Struct, forbid_unknown_fields=True):
     quantity: int
 
 
-@post("/test/echo", sync_to_thread=False)
+@post("/test/echo", sync_to_thread=False, exclude_from_auth=True)
 def echo(data: JSONBody[Echo]) -> Echo:
     return data
 
 
-@post("/test/fail/{kind:str}", sync_to_thread=False)
+@post("/test/fail/{kind:str}", sync_to_thread=False, exclude_from_auth=True)
 def fail(kind: FromPath[str]) -> None:
     errors: dict[str, Exception] = {
         "not-found": NotFound("order o-1 does not exist", order_id="o-1"),

@@ -10,6 +10,7 @@ from shop_kernel.auth import PrincipalSource
 from shop_kernel.messaging.subscriptions import project
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
+from shop_kernel.mongo import ReadStore
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
@@ -38,7 +39,7 @@ def register(container: punq.Container, _settings: Settings) -> None:
         PasswordPolicy(load_common_passwords()),
     )
     container.register(Accounts, instance=accounts)
-    container.register(UserDirectory, instance=UserDirectory())
+    container.register(UserDirectory, instance=UserDirectory(container.resolve(ReadStore)))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
     engine: AsyncEngine = container.resolve(AsyncEngine)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     container.register(PrincipalSource, instance=SqlPrincipalSource(engine))
 

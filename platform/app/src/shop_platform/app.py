@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
+import punq
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -14,7 +15,19 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from redis.asyncio import Redis
 
+from shop_kernel.auth import (
+    LOGIN_ROUTE,
+    RATE_LIMIT_STORE,
+    REGISTER_ROUTE,
+    PrincipalSource,
+    Tokens,
+    jwt_auth,
+    public_rate_limits,
+    rate_limit_middleware,
+    rate_limit_store,
+)
 from shop_kernel.log import configure_logging, get_logger
 from shop_kernel.settings import Settings
 from shop_platform.container import build_container
@@ -26,6 +39,8 @@ from shop_platform.http.request_context import request_context_middleware
 from shop_platform.resources import Resources, open_resources
 
 OPS_PATHS = ["/health", "/metrics", "/schema"]
+# Open to anyone: the ops paths (and all below them) and these (method, path) pairs.
+PUBLIC_ROUTES = [LOGIN_ROUTE, REGISTER_ROUTE]
 
 log = get_logger(__name__)
 
@@ -35,11 +50,14 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     if configure_logs:
         configure_logging(settings, process="api")
     targets = migration_targets()
+    tokens = Tokens(settings)
 
     @asynccontextmanager
     async def stores(app: Litestar) -> AsyncGenerator[None]:
         async with open_resources(settings, role="api", create_indexes=True) as resources:
-            app.state.container = build_container(settings, resources)
+            container = build_container(settings, resources)
+            container.register(Tokens, instance=tokens)
+            app.state.container = container
             app.state.readiness = Readiness(
                 store_checks(resources, targets, outbox_max_age=settings.outbox_max_age),
                 timeout=settings.health_timeout,
@@ -61,6 +79,26 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         readiness: Readiness = state.readiness
         return readiness
 
+    # The container exists only once the lifespan has opened the stores: look it up late.
+    def principal_source() -> PrincipalSource | None:
+        container: punq.Container = app.state.container
+        try:
+            return container.resolve(PrincipalSource)
+        except punq.MissingDependencyError:
+            return None  # no users context registered yet: every token is refused
+
+    def redis() -> Redis:
+        container: punq.Container = app.state.container
+        return container.resolve(Redis)
+
+    auth = jwt_auth(
+        tokens,
+        principal_source,
+        redis,
+        public_prefixes=OPS_PATHS,
+        public_routes=PUBLIC_ROUTES,
+    )
+
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -71,7 +109,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         dependencies={"readiness": Provide(provide_readiness, sync_to_thread=False)},
         middleware=[
             PrometheusConfig(app_name="shop", group_path=True, exclude=OPS_PATHS).middleware,
+            *rate_limit_middleware(public_rate_limits(settings), store=RATE_LIMIT_STORE),
         ],
+        stores={RATE_LIMIT_STORE: rate_limit_store(settings)},
+        on_app_init=[auth.on_app_init],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig())],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.request_max_body_size,

@@ -246,6 +246,38 @@ def rebuild(view: str | None) -> None:
         click.echo(f"{name}: {count} documents")
 
 
+@shop.group()
+def users() -> None:
+    """Accounts that cannot be made through the API."""
+
+
+@users.command("create-admin")
+@click.argument("email")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input instead of prompting for it.",
+)
+@_config_errors_in_one_line
+def create_admin_command(email: str, password_stdin: bool) -> None:
+    """Make sure EMAIL is an active admin (created with the given password if new)."""
+    import asyncio  # noqa: PLC0415
+
+    from shop_kernel.domain import DomainError  # noqa: PLC0415
+    from shop_platform.admins import create_admin  # noqa: PLC0415
+
+    settings = _settings("cli")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = asyncio.run(create_admin(settings, email, password))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"admin {user.id} ({user.email})")
+
+
 def _broker() -> RedisBroker:
     from shop_platform.backbone import Backbone  # noqa: PLC0415
     from shop_platform.contexts import CONTEXTS  # noqa: PLC0415

@@ -37,6 +37,9 @@ def shop_settings(
         data_dir=str(tmp_path / "data"),
         db_pool_size=5,
         health_timeout=3.0,
+        # Every test client comes from one address; tests of the limits set their own.
+        rate_limit_login_per_minute=10_000,
+        rate_limit_register_per_minute=10_000,
     )
 
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeAlias
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 from beanie import Document, init_beanie  # pyright: ignore[reportUnknownVariableType]
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
+from shop_kernel.log import get_logger
 from shop_kernel.settings import Settings
+
+log = get_logger(__name__)
 
 MongoClient: TypeAlias = AsyncMongoClient[dict[str, object]]
 
@@ -37,8 +44,27 @@ async def init_read_models(
     """Bind Beanie documents to the configured database; indexes are made once per deploy."""
     if not document_models:
         return
-    await init_beanie(
-        database=client[settings.mongodb_database],
-        document_models=list(document_models),
-        skip_indexes=not create_indexes,
-    )
+    try:
+        await init_beanie(
+            database=client[settings.mongodb_database],
+            document_models=list(document_models),
+            skip_indexes=not create_indexes,
+        )
+    except PyMongoError as exc:
+        # Start anyway: readiness reports MongoDB down, and the next start makes the indexes.
+        # (Views are read and written through ReadStore, which needs no Beanie binding.)
+        log.warning("read models not initialised: MongoDB unreachable", error=repr(exc))
+
+
+@dataclass(frozen=True)
+class ReadStore:
+    """The read views' database through this process's client (bound to its event loop).
+
+    Views are reached through this, not through Beanie's class-level binding, which is one
+    per process and would follow whichever client bound last.
+    """
+
+    database: AsyncDatabase[dict[str, Any]]
+
+    def collection(self, name: str) -> AsyncCollection[dict[str, Any]]:
+        return self.database[name]

@@ -75,6 +75,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     worker_metrics_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 9191
     # Comma-separated proxy addresses whose X-Forwarded-* headers are believed; none by default.
     trusted_proxies: str = ""
+    # Lifetime of an access token, in seconds.
+    access_token_ttl_s: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 900
+    # Requests per minute and client address to POST /auth/token and to POST /users.
+    rate_limit_login_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
+    rate_limit_register_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
 
     def __post_init__(self) -> None:
         for field, schemes in _URL_SCHEMES.items():

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.messaging.projection import apply_if_newer
+from shop_kernel.mongo import ReadStore
 from shop_users.adapters.sql import users
 from shop_users.contract import UserState
 
@@ -63,14 +64,13 @@ def _fields(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _collection() -> AsyncCollection[dict[str, Any]]:
-    return UserDirectoryEntry.get_pymongo_collection()  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-
-
 class UserDirectoryProjector:
+    def __init__(self, store: ReadStore) -> None:
+        self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
+
     async def __call__(self, event: UserState) -> None:
         await apply_if_newer(
-            _collection(),
+            self._view,
             str(event.user_id),
             event.aggregate_version,
             _fields(
@@ -127,8 +127,11 @@ def decode_cursor(cursor: str) -> str:
 class UserDirectory:
     """Queries of the view; ordered by id, so pages never skip or repeat an entry."""
 
+    def __init__(self, store: ReadStore) -> None:
+        self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
+
     async def get(self, user_id: uuid.UUID) -> dict[str, Any] | None:
-        return await _collection().find_one({"_id": str(user_id), "erased": False})
+        return await self._view.find_one({"_id": str(user_id), "erased": False})
 
     async def search(
         self, *, q: str | None, role: str | None, limit: int, after: str | None
@@ -141,7 +144,7 @@ class UserDirectory:
             query["role"] = role
         if after is not None:
             query["_id"] = {"$gt": after}
-        found = _collection().find(query).sort("_id", ASCENDING).limit(limit + 1)
+        found = self._view.find(query).sort("_id", ASCENDING).limit(limit + 1)
         page = [doc async for doc in found]
         more = len(page) > limit
         page = page[:limit]

@@ -69,7 +69,7 @@ class UserPage(msgspec.Struct):
 class AccessToken(msgspec.Struct):
     access_token: str
     expires_in: int
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the scheme's name, not a secret
 
 
 def user_out(user: User) -> UserOut:
@@ -108,7 +108,7 @@ Me = Request[Principal, Any, Any]
 
 class SignIn(Controller):
     path = "/auth"
-    tags = ["users"]
+    tags = ("users",)
     dependencies = {"accounts": provide(Accounts), "tokens": provide(Tokens)}  # noqa: RUF012
 
     @post("/token", status_code=HTTP_200_OK, exclude_from_auth=True)
@@ -121,7 +121,7 @@ class SignIn(Controller):
 
 class UsersController(Controller):
     path = "/users"
-    tags = ["users"]
+    tags = ("users",)
     dependencies = {"accounts": provide(Accounts), "directory": provide(UserDirectory)}  # noqa: RUF012
 
     @post("/", exclude_from_auth=True)

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.auth import PrincipalRecord
+from shop_kernel.messaging.outbox import forget_in_outbox
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_users.application.accounts import ConcurrentChange
 from shop_users.application.ports import UserRepository, UsersTransaction
@@ -51,6 +52,9 @@ users = Table(
     CheckConstraint("email = lower(email)", name="users_email_lower_case"),
 )
 
+
+# What an account's events carry about a person (see shop_users.contract.UserState).
+PERSONAL_FIELDS = ("email", "name")
 
 
 def _user(row: Row[Any]) -> User:
@@ -119,6 +123,8 @@ class SqlUserRepository:
             raise
         if result.rowcount != 1:
             raise ConcurrentChange
+        if user.is_erased:
+            await forget_in_outbox(self._uow.connection, str(user.id), PERSONAL_FIELDS)
         user.saved_as(user.version + 1)
 
     async def _one(self, statement: Any) -> User | None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, text
+from sqlalchemy import Text, func, insert, literal, null, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shop_kernel.log import current_request_id
@@ -29,6 +29,24 @@ def outbox_row(event: IntegrationEvent, *, traceparent: str | None = None) -> di
 
 
 NOTIFY = text(f"NOTIFY {CHANNEL}")
+
+
+async def forget_in_outbox(
+    connection: AsyncConnection, aggregate_id: str, fields: Sequence[str]
+) -> None:
+    """Blank ``fields`` in every outbox event of the aggregate (erasure of personal data).
+
+    Events not yet delivered then carry nothing personal either, which is what a subscriber
+    of an erased account must see.
+    """
+    blanks = func.jsonb_build_object(
+        *(part for name in fields for part in (literal(name, Text), null()))
+    )
+    await connection.execute(
+        update(outbox)
+        .where(outbox.c.aggregate_id == aggregate_id)
+        .values(payload=outbox.c.payload.op("||")(blanks))
+    )
 
 
 async def append_to_outbox(connection: AsyncConnection, events: Sequence[IntegrationEvent]) -> None:

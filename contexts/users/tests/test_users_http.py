@@ -1,0 +1,280 @@
+"""The /users and /auth/token rows of API.md, through the real app, stores and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from dramatiq import Worker
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from pymongo import AsyncMongoClient
+
+from shop_kernel.settings import Settings
+from shop_kernel.sql import libpq_url
+from shop_platform.admins import create_admin
+from shop_platform.worker import build_broker
+
+Client = AsyncTestClient[Litestar]
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def worker(shop_settings: Settings) -> Iterator[None]:
+    """The projections (and relay) of every context, in this process."""
+    broker = build_broker(shop_settings)
+    broker.emit_after("process_boot")
+    running = Worker(broker, worker_threads=2, worker_timeout=50)
+    running.start()
+    try:
+        yield
+    finally:
+        running.stop()
+        broker.close()
+
+
+def email() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}@Example.com"
+
+
+async def register(client: Client, address: str | None = None, name: str = "Ada") -> dict[str, Any]:
+    response = await client.post(
+        "/users", json={"email": address or email(), "password": PASSWORD, "name": name}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def token(client: Client, address: str, password: str = PASSWORD) -> dict[str, str]:
+    response = await client.post("/auth/token", json={"email": address, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def admin(client: Client, settings: Settings) -> dict[str, str]:
+    address = email()
+    await create_admin(settings, address, PASSWORD)
+    return await token(client, address)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.1)
+
+
+async def test_registration_answers_the_user_without_any_secret(shop_client: Client) -> None:
+    address = email()
+    user = await register(shop_client, f"  {address} ", "  Ada Lovelace ")
+    assert set(user) == {"id", "email", "name", "role", "is_active", "created_at"}
+    assert (user["email"], user["name"], user["role"], user["is_active"]) == (
+        address.lower(), "Ada Lovelace", "customer", True,
+    )  # fmt: skip
+
+
+async def test_an_email_registers_once_whatever_its_case(shop_client: Client) -> None:
+    address = email()
+    await register(shop_client, address)
+    again = await shop_client.post(
+        "/users", json={"email": address.upper(), "password": PASSWORD, "name": "Twin"}
+    )
+    assert again.status_code == 409
+    assert again.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"password": "short", "name": "A"}, "password"),
+        ({"password": "password1", "name": "A"}, "password"),  # on the common list
+        ({"password": PASSWORD, "name": "   "}, "name"),
+        ({"password": PASSWORD, "name": "A", "role": "admin"}, None),  # mass assignment
+    ],
+)
+async def test_bad_registrations_are_refused_with_the_field_named(
+    shop_client: Client, body: dict[str, str], field: str | None
+) -> None:
+    response = await shop_client.post("/users", json={"email": email(), **body})
+    assert response.status_code in (400, 422)
+    problem = response.json()
+    if field is not None:
+        assert field in {error["field"] for error in problem["errors"]}
+
+
+async def test_unknown_email_and_wrong_password_look_the_same(shop_client: Client) -> None:
+    address = email()
+    await register(shop_client, address)
+    unknown = await shop_client.post("/auth/token", json={"email": email(), "password": PASSWORD})
+    wrong = await shop_client.post(
+        "/auth/token", json={"email": address, "password": "not the password"}
+    )
+    assert unknown.status_code == wrong.status_code == 401
+    strip = lambda body: {k: v for k, v in body.items() if k not in {"instance", "request_id"}}  # noqa: E731
+    assert strip(unknown.json()) == strip(wrong.json())
+
+
+async def test_a_token_opens_the_own_profile_and_nothing_without_it(shop_client: Client) -> None:
+    address = email()
+    user = await register(shop_client, address)
+    headers = await token(shop_client, address)
+    token_body = (
+        await shop_client.post("/auth/token", json={"email": address, "password": PASSWORD})
+    ).json()
+    assert token_body["token_type"] == "bearer"
+    assert 0 < token_body["expires_in"] <= 900
+    me = await shop_client.get("/users/me", headers=headers)
+    assert me.status_code == 200
+    assert me.json()["id"] == user["id"]
+    assert (await shop_client.get("/users/me")).status_code == 401
+    bad = {"Authorization": headers["Authorization"][:-2] + "xx"}
+    assert (await shop_client.get("/users/me", headers=bad)).status_code == 401
+
+
+async def test_a_profile_change_rechecks_the_email(shop_client: Client) -> None:
+    taken = email()
+    await register(shop_client, taken)
+    address = email()
+    await register(shop_client, address)
+    headers = await token(shop_client, address)
+    renamed = await shop_client.patch("/users/me", json={"name": "Ada B."}, headers=headers)
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "Ada B."
+    clash = await shop_client.patch("/users/me", json={"email": taken.upper()}, headers=headers)
+    assert clash.status_code == 409
+
+
+async def test_a_password_change_needs_the_current_one_and_ends_old_tokens(
+    shop_client: Client,
+) -> None:
+    address = email()
+    await register(shop_client, address)
+    headers = await token(shop_client, address)
+    wrong = await shop_client.post(
+        "/users/me/password",
+        json={"current_password": "nope nope nope", "new_password": "brand new horse"},
+        headers=headers,
+    )
+    assert wrong.status_code == 422
+    changed = await shop_client.post(
+        "/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "brand new horse"},
+        headers=headers,
+    )
+    assert changed.status_code == 204
+    await eventually(
+        lambda: _status(shop_client, "/users/me", headers, 401), "the old token refused", 6
+    )
+    await token(shop_client, address, "brand new horse")
+
+
+async def _status(client: Client, path: str, headers: dict[str, str], expected: int) -> bool:
+    return (await client.get(path, headers=headers)).status_code == expected
+
+
+async def test_the_directory_is_for_admins_and_customers_see_only_themselves(
+    shop_client: Client, shop_settings: Settings, worker: None
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    names = [f"Zed{marker} {n}" for n in range(3)]
+    created = [await register(shop_client, name=name) for name in names]
+    customer = await token(shop_client, created[0]["email"])
+    boss = await admin(shop_client, shop_settings)
+
+    assert (await shop_client.get("/users", headers=customer)).status_code == 403
+    other = await shop_client.get(f"/users/{created[1]['id']}", headers=customer)
+    unknown = await shop_client.get(f"/users/{uuid.uuid4()}", headers=customer)
+    assert other.status_code == unknown.status_code == 404
+
+    async def all_three_listed() -> bool:
+        page = await shop_client.get(f"/users?q=zed{marker}", headers=boss)
+        return page.status_code == 200 and len(page.json()["items"]) == 3
+
+    await eventually(all_three_listed, "the directory shows the new users")
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        query = f"/users?q=ZED{marker}&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = (await shop_client.get(query, headers=boss)).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(user["id"] for user in created)  # no gap, no repeat
+    admins = (await shop_client.get(f"/users?q=zed{marker}&role=admin", headers=boss)).json()
+    assert admins["items"] == []
+    assert (await shop_client.get("/users?limit=101", headers=boss)).status_code in (400, 422)
+    assert (await shop_client.get("/users?cursor=zzz", headers=boss)).status_code in (400, 422)
+    mine = await shop_client.get(f"/users/{created[0]['id']}", headers=customer)
+    assert mine.status_code == 200
+    assert mine.json()["name"] == names[0]
+
+
+async def test_a_deactivated_users_tokens_stop_working_within_5_seconds(
+    shop_client: Client, shop_settings: Settings
+) -> None:
+    user = await register(shop_client)
+    headers = await token(shop_client, user["email"])
+    boss = await admin(shop_client, shop_settings)
+    forbidden = await shop_client.patch(
+        f"/users/{user['id']}", json={"is_active": False}, headers=headers
+    )
+    assert forbidden.status_code == 403
+    done = await shop_client.patch(f"/users/{user['id']}", json={"is_active": False}, headers=boss)
+    assert done.status_code == 200
+    assert done.json()["is_active"] is False
+    started = time.monotonic()
+    await eventually(lambda: _status(shop_client, "/users/me", headers, 401), "refused", 5)
+    assert time.monotonic() - started < 5
+    login = await shop_client.post(
+        "/auth/token", json={"email": user["email"], "password": PASSWORD}
+    )
+    assert login.status_code == 401
+
+
+async def test_erasure_leaves_the_email_in_no_store(
+    shop_client: Client, shop_settings: Settings, worker: None
+) -> None:
+    address = email()
+    user = await register(shop_client, address, name="Erin Erasable")
+    headers = await token(shop_client, address)
+    boss = await admin(shop_client, shop_settings)
+    await eventually(
+        lambda: _status(shop_client, f"/users/{user['id']}", boss, 200), "user in the view"
+    )
+    assert (await shop_client.delete("/users/me", headers=headers)).status_code == 204
+    await eventually(
+        lambda: _status(shop_client, f"/users/{user['id']}", boss, 404), "user gone from view"
+    )
+    login = await shop_client.post("/auth/token", json={"email": address, "password": PASSWORD})
+    assert login.status_code == 401
+    needle = address.lower()
+    with psycopg.connect(libpq_url(shop_settings.database_url or "")) as conn:
+        for schema, table in conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall():
+            hits = conn.execute(
+                f'SELECT count(*) FROM "{schema}"."{table}" AS t WHERE t::text ILIKE %s',
+                (f"%{needle}%",),
+            ).fetchone()
+            assert hits == (0,), f"{schema}.{table} still holds the erased email"
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(shop_settings.mongodb_url)
+    try:
+        database = mongo[shop_settings.mongodb_database]
+        for name in await database.list_collection_names():
+            async for document in database[name].find({}):
+                assert needle not in str(document).lower(), f"mongo {name} holds the email"
+    finally:
+        await mongo.close()
+    again = await shop_client.post(
+        "/users", json={"email": address, "password": PASSWORD, "name": "Erin again"}
+    )
+    assert again.status_code == 201
+    assert again.json()["id"] != user["id"]

@@ -1,0 +1,397 @@
+"""Who is calling: access tokens, the principal behind them, the admin guard, login rate limits.
+
+Every context's controllers use this one mechanism. Tokens are HS256 JWTs checked by Litestar's
+``JWTAuth`` (algorithm allowlist, issuer, audience, required claims, expiry); the principal is
+then looked up on every request through a two-second Redis cache, so a deactivated account, a
+changed role or a bumped token generation takes effect within seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from time import time
+from typing import Any, Final, Literal, Protocol
+from uuid import UUID
+
+import msgspec
+from litestar.connection import ASGIConnection, Request
+from litestar.exceptions import (
+    NotAuthorizedException,
+    PermissionDeniedException,
+    TooManyRequestsException,
+)
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
+from litestar.stores.redis import RedisStore
+from litestar.types import ASGIApp, Receive, Scope, Send
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shop_kernel.log import get_logger
+from shop_kernel.redis_client import create_redis
+from shop_kernel.settings import Settings, SettingsError, env_name
+
+log = get_logger(__name__)
+
+Role = Literal["customer", "admin"]
+
+ISSUER: Final = "shop"
+AUDIENCE: Final = "shop-api"
+ALGORITHM: Final = "HS256"
+REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub")
+SIGNING_KEY_FILE: Final = "jwt-signing-key"
+MIN_KEY_LENGTH: Final = 32
+PRINCIPAL_CACHE_TTL_MS: Final = 2000
+RATE_LIMIT_STORE: Final = "rate_limit"
+LOGIN_ROUTE: Final = ("POST", "/auth/token")
+REGISTER_ROUTE: Final = ("POST", "/users")
+
+
+# ------------------------------------------------------------------------------ principals
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller, as ``request.user``."""
+
+    user_id: UUID
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalRecord:
+    """What the users context knows about an account that the auth check needs."""
+
+    user_id: UUID
+    role: Role
+    is_active: bool
+    token_generation: int
+
+
+class PrincipalSource(Protocol):
+    """Provided by the users context (registered in the container as ``PrincipalSource``)."""
+
+    async def load(self, user_id: UUID) -> PrincipalRecord | None: ...
+
+
+def principal_cache_key(user_id: UUID) -> str:
+    """Delete this key to make a change to the account count at once instead of within 2 s."""
+    return f"shop:principal:{user_id}"
+
+
+class CachedPrincipals:
+    """A ``PrincipalSource`` that asks Redis first (2 s) and the real source on a miss.
+
+    Both are given as callables because the stores open in the app's lifespan, after the app
+    is built. A missing source refuses everyone; a Redis outage only costs the cache.
+    """
+
+    def __init__(
+        self,
+        source: Callable[[], PrincipalSource | None],
+        redis: Callable[[], Redis],
+        *,
+        ttl_ms: int = PRINCIPAL_CACHE_TTL_MS,
+    ) -> None:
+        self._source = source
+        self._redis = redis
+        self._ttl_ms = ttl_ms
+
+    async def load(self, user_id: UUID) -> PrincipalRecord | None:
+        key = principal_cache_key(user_id)
+        try:
+            cached = await self._redis().get(key)
+        except RedisError as exc:
+            log.warning("principal cache unavailable", error=repr(exc))
+            cached = None
+        if cached is not None:
+            try:
+                return msgspec.json.decode(cached, type=PrincipalRecord | None)
+            except msgspec.ValidationError:
+                pass  # written by an older version: load it again
+        source = self._source()
+        if source is None:
+            log.warning("no PrincipalSource is registered; refusing every token")
+            return None
+        record = await source.load(user_id)
+        try:
+            await self._redis().set(key, msgspec.json.encode(record), px=self._ttl_ms)
+        except RedisError as exc:
+            log.warning("principal cache unavailable", error=repr(exc))
+        return record
+
+
+# ------------------------------------------------------------------------------ signing key
+
+
+def signing_key(settings: Settings) -> str:
+    """``SHOP_JWT_SECRET``, or else a random key made once and kept under the data dir.
+
+    The file appears atomically with its content (written to a private ``O_EXCL`` draft with
+    mode 0600, then hard-linked into place), so processes starting together agree on one key.
+    """
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret
+    path = settings.data_path / SIGNING_KEY_FILE
+    if path.exists():
+        return _read_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    draft = path.with_name(f".{SIGNING_KEY_FILE}.{secrets.token_hex(8)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as file:
+            file.write(secrets.token_urlsafe(64) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):  # another process was first: use its key
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> str:
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < MIN_KEY_LENGTH:
+        raise SettingsError(
+            f"{path}: the generated token signing key is damaged; delete the file "
+            f"(every issued token stops working) or set {env_name('jwt_secret')}"
+        )
+    return key
+
+
+# ------------------------------------------------------------------------------ tokens
+
+
+@dataclass
+class AccessToken(Token):
+    """The claims of a shop access token: Litestar's, plus the account's token generation."""
+
+    gen: int = field(kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+
+
+class Tokens:
+    """Issues access tokens; ``jwt_auth`` checks them with the same key and claims."""
+
+    def __init__(self, settings: Settings, key: str | None = None) -> None:
+        self.key = signing_key(settings) if key is None else key
+        if len(self.key) < MIN_KEY_LENGTH:
+            raise ValueError(f"a signing key has at least {MIN_KEY_LENGTH} characters")
+        self.ttl_s = settings.access_token_ttl_s
+
+    def __repr__(self) -> str:
+        return f"Tokens(ttl_s={self.ttl_s})"
+
+    def issue(self, record: PrincipalRecord) -> IssuedToken:
+        if not record.is_active:
+            raise ValueError("no token for a deactivated account")
+        now = datetime.now(UTC)
+        token = AccessToken(
+            sub=str(record.user_id),
+            iat=now,
+            exp=now + timedelta(seconds=self.ttl_s),
+            iss=ISSUER,
+            aud=AUDIENCE,
+            jti=uuid.uuid4().hex,
+            gen=record.token_generation,
+        )
+        return IssuedToken(token.encode(self.key, ALGORITHM), self.ttl_s)
+
+    def decode(self, encoded: str) -> AccessToken:
+        """The checked claims; ``NotAuthorizedException`` for anything not issued by us."""
+        return AccessToken.decode(
+            encoded,
+            self.key,
+            ALGORITHM,
+            audience=[AUDIENCE],
+            issuer=[ISSUER],
+            require_claims=REQUIRED_CLAIMS,
+        )
+
+
+def jwt_auth(
+    tokens: Tokens,
+    source: Callable[[], PrincipalSource | None],
+    redis: Callable[[], Redis],
+    *,
+    public_prefixes: Sequence[str] = (),
+    public_routes: Iterable[tuple[str, str]] = (),
+) -> JWTAuth[Principal, AccessToken]:
+    """Bearer-token auth for every route but ``public_prefixes`` (a path and all below it) and
+    ``public_routes`` (exact ``(method, path)`` pairs such as ``("POST", "/users")``).
+
+    A token passes when Litestar accepts it and the account exists, is active and still has
+    the token's generation; otherwise the request gets 401.
+    """
+    principals = CachedPrincipals(source, redis)
+
+    async def retrieve_principal(
+        token: AccessToken, _connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> Principal | None:
+        try:
+            user_id = UUID(token.sub)
+        except ValueError:
+            return None
+        record = await principals.load(user_id)
+        if record is None or not record.is_active or record.token_generation != token.gen:
+            return None
+        return Principal(record.user_id, record.role)
+
+    public = frozenset((method.upper(), _normal_path(path)) for method, path in public_routes)
+
+    class BearerAuthMiddleware(_BearerAuthMiddleware):
+        public_routes = public
+
+    exclude = (
+        [rf"^{re.escape(prefix.rstrip('/'))}(?:/|$)" for prefix in public_prefixes]
+        if public_prefixes
+        else None
+    )
+    return JWTAuth[Principal, AccessToken](
+        token_secret=tokens.key,
+        retrieve_user_handler=retrieve_principal,
+        algorithm=ALGORITHM,
+        token_cls=AccessToken,
+        accepted_issuers=[ISSUER],
+        accepted_audiences=[AUDIENCE],
+        require_claims=list(REQUIRED_CLAIMS),
+        default_token_expiration=timedelta(seconds=tokens.ttl_s),
+        exclude=exclude,
+        exclude_http_methods=["OPTIONS"],
+        authentication_middleware_class=BearerAuthMiddleware,
+        description="An access token from POST /auth/token.",
+    )
+
+
+class _BearerAuthMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware, but only for ``Bearer`` credentials, skipping public
+    ``(method, path)`` pairs, and with one answer (401 + ``WWW-Authenticate``) for every
+    refusal so that a client learns nothing about why."""
+
+    public_routes: frozenset[tuple[str, str]] = frozenset()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and (scope["method"], _normal_path(scope["path"])) in self.public_routes
+        ):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        scheme, _, credentials = (connection.headers.get(self.auth_header) or "").partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise _unauthorized("A bearer token is required")
+        try:
+            return await self.authenticate_token(credentials.strip(), connection)
+        except NotAuthorizedException:
+            raise _unauthorized("The token is not valid") from None
+
+
+def _unauthorized(detail: str) -> NotAuthorizedException:
+    return NotAuthorizedException(detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _normal_path(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+# ------------------------------------------------------------------------------ guards
+
+
+def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """Route guard: 403 unless the caller is an admin."""
+    user = connection.user
+    if not (isinstance(user, Principal) and user.is_admin):
+        raise PermissionDeniedException(detail="This needs the admin role")
+
+
+# ------------------------------------------------------------------------------ rate limits
+
+
+class RouteRateLimitMiddleware(RateLimitMiddleware):
+    """Litestar's rate limit for one ``(method, path)``, per client address
+    (``request.client.host``), with its own counter and ``Retry-After`` on the 429."""
+
+    def __init__(self, app: ASGIApp, config: RateLimitConfig, route: tuple[str, str]) -> None:
+        super().__init__(app, config)
+        self.route = (route[0].upper(), _normal_path(route[1]))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["method"], _normal_path(scope["path"])) != self.route:
+            await self.app(scope, receive, send)
+            return
+        app = scope["litestar_app"]
+        request = Request[Any, Any, Any](scope)
+        store = self.config.get_store_from_app(app)
+        key = self.cache_key_from_request(request)
+        async with self._lock:
+            history = await self.retrieve_cached_history(key, store)
+            if len(history.history) >= self.max_requests:
+                retry_after = max(1, history.reset - int(time()))
+                headers = self.create_response_headers(cache_object=history)
+                headers["Retry-After"] = str(retry_after)
+                raise TooManyRequestsException(
+                    detail=f"Too many requests from this address; retry in {retry_after} s",
+                    headers=headers,
+                )
+            await self.set_cached_history(key=key, cache_object=history, store=store)
+        await self.app(scope, receive, self.create_send_wrapper(send=send, cache_object=history))
+
+    def cache_key_from_request(self, request: Request[Any, Any, Any]) -> str:
+        method, path = self.route
+        address = request.client.host if request.client else "unknown"
+        return f"{method}:{path}:{address}"
+
+
+def rate_limit_middleware(
+    limits: Mapping[tuple[str, str], int], *, store: str = RATE_LIMIT_STORE
+) -> list[DefineMiddleware]:
+    """One middleware per ``(method, path)``: at most ``n`` requests a minute per address."""
+    return [
+        DefineMiddleware(
+            RouteRateLimitMiddleware,
+            config=RateLimitConfig(rate_limit=("minute", per_minute), store=store),
+            route=route,
+        )
+        for route, per_minute in limits.items()
+    ]
+
+
+def public_rate_limits(settings: Settings) -> dict[tuple[str, str], int]:
+    """The limits API.md promises: login and registration, per client address."""
+    return {
+        LOGIN_ROUTE: settings.rate_limit_login_per_minute,
+        REGISTER_ROUTE: settings.rate_limit_register_per_minute,
+    }
+
+
+def rate_limit_store(settings: Settings) -> RedisStore:
+    """The counters' store, on a client of its own (the app's opens only in its lifespan)."""
+    return RedisStore(
+        create_redis(settings), namespace="shop:ratelimit", handle_client_shutdown=True
+    )
