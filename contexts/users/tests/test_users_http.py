@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -14,10 +17,12 @@ from dramatiq import Worker
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
 
 from shop_kernel.settings import Settings
 from shop_kernel.sql import libpq_url
 from shop_platform.admins import create_admin
+from shop_platform.app import create_app
 from shop_platform.worker import build_broker
 
 Client = AsyncTestClient[Litestar]
@@ -278,3 +283,78 @@ async def test_erasure_leaves_the_email_in_no_store(
     )
     assert again.status_code == 201
     assert again.json()["id"] != user["id"]
+
+
+async def test_the_bootstrap_admin_is_there_after_start_up_and_only_once(
+    shop_settings: Settings,
+) -> None:
+    address = email()
+    settings = shop_settings.with_overrides(
+        bootstrap_admin_email=address, bootstrap_admin_password=PASSWORD
+    )
+    for _ in range(2):  # a restart changes nothing
+        async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
+            headers = await token(client, address)
+            me = (await client.get("/users/me", headers=headers)).json()
+            assert me["role"] == "admin"
+    with psycopg.connect(libpq_url(shop_settings.database_url or "")) as conn:
+        rows = conn.execute(
+            "SELECT count(*) FROM users.users WHERE email = %s", (address.lower(),)
+        ).fetchone()
+    assert rows == (1,)
+
+
+def test_create_admin_reads_the_password_from_stdin(shop_settings: Settings) -> None:
+    address = email()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env = {
+        **clean,
+        "SHOP_DATABASE_URL": shop_settings.database_url or "",
+        "SHOP_REDIS_URL": shop_settings.redis_url or "",
+        "SHOP_MONGODB_URL": shop_settings.mongodb_url or "",
+        "SHOP_MONGODB_DATABASE": shop_settings.mongodb_database,
+        "SHOP_DATA_DIR": shop_settings.data_dir,
+        "SHOP_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "shop_platform.cli", "users", "create-admin", address]
+    weak = subprocess.run(
+        [*command, "--password-stdin"], input="short\n", env=env, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert weak.returncode == 1
+    assert "8..128" in weak.stderr
+    made = subprocess.run(
+        [*command, "--password-stdin"], input=f"{PASSWORD}\n", env=env, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert address.lower() in made.stdout
+    with psycopg.connect(libpq_url(shop_settings.database_url or "")) as conn:
+        row = conn.execute(
+            "SELECT role, is_active FROM users.users WHERE email = %s", (address.lower(),)
+        ).fetchone()
+    assert row == ("admin", True)
+
+
+async def test_registration_is_rate_limited_per_address(shop_settings: Settings) -> None:
+    settings = shop_settings.with_overrides(rate_limit_register_per_minute=2)
+    redis: Redis = Redis.from_url(settings.redis_url or "")  # pyright: ignore[reportUnknownMemberType]
+    async for key in redis.scan_iter(match="shop:ratelimit:*"):  # earlier tests' counts
+        await redis.delete(key)
+    await redis.aclose()
+    async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
+        codes = [
+            (
+                await client.post(
+                    "/users", json={"email": email(), "password": PASSWORD, "name": "R"}
+                )
+            ).status_code
+            for _ in range(2)
+        ]
+        refused = await client.post(
+            "/users", json={"email": email(), "password": PASSWORD, "name": "R"}
+        )
+    assert codes == [201, 201]
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert int(refused.headers["retry-after"]) >= 1

@@ -71,3 +71,23 @@ def test_a_refused_secret_or_url_password_is_not_echoed() -> None:
     assert "hunter2" not in str(short_secret.value)
     assert "hunter2" not in str(bad_url.value)
     assert "mysql://shop:***@db/shop" in str(bad_url.value)
+
+
+def test_the_bootstrap_admin_needs_both_email_and_password() -> None:
+    with pytest.raises(SettingsError, match="set both or neither"):
+        Settings.from_env({"SHOP_BOOTSTRAP_ADMIN_EMAIL": "root@example.com"})
+    both = Settings.from_env(
+        {
+            "SHOP_BOOTSTRAP_ADMIN_EMAIL": "root@example.com",
+            "SHOP_BOOTSTRAP_ADMIN_PASSWORD": "correct horse battery",
+        }
+    )
+    assert both.bootstrap_admin_email == "root@example.com"
+
+
+def test_the_bootstrap_password_is_never_echoed() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(
+            {"SHOP_BOOTSTRAP_ADMIN_EMAIL": "a@b.co", "SHOP_BOOTSTRAP_ADMIN_PASSWORD": "x" * 600}
+        )
+    assert "x" * 20 not in str(refused.value)

@@ -30,6 +30,7 @@ from shop_kernel.auth import (
 )
 from shop_kernel.log import configure_logging, get_logger
 from shop_kernel.settings import Settings
+from shop_platform.admins import ensure_admin
 from shop_platform.container import build_container
 from shop_platform.contexts import CONTEXTS, migration_targets
 from shop_platform.health import Readiness, refresh_backbone_gauges, store_checks
@@ -58,6 +59,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             container = build_container(settings, resources)
             container.register(Tokens, instance=tokens)
             app.state.container = container
+            if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
+                admin = await ensure_admin(
+                    container, settings.bootstrap_admin_email, settings.bootstrap_admin_password
+                )
+                log.info("bootstrap admin present", user_id=str(admin.id))
             app.state.readiness = Readiness(
                 store_checks(resources, targets, outbox_max_age=settings.outbox_max_age),
                 timeout=settings.health_timeout,

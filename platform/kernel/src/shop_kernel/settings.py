@@ -23,7 +23,7 @@ _URL_SCHEMES: dict[str, tuple[str, ...]] = {
 }
 
 
-_SECRET_FIELDS = frozenset({"jwt_secret"})
+_SECRET_FIELDS = frozenset({"jwt_secret", "bootstrap_admin_password"})
 
 
 def _shown(field: str, raw: str) -> str:
@@ -52,6 +52,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Signing key of access tokens; unset in development, where one is generated and kept
     # under the data dir (never a constant in the code).
     jwt_secret: Annotated[str, msgspec.Meta(min_length=32, max_length=512)] | None = None
+    # When both are set, the API makes sure at start-up that this admin exists (idempotent).
+    bootstrap_admin_email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    bootstrap_admin_password: Annotated[str, msgspec.Meta(max_length=512)] | None = None
     data_dir: str = ".shop"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -117,9 +120,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 raise SettingsError(_explain(name, field.name, str(exc), raw)) from None
             values[field.name] = getattr(parsed, field.name)
         try:
-            return cls(**values)
+            settings = cls(**values)
         except msgspec.ValidationError as exc:  # pragma: no cover - fields were checked one by one
             raise SettingsError(str(exc)) from None
+        # Checked here, not in __post_init__, which also runs for each field on its own above.
+        if (settings.bootstrap_admin_email is None) != (settings.bootstrap_admin_password is None):
+            raise SettingsError(
+                f"{env_name('bootstrap_admin_email')} and "
+                f"{env_name('bootstrap_admin_password')}: set both or neither"
+            )
+        return settings
 
     def require(self, field: str) -> str:
         """A store URL that must be configured, or one line saying how to fix its absence."""
