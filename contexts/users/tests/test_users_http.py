@@ -358,3 +358,39 @@ async def test_registration_is_rate_limited_per_address(shop_settings: Settings)
     assert refused.status_code == 429
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_a_role_change_ends_old_tokens_and_opens_the_directory(
+    shop_client: Client, shop_settings: Settings
+) -> None:
+    user = await register(shop_client)
+    headers = await token(shop_client, user["email"])
+    boss = await admin(shop_client, shop_settings)
+    promoted = await shop_client.patch(f"/users/{user['id']}", json={"role": "admin"}, headers=boss)
+    assert promoted.status_code == 200
+    assert promoted.json()["role"] == "admin"
+    await eventually(
+        lambda: _status(shop_client, "/users/me", headers, 401), "old token refused", 5
+    )
+    fresh = await token(shop_client, user["email"])
+    assert (await shop_client.get("/users", headers=fresh)).status_code == 200
+    missing = await shop_client.patch(
+        f"/users/{uuid.uuid4()}", json={"role": "admin"}, headers=boss
+    )
+    assert missing.status_code == 404
+    bad_role = await shop_client.patch(f"/users/{user['id']}", json={"role": "owner"}, headers=boss)
+    assert bad_role.status_code in (400, 422)
+
+
+async def test_the_directory_search_is_backed_by_indexes(
+    shop_client: Client, shop_settings: Settings
+) -> None:
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(shop_settings.mongodb_url)
+    try:
+        view = mongo[shop_settings.mongodb_database]["user_directory"]
+        keys = [list(index["key"]) async for index in await view.list_indexes()]
+    finally:
+        await mongo.close()
+    assert ["name_key", "_id"] in keys
+    assert ["email", "_id"] in keys
+    assert ["role", "_id"] in keys
