@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from shop_kernel.auth import Principal, PrincipalRecord, Tokens, admin_only
@@ -112,7 +113,12 @@ class SignIn(Controller):
     dependencies = {"accounts": provide(Accounts), "tokens": provide(Tokens)}  # noqa: RUF012
 
     @post("/token", status_code=HTTP_200_OK, exclude_from_auth=True)
-    async def token(self, data: Credentials, accounts: Accounts, tokens: Tokens) -> AccessToken:
+    async def token(
+        self,
+        data: JSONBody[Credentials],
+        accounts: NamedDependency[Accounts],
+        tokens: NamedDependency[Tokens],
+    ) -> AccessToken:
         """Exchange an email and password for a short-lived bearer token."""
         user = await accounts.authenticate(data.email, data.password)
         issued = tokens.issue(record_of(user))
@@ -125,39 +131,45 @@ class UsersController(Controller):
     dependencies = {"accounts": provide(Accounts), "directory": provide(UserDirectory)}  # noqa: RUF012
 
     @post("/", exclude_from_auth=True)
-    async def register(self, data: NewUser, accounts: Accounts) -> UserOut:
+    async def register(
+        self, data: JSONBody[NewUser], accounts: NamedDependency[Accounts]
+    ) -> UserOut:
         """Open a customer account."""
         return user_out(await accounts.register(data.email, data.password, data.name))
 
     @get("/me")
-    async def me(self, request: Me, accounts: Accounts) -> UserOut:
+    async def me(self, request: Me, accounts: NamedDependency[Accounts]) -> UserOut:
         """The caller's own profile, from the write store (current at once)."""
         return user_out(await accounts.profile(request.user.user_id))
 
     @patch("/me")
-    async def change_me(self, request: Me, data: ProfileChange, accounts: Accounts) -> UserOut:
+    async def change_me(
+        self, request: Me, data: JSONBody[ProfileChange], accounts: NamedDependency[Accounts]
+    ) -> UserOut:
         user = await accounts.change_profile(request.user.user_id, name=data.name, email=data.email)
         return user_out(user)
 
     @post("/me/password", status_code=HTTP_204_NO_CONTENT)
-    async def change_password(self, request: Me, data: PasswordChange, accounts: Accounts) -> None:
+    async def change_password(
+        self, request: Me, data: JSONBody[PasswordChange], accounts: NamedDependency[Accounts]
+    ) -> None:
         await accounts.change_password(
             request.user.user_id, data.current_password, data.new_password
         )
 
     @delete("/me", status_code=HTTP_204_NO_CONTENT)
-    async def erase_me(self, request: Me, accounts: Accounts) -> None:
+    async def erase_me(self, request: Me, accounts: NamedDependency[Accounts]) -> None:
         """Erase the caller's personal data everywhere; the account cannot sign in again."""
         await accounts.erase(request.user.user_id)
 
     @get("/", guards=[admin_only])
     async def directory_page(
         self,
-        directory: UserDirectory,
-        q: Annotated[str | None, Parameter(max_length=200)] = None,
-        role: RoleName | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+        directory: NamedDependency[UserDirectory],
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        role: Annotated[RoleName | None, QueryParameter()] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> UserPage:
         """Search the user directory (admins): prefix of name or email, and role."""
         try:
@@ -170,7 +182,9 @@ class UsersController(Controller):
         return UserPage(items=[_entry_out(e) for e in entries], next_cursor=next_cursor)
 
     @get("/{user_id:uuid}")
-    async def one(self, request: Me, user_id: uuid.UUID, directory: UserDirectory) -> UserOut:
+    async def one(
+        self, request: Me, user_id: FromPath[uuid.UUID], directory: NamedDependency[UserDirectory]
+    ) -> UserOut:
         """A user from the directory: admins see anyone, a customer only themself."""
         if not request.user.is_admin and request.user.user_id != user_id:
             raise NotFoundException("no such user")
@@ -181,7 +195,10 @@ class UsersController(Controller):
 
     @patch("/{user_id:uuid}", guards=[admin_only])
     async def administer(
-        self, user_id: uuid.UUID, data: Administration, accounts: Accounts
+        self,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[Administration],
+        accounts: NamedDependency[Accounts],
     ) -> UserOut:
         """Change a user's role or deactivate/reactivate them (admins)."""
         role = Role(data.role) if data.role is not None else None
