@@ -259,6 +259,7 @@ async def test_erasure_leaves_the_email_in_no_store(
     )
     login = await shop_client.post("/auth/token", json={"email": address, "password": PASSWORD})
     assert login.status_code == 401
+    await eventually(lambda: _status(shop_client, "/users/me", headers, 401), "token refused", 5)
     needle = address.lower()
     with psycopg.connect(libpq_url(shop_settings.database_url or "")) as conn:
         for schema, table in conn.execute(
