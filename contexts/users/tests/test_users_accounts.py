@@ -34,11 +34,19 @@ class FakeHasher:
     def __init__(self, params: str = "v2") -> None:
         self.params = params
         self.dummy_verifications = 0
+        self.store: Store | None = None
+        self.transactions_open_while_hashing: list[int] = []
+
+    def _note(self) -> None:
+        if self.store is not None:
+            self.transactions_open_while_hashing.append(self.store.open_transactions)
 
     async def hash(self, password: str) -> str:
+        self._note()
         return f"{self.params}:{password}"
 
     async def verify(self, password_hash: str, password: str) -> bool:
+        self._note()
         return password_hash.split(":", 1)[1] == password
 
     def needs_rehash(self, password_hash: str) -> bool:
@@ -52,6 +60,7 @@ class Store:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, User] = {}
         self.commits = 0
+        self.open_transactions = 0
 
 
 class FakeUsers:
@@ -105,9 +114,15 @@ def hasher() -> FakeHasher:
 
 @pytest.fixture
 def accounts(store: Store, hasher: FakeHasher) -> Accounts:
+    hasher.store = store
+
     @asynccontextmanager
     async def transaction() -> AsyncGenerator[FakeTransaction]:
-        yield FakeTransaction(store)
+        store.open_transactions += 1
+        try:
+            yield FakeTransaction(store)
+        finally:
+            store.open_transactions -= 1
 
     return Accounts(transaction, hasher, PasswordPolicy(frozenset({"password123"})))
 
@@ -191,3 +206,14 @@ async def test_the_bootstrap_admin_is_made_once_and_promoted_if_needed(
     customer = await accounts.register("cus@example.com", "correct horse", "Cus")
     await accounts.ensure_admin("cus@example.com", "ignored horse")
     assert store.rows[customer.id].role is Role.ADMIN
+
+
+async def test_no_transaction_is_open_while_a_password_is_hashed_or_verified(
+    accounts: Accounts, hasher: FakeHasher
+) -> None:
+    user = await accounts.register("ada@example.com", "correct horse", "Ada")
+    hasher.params = "v3"  # sign-in will verify, then rehash
+    await accounts.authenticate("ada@example.com", "correct horse")
+    await accounts.change_password(user.id, "correct horse", "battery staple")
+    assert len(hasher.transactions_open_while_hashing) >= 5
+    assert set(hasher.transactions_open_while_hashing) == {0}

@@ -59,24 +59,36 @@ class Accounts:
         return user
 
     async def authenticate(self, email: str, password: str) -> User:
+        # Hashing takes tens of milliseconds (more when logins queue for the hashing cap), so
+        # no transaction, and no pooled connection, is held while a password is verified.
         try:
             address: EmailAddress | None = EmailAddress.parse(email)
         except InvalidField:
             address = None
-        async with self._transaction() as tx:
-            user = await tx.users.get_by_email(address) if address is not None else None
-            if user is None or user.password_hash is None:
-                await self._hasher.verify_dummy(password)
-                raise InvalidCredentials
-            if not await self._hasher.verify(user.password_hash, password):
-                raise InvalidCredentials
-            if not user.is_active:
-                raise AccountDeactivated
-            if self._hasher.needs_rehash(user.password_hash):
-                user.rehash(await self._hasher.hash(password))
-                await tx.users.save(user)
-                await tx.commit()
+        user = None
+        if address is not None:
+            async with self._transaction() as tx:
+                user = await tx.users.get_by_email(address)
+        if user is None or user.password_hash is None:
+            await self._hasher.verify_dummy(password)
+            raise InvalidCredentials
+        if not await self._hasher.verify(user.password_hash, password):
+            raise InvalidCredentials
+        if not user.is_active:
+            raise AccountDeactivated
+        if self._hasher.needs_rehash(user.password_hash):
+            await self._rehash(user, password)
         return user
+
+    async def _rehash(self, verified: User, password: str) -> None:
+        new_hash = await self._hasher.hash(password)
+        async with self._transaction() as tx:
+            user = await tx.users.get(verified.id)
+            if user is None or user.password_hash != verified.password_hash:
+                return  # changed meanwhile: that change wins, the next sign-in rehashes
+            user.rehash(new_hash)
+            await tx.users.save(user)
+            await tx.commit()
 
     async def profile(self, user_id: uuid.UUID) -> User:
         async with self._transaction() as tx:
@@ -102,13 +114,17 @@ class Accounts:
 
     async def change_password(self, user_id: uuid.UUID, current: str, new: str) -> None:
         self._policy.check(new, "new_password")
+        verified = await self.profile(user_id)
+        if verified.password_hash is None or not await self._hasher.verify(
+            verified.password_hash, current
+        ):
+            raise WrongPassword
+        new_hash = await self._hasher.hash(new)
         async with self._transaction() as tx:
             user = await _existing(tx, user_id)
-            if user.password_hash is None or not await self._hasher.verify(
-                user.password_hash, current
-            ):
-                raise WrongPassword
-            user.change_password(await self._hasher.hash(new))
+            if user.version != verified.version:
+                raise ConcurrentChange  # e.g. another password change in between
+            user.change_password(new_hash)
             await tx.users.save(user)
             await tx.commit()
 
