@@ -23,6 +23,8 @@ from shop_kernel.settings import Settings
 from shop_kernel.sql import libpq_url
 from shop_platform.admins import create_admin
 from shop_platform.app import create_app
+from shop_platform.contexts import CONTEXTS
+from shop_platform.projections import rebuild_views, views_of
 from shop_platform.worker import build_broker
 
 Client = AsyncTestClient[Litestar]
@@ -395,3 +397,43 @@ async def test_the_directory_search_is_backed_by_indexes(
     assert ["name_key", "_id"] in keys
     assert ["email", "_id"] in keys
     assert ["role", "_id"] in keys
+
+
+async def test_a_rebuilt_directory_equals_the_projected_one(
+    shop_client: Client, shop_settings: Settings, worker: None
+) -> None:
+    kept = await register(shop_client, name="Kept")
+    renamed = await register(shop_client, name="Before")
+    erased = await register(shop_client, name="Erased")
+    renamed_headers = await token(shop_client, renamed["email"])
+    await shop_client.patch("/users/me", json={"name": "After"}, headers=renamed_headers)
+    erased_headers = await token(shop_client, erased["email"])
+    await shop_client.delete("/users/me", headers=erased_headers)
+    ids = [kept["id"], renamed["id"], erased["id"]]
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(shop_settings.mongodb_url)
+    view = mongo[shop_settings.mongodb_database]["user_directory"]
+
+    async def snapshot() -> dict[str, dict[str, Any]]:
+        return {doc["_id"]: doc async for doc in view.find({"_id": {"$in": ids}})}
+
+    async def settled() -> bool:
+        docs = await snapshot()
+        return (
+            len(docs) == 3
+            and docs[renamed["id"]]["name"] == "After"
+            and docs[erased["id"]]["erased"] is True
+        )
+
+    try:
+        await eventually(settled, "the projector caught up")
+        projected = await snapshot()
+        await rebuild_views(
+            shop_settings, CONTEXTS, views_of(CONTEXTS, "user_directory"),
+            lambda _view, _total: lambda _done: None,
+        )  # fmt: skip
+        rebuilt = await snapshot()
+    finally:
+        await mongo.close()
+    assert rebuilt == projected
+    assert rebuilt[erased["id"]]["email"] is None
+    assert rebuilt[erased["id"]]["name"] is None
