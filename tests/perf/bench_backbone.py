@@ -33,8 +33,8 @@ SUPPORT = ROOT / "platform/app/tests"
 sys.path.insert(0, str(SUPPORT))
 
 from backbone_support import EFFECTS_DDL, ShelfStocked, shelf_module  # noqa: E402
+from perf_support import percentile, servers  # noqa: E402
 
-from shop_kernel.embedded import EmbeddedServices  # noqa: E402
 from shop_kernel.messaging.broker import NAMESPACE, create_broker, enqueue_many  # noqa: E402
 from shop_kernel.messaging.relay import Relay  # noqa: E402
 from shop_kernel.messaging.subscriptions import Route  # noqa: E402
@@ -44,28 +44,6 @@ from shop_kernel.settings import Settings  # noqa: E402
 from shop_kernel.sql import create_engine, libpq_url  # noqa: E402
 from shop_kernel.unit_of_work import UnitOfWork  # noqa: E402
 from shop_platform.contexts import migration_targets  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def servers(tmp: Path) -> tuple[dict[str, str], EmbeddedServices]:
-    env = os.environ
-    embedded = EmbeddedServices(
-        tmp,
-        postgres="SHOP_TEST_DATABASE_URL" not in env,
-        redis="SHOP_TEST_REDIS_URL" not in env,
-        mongodb="SHOP_TEST_MONGODB_URL" not in env,
-    )
-    urls = embedded.start()
-    admin = env.get("SHOP_TEST_DATABASE_URL") or urls["postgres"].rsplit("/", 1)[0] + "/postgres"
-    return {
-        "postgres": admin,
-        "redis": env.get("SHOP_TEST_REDIS_URL") or urls["redis"],
-        "mongodb": env.get("SHOP_TEST_MONGODB_URL") or urls["mongodb"],
-    }, embedded
 
 
 def fresh_settings(urls: dict[str, str]) -> Settings:

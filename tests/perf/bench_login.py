@@ -31,10 +31,11 @@ from typing import Any
 import httpx
 import psutil
 import psycopg
+from perf_support import percentile, servers
 from pymongo import MongoClient
 from redis import Redis
 
-from shop_kernel.embedded import EmbeddedServices, free_port
+from shop_kernel.embedded import free_port
 from shop_kernel.migrations import upgrade
 from shop_kernel.sql import libpq_url
 from shop_platform.contexts import migration_targets
@@ -43,28 +44,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVER_CPU = 0
 CLIENT_CPU = 1
 EXPECTED = {"ok": 200, "wrong_password": 401, "unknown_email": 401}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def servers(tmp: Path) -> tuple[dict[str, str], EmbeddedServices]:
-    env = os.environ
-    embedded = EmbeddedServices(
-        tmp,
-        postgres="SHOP_TEST_DATABASE_URL" not in env,
-        redis="SHOP_TEST_REDIS_URL" not in env,
-        mongodb="SHOP_TEST_MONGODB_URL" not in env,
-    )
-    urls = embedded.start()
-    admin = env.get("SHOP_TEST_DATABASE_URL") or urls["postgres"].rsplit("/", 1)[0] + "/postgres"
-    return {
-        "postgres": admin,
-        "redis": env.get("SHOP_TEST_REDIS_URL") or urls["redis"],
-        "mongodb": env.get("SHOP_TEST_MONGODB_URL") or urls["mongodb"],
-    }, embedded
 
 
 def fresh_database(admin_url: str) -> tuple[str, str]:
