@@ -8,13 +8,17 @@ from shop_kernel.domain.errors import (
     NotAuthenticated,
     NotFound,
 )
+from shop_kernel.domain.money import CurrencyMismatch, Money, MoneyOutOfRange
 
 __all__ = [
     "AggregateRoot",
     "BusinessRuleViolated",
     "Conflict",
+    "CurrencyMismatch",
     "DomainError",
     "DomainEvent",
+    "Money",
+    "MoneyOutOfRange",
     "NotAuthenticated",
     "NotFound",
 ]
