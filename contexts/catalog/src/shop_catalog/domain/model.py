@@ -103,6 +103,26 @@ class StockAdjusted(DomainEvent):
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class StockHeld(DomainEvent):
+    """Reserved stock changed (held for an order or given back)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReservationMade(DomainEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReservationFailed(DomainEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReservationReleased(DomainEvent):
+    pass
+
+
 @dataclass(kw_only=True, eq=False)
 class Product(AggregateRoot):
     sku: Sku
@@ -162,11 +182,13 @@ class Product(AggregateRoot):
         if not 0 < quantity <= self.available:
             raise ValueError(f"{self.sku}: cannot hold {quantity} of {self.available}")
         self.reserved += quantity
+        self.record(StockHeld())
 
     def let_go(self, quantity: int) -> None:
         if not 0 < quantity <= self.reserved:
             raise ValueError(f"{self.sku}: cannot release {quantity} of {self.reserved}")
         self.reserved -= quantity
+        self.record(StockHeld())
 
 
 @dataclass(frozen=True)
@@ -199,10 +221,16 @@ class StockReservation(AggregateRoot):
             if _available(products.get(sku)) < quantity
         ]
         if shortfalls:
-            return cls(order_id=order_id, lines=dict(lines), status="failed", shortfalls=shortfalls)
+            failed = cls(
+                order_id=order_id, lines=dict(lines), status="failed", shortfalls=shortfalls
+            )
+            failed.record(ReservationFailed())
+            return failed
         for sku, quantity in lines.items():
             products[sku].hold(quantity)
-        return cls(order_id=order_id, lines=dict(lines), status="reserved")
+        made = cls(order_id=order_id, lines=dict(lines), status="reserved")
+        made.record(ReservationMade())
+        return made
 
     def release(self, products: Mapping[str, Product]) -> bool:
         """Give back exactly what was held, once; False when there was nothing to give back."""
@@ -211,6 +239,7 @@ class StockReservation(AggregateRoot):
         for sku, quantity in self.lines.items():
             products[sku].let_go(quantity)
         self.status = "released"
+        self.record(ReservationReleased())
         return True
 
 

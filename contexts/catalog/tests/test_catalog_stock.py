@@ -1,0 +1,140 @@
+"""Reservations against the real write store: atomic, all-or-nothing, once per order."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shop_catalog.adapters.sql import sql_transactions
+from shop_catalog.application.stock import StockKeeping
+from shop_catalog.domain.model import Product, Sku
+from shop_kernel.domain import Money
+from shop_kernel.modules import translate_with
+from shop_kernel.settings import Settings
+from shop_kernel.sql import create_engine
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_platform.contexts import CONTEXTS
+
+
+@pytest.fixture
+async def engine(shop_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(Settings(database_url=shop_database_url, db_pool_size=25))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def stock(engine: AsyncEngine) -> StockKeeping:
+    translate = translate_with(CONTEXTS)
+    return StockKeeping(sql_transactions(lambda: UnitOfWork(engine, translate)))
+
+
+async def stocked(engine: AsyncEngine, on_hand: int) -> str:
+    sku = f"T-{uuid.uuid4().hex[:10].upper()}"
+    product = Product.create(Sku.parse(sku), "Thing", "", Money(100, "EUR"), on_hand)
+    async with UnitOfWork(engine, translate_with(CONTEXTS)) as uow:
+        from shop_catalog.adapters.sql import SqlProducts  # noqa: PLC0415
+
+        await SqlProducts(uow).add(product)
+        await uow.commit()
+    return sku
+
+
+async def levels(engine: AsyncEngine, sku: str) -> tuple[int, int]:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT on_hand, reserved FROM catalog.products WHERE sku = :s"), {"s": sku}
+            )
+        ).one()
+    return row.on_hand, row.reserved
+
+
+async def test_twenty_orders_competing_for_five_units_reserve_exactly_five(
+    engine: AsyncEngine, stock: StockKeeping
+) -> None:
+    sku = await stocked(engine, 5)
+    outcomes = await asyncio.gather(
+        *(stock.reserve_stock_for_order(uuid.uuid4(), {sku: 1}) for _ in range(20))
+    )
+    assert sorted(o.status for o in outcomes).count("reserved") == 5
+    assert await levels(engine, sku) == (5, 5)
+
+
+async def test_a_reservation_takes_all_lines_or_none_without_deadlocks(
+    engine: AsyncEngine, stock: StockKeeping
+) -> None:
+    a, b = await stocked(engine, 3), await stocked(engine, 3)
+    # Opposite line orders from many orders at once: locks are taken in sku order.
+    orders = [{a: 1, b: 1} if n % 2 else {b: 1, a: 1} for n in range(10)]
+    outcomes = await asyncio.gather(
+        *(stock.reserve_stock_for_order(uuid.uuid4(), lines) for lines in orders)
+    )
+    assert [o.status for o in outcomes].count("reserved") == 3
+    assert await levels(engine, a) == (3, 3)
+    assert await levels(engine, b) == (3, 3)
+    short = await stock.reserve_stock_for_order(uuid.uuid4(), {a: 1, "NO-SUCH-SKU": 1})
+    assert short.status == "failed"
+    assert {s.sku for s in short.shortfalls} == {a, "NO-SUCH-SKU"}
+
+
+async def test_a_repeated_reservation_or_release_changes_nothing(
+    engine: AsyncEngine, stock: StockKeeping
+) -> None:
+    sku = await stocked(engine, 10)
+    order = uuid.uuid4()
+    first = await stock.reserve_stock_for_order(order, {sku: 4})
+    again = await stock.reserve_stock_for_order(order, {sku: 4})
+    assert (first.status, again.status) == ("reserved", "reserved")
+    assert await levels(engine, sku) == (10, 4)
+    assert await stock.release_stock_for_order(order)
+    assert not await stock.release_stock_for_order(order)
+    assert await levels(engine, sku) == (10, 0)
+    async with engine.connect() as conn:
+        moves = (
+            await conn.execute(
+                text(
+                    "SELECT reserved_delta, reserved FROM catalog.stock_movements "
+                    "WHERE sku = :s ORDER BY id"
+                ),
+                {"s": sku},
+            )
+        ).all()
+    assert [tuple(m) for m in moves] == [(4, 4), (-4, 0)]
+
+
+async def test_a_cancel_that_overtakes_its_reservation_leaves_nothing_held(
+    engine: AsyncEngine, stock: StockKeeping
+) -> None:
+    sku = await stocked(engine, 10)
+    order = uuid.uuid4()
+    assert not await stock.release_stock_for_order(order)  # the cancel arrives first
+    late = await stock.reserve_stock_for_order(order, {sku: 4})
+    assert late.status == "released"
+    assert await levels(engine, sku) == (10, 0)
+
+
+async def test_reservations_publish_their_outcome(engine: AsyncEngine, stock: StockKeeping) -> None:
+    sku = await stocked(engine, 1)
+    made, failed = uuid.uuid4(), uuid.uuid4()
+    await stock.reserve_stock_for_order(made, {sku: 1})
+    await stock.reserve_stock_for_order(failed, {sku: 1})
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT aggregate_id, event_type FROM messaging.outbox "
+                    "WHERE aggregate_id IN (:a, :b)"
+                ),
+                {"a": str(made), "b": str(failed)},
+            )
+        ).all()
+    assert sorted((r.aggregate_id == str(made), r.event_type) for r in rows) == [
+        (False, "catalog.StockReservationFailed.v1"),
+        (True, "catalog.StockReserved.v1"),
+    ]
