@@ -12,6 +12,7 @@ import pytest
 from shop_users.application.accounts import (
     AccountDeactivated,
     Accounts,
+    AdminEmailTaken,
     ConcurrentChange,
     InvalidCredentials,
 )
@@ -68,12 +69,10 @@ class FakeUsers:
         self.staged = staged
 
     async def get(self, user_id: uuid.UUID) -> User | None:
-        found = self.staged.get(user_id)
-        return copy.deepcopy(found) if found else None
+        return _loaded(self.staged.get(user_id))
 
     async def get_by_email(self, email: EmailAddress) -> User | None:
-        found = next((u for u in self.staged.values() if u.email == email), None)
-        return copy.deepcopy(found) if found else None
+        return _loaded(next((u for u in self.staged.values() if u.email == email), None))
 
     async def add(self, user: User) -> None:
         if any(u.email == user.email for u in self.staged.values()):
@@ -86,6 +85,15 @@ class FakeUsers:
             raise ConcurrentChange
         user.saved_as(user.version + 1)
         self.staged[user.id] = copy.deepcopy(user)
+
+
+def _loaded(stored: User | None) -> User | None:
+    """A fresh copy, as a store hands it out: no events pending."""
+    if stored is None:
+        return None
+    user = copy.deepcopy(stored)
+    user.pull_events()
+    return user
 
 
 class FakeTransaction:
@@ -204,8 +212,21 @@ async def test_the_bootstrap_admin_is_made_once_and_promoted_if_needed(
     assert len(store.rows) == 1
     assert store.rows[first.id].role is Role.ADMIN
     customer = await accounts.register("cus@example.com", "correct horse", "Cus")
-    await accounts.ensure_admin("cus@example.com", "ignored horse")
+    with pytest.raises(AdminEmailTaken):  # whoever registered it first stays a customer
+        await accounts.ensure_admin("cus@example.com", "another horse")
+    assert store.rows[customer.id].role is Role.CUSTOMER
+    await accounts.ensure_admin("cus@example.com", "correct horse")  # its owner's password
     assert store.rows[customer.id].role is Role.ADMIN
+
+
+async def test_an_admin_change_that_changes_nothing_stores_nothing(
+    accounts: Accounts, store: Store
+) -> None:
+    user = await accounts.register("ada@example.com", "correct horse", "Ada")
+    commits = store.commits
+    await accounts.administer(user.id, role=Role.CUSTOMER, is_active=True)
+    assert store.commits == commits
+    assert store.rows[user.id].version == user.version
 
 
 async def test_no_transaction_is_open_while_a_password_is_hashed_or_verified(

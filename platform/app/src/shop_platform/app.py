@@ -42,6 +42,8 @@ from shop_platform.resources import Resources, open_resources
 OPS_PATHS = ["/health", "/metrics", "/schema"]
 # Open to anyone: the ops paths (and all below them) and these (method, path) pairs.
 PUBLIC_ROUTES = [LOGIN_ROUTE, REGISTER_ROUTE]
+# Readable by anyone; a token, when sent, still counts (admins see inactive products).
+OPEN_READS = ["/products"]
 
 log = get_logger(__name__)
 
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         redis,
         public_prefixes=OPS_PATHS,
         public_routes=PUBLIC_ROUTES,
+        open_reads=OPEN_READS,
     )
 
     app = Litestar(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import time
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, cast
 from uuid import UUID
 
 import msgspec
@@ -34,7 +34,7 @@ from litestar.middleware.authentication import AuthenticationResult
 from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 from litestar.stores.redis import RedisStore
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -237,9 +237,13 @@ def jwt_auth(
     *,
     public_prefixes: Sequence[str] = (),
     public_routes: Iterable[tuple[str, str]] = (),
+    open_reads: Sequence[str] = (),
 ) -> JWTAuth[Principal, AccessToken]:
     """Bearer-token auth for every route but ``public_prefixes`` (a path and all below it) and
     ``public_routes`` (exact ``(method, path)`` pairs such as ``("POST", "/users")``).
+
+    Under ``open_reads`` (path prefixes), GET and HEAD need no token, but one that is sent
+    is checked: an admin browsing the catalog is still known as an admin.
 
     A token passes when Litestar accepts it and the account exists, is active and still has
     the token's generation; otherwise the request gets 401.
@@ -262,6 +266,7 @@ def jwt_auth(
 
     class BearerAuthMiddleware(_BearerAuthMiddleware):
         public_routes = public
+        open_read_prefixes = tuple(prefix.rstrip("/") for prefix in open_reads)
 
     exclude = (
         [rf"^{re.escape(prefix.rstrip('/'))}(?:/|$)" for prefix in public_prefixes]
@@ -290,15 +295,25 @@ class _BearerAuthMiddleware(JWTAuthenticationMiddleware):
     refusal so that a client learns nothing about why."""
 
     public_routes: frozenset[tuple[str, str]] = frozenset()
+    open_read_prefixes: tuple[str, ...] = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and (scope["method"], _normal_path(scope["path"])) in self.public_routes
+        if scope["type"] == "http" and (
+            (scope["method"], _normal_path(scope["path"])) in self.public_routes
+            or self._anonymous_read(scope)
         ):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    def _anonymous_read(self, scope: Scope) -> bool:
+        request = cast("HTTPScope", scope)
+        if request["method"] not in ("GET", "HEAD"):
+            return False
+        path = _normal_path(request["path"])
+        if not any(path == p or path.startswith(p + "/") for p in self.open_read_prefixes):
+            return False
+        return not any(name == b"authorization" for name, _ in request["headers"])
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
@@ -321,6 +336,12 @@ def _normal_path(path: str) -> str:
 
 
 # ------------------------------------------------------------------------------ guards
+
+
+def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    """Who is asking, on a route that anyone may read (None: nobody signed in)."""
+    user: object = cast("dict[str, object]", connection.scope).get("user")
+    return user if isinstance(user, Principal) else None
 
 
 def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:

@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     request_max_body_size: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     health_timeout: Annotated[float, msgspec.Meta(gt=0, le=30)] = 2.0
     worker_threads: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
+    # The one currency the shop sells in (ISO 4217); every price and total is in it.
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = "EUR"
     # How long an idle queue consumer waits at most before asking Redis again. Dramatiq's
     # default (1 s) adds up to a second to the delivery of an event that finds it idle.
     worker_idle_poll_ms: Annotated[int, msgspec.Meta(ge=10, le=10_000)] = 100

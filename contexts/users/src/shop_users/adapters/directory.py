@@ -138,8 +138,11 @@ class UserDirectory:
     ) -> tuple[list[dict[str, Any]], str | None]:
         query: dict[str, Any] = {"erased": False}
         if q:
-            prefix = "^" + re.escape(q.casefold())
-            query["$or"] = [{"name_key": {"$regex": prefix}}, {"email": {"$regex": prefix}}]
+            # Names are kept casefolded, emails lower-cased (as the write store has them).
+            query["$or"] = [
+                {"name_key": {"$regex": "^" + re.escape(q.casefold())}},
+                {"email": {"$regex": "^" + re.escape(q.lower())}},
+            ]
         if role is not None:
             query["role"] = role
         if after is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -172,6 +173,11 @@ class UsersController(Controller):
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> UserPage:
         """Search the user directory (admins): prefix of name or email, and role."""
+        if q is not None and any(unicodedata.category(char) == "Cc" for char in q):
+            raise ValidationException(
+                "invalid search text",
+                extra=[{"key": "q", "message": "the search text cannot hold control characters"}],
+            )
         try:
             after = decode_cursor(cursor) if cursor is not None else None
         except ValueError:

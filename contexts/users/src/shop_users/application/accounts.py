@@ -139,6 +139,8 @@ class Accounts:
                 user.reactivate()
             elif is_active is False:
                 user.deactivate()
+            if not user.pending_events:
+                return user  # nothing changed: no new version, nothing to race over
             await tx.users.save(user)
             await tx.commit()
         return user
@@ -151,20 +153,40 @@ class Accounts:
             await tx.commit()
 
     async def ensure_admin(self, email: str, password: str) -> User:
-        """The bootstrap admin exists, is active and is an admin; its password is kept."""
+        """The bootstrap admin exists, is active and is an admin.
+
+        An existing account is promoted only if ``password`` is its password: whoever
+        registered the address first must not become an admin by a restart.
+        """
         address = EmailAddress.parse(email)
-        async with self._transaction() as tx:
-            user = await tx.users.get_by_email(address)
-            if user is not None:
-                user.change_role(Role.ADMIN)
-                user.reactivate()
-                await tx.users.save(user)
-                await tx.commit()
-                return user
-        try:
-            return await self.register(email, password, "Administrator", role=Role.ADMIN)
-        except EmailAlreadyRegistered:  # another process bootstrapped it meanwhile
-            return await self.ensure_admin(email, password)
+        for _attempt in range(3):  # replicas starting together may race each other
+            async with self._transaction() as tx:
+                existing = await tx.users.get_by_email(address)
+            if existing is None:
+                try:
+                    return await self.register(email, password, "Administrator", role=Role.ADMIN)
+                except EmailAlreadyRegistered:
+                    continue  # another process made it meanwhile
+            if existing.role is Role.ADMIN and existing.is_active:
+                return existing
+            if existing.password_hash is None or not await self._hasher.verify(
+                existing.password_hash, password
+            ):
+                raise AdminEmailTaken
+            try:
+                return await self.administer(existing.id, role=Role.ADMIN, is_active=True)
+            except ConcurrentChange:
+                continue
+        raise ConcurrentChange
+
+
+class AdminEmailTaken(Conflict):
+    code: ClassVar[str] = "admin-email-taken"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "an account with this email exists and the given password is not its password"
+        )
 
 
 class ConcurrentChange(Conflict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -103,14 +104,25 @@ def _field_error(item: Any) -> dict[str, str]:
         return {"field": "", "message": str(item)}
     message = str(item.get("message", ""))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
     key = item.get("key")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    field = _field_from_message(message) if key in (None, "") else str(key)  # pyright: ignore[reportUnknownArgumentType]
+    field = _field_from_message(message) if key in (None, "", "data") else str(key)  # pyright: ignore[reportUnknownArgumentType]
     return {"field": field, "message": message.split(" - at `", 1)[0]}
 
 
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+
+
 def _field_from_message(message: str) -> str:
-    """msgspec says where: ``... - at `$.items[0].quantity``` -> ``items[0].quantity``."""
-    _, _, where = message.partition(" - at `$")
-    return where.rstrip("`").removeprefix(".")
+    """msgspec says where: ``... - at `$.items[0].quantity``` -> ``items[0].quantity``.
+
+    An unknown field is named by the message itself: ``Object contains unknown field `role```
+    at ``$.items[0]`` is ``items[0].role``.
+    """
+    text, _, where = message.partition(" - at `$")
+    where = where.rstrip("`").removeprefix(".")
+    unknown = _UNKNOWN_FIELD.search(text)
+    if unknown is not None:
+        return f"{where}.{unknown.group(1)}" if where else unknown.group(1)
+    return where
 
 
 # Litestar types handlers over Request[Any, Any, Any], which strict mode sees as unknown.

@@ -40,6 +40,8 @@ outbox = Table(
     Column("published_at", DateTime(timezone=True)),
     Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
     Index("outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+    # Erasure blanks personal data in an aggregate's events (forget_in_outbox).
+    Index("outbox_aggregate_id", "aggregate_id"),
 )
 
 # One row per (subscriber, event) it has handled, written in the handler's own transaction.
