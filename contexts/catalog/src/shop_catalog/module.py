@@ -5,12 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import punq
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_catalog.adapters.sql import metadata, sql_transactions
+from shop_catalog.adapters.http import ProductsController
+from shop_catalog.adapters.sql import SqlCatalogQueries, metadata, sql_transactions
 from shop_catalog.adapters.subscriptions import ReleaseStock, ReserveStock
 from shop_catalog.adapters.translations import TRANSLATIONS
+from shop_catalog.adapters.view import (
+    COLLECTION,
+    ProductCatalog,
+    ProductCatalogEntry,
+    ProductCatalogProjector,
+    ProductCatalogSource,
+)
+from shop_catalog.application.products import ProductAdmin
 from shop_catalog.application.stock import StockKeeping
 from shop_catalog.contract import (
+    CatalogQueries,
     ProductChanged,
     ProductCreated,
     StockAdjusted,
@@ -18,18 +30,26 @@ from shop_catalog.contract import (
     StockReservationFailed,
     StockReserved,
 )
-from shop_kernel.messaging.subscriptions import subscribe
+from shop_kernel.messaging.subscriptions import project, subscribe
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
+from shop_kernel.mongo import ReadStore
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.views import ReadView
 from shop_orders.contract import OrderCancelled, OrderPlaced
 
 
-def register(container: punq.Container, _settings: Settings) -> None:
-    transactions = sql_transactions(lambda: container.resolve(UnitOfWork))  # pyright: ignore[reportUnknownLambdaType, reportUnknownMemberType, reportUnknownArgumentType]
+def register(container: punq.Container, settings: Settings) -> None:
+    resolve = container.resolve  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    transactions = sql_transactions(lambda: resolve(UnitOfWork))  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
     container.register(StockKeeping, instance=StockKeeping(transactions))
+    container.register(ProductAdmin, instance=ProductAdmin(transactions, settings.currency))
+    container.register(ProductCatalog, instance=ProductCatalog(resolve(ReadStore), resolve(Redis)))
+    container.register(CatalogQueries, instance=SqlCatalogQueries(resolve(AsyncEngine)))
 
+
+PRODUCT_STATES = (ProductCreated, ProductChanged, StockAdjusted)
 
 module = ContextModule(
     name="catalog",
@@ -37,14 +57,14 @@ module = ContextModule(
         name="catalog", metadata=metadata, script_location=Path(__file__).parent / "migrations"
     ),
     register=register,
-    events=[
-        ProductCreated,
-        ProductChanged,
-        StockAdjusted,
-        StockReserved,
-        StockReservationFailed,
-        StockReleased,
-    ],
+    route_handlers=[ProductsController],
+    document_models=[ProductCatalogEntry],
+    events=[*PRODUCT_STATES, StockReserved, StockReservationFailed, StockReleased],
     translations=TRANSLATIONS,
-    subscriptions=[subscribe(OrderPlaced, ReserveStock), subscribe(OrderCancelled, ReleaseStock)],
+    subscriptions=[
+        subscribe(OrderPlaced, ReserveStock),
+        subscribe(OrderCancelled, ReleaseStock),
+        *(project(event, ProductCatalogProjector) for event in PRODUCT_STATES),
+    ],
+    views=[ReadView("product_catalog", COLLECTION, ProductCatalogSource)],
 )

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_catalog.application.ports import (
     CatalogTransaction,
@@ -36,6 +37,7 @@ from shop_catalog.application.ports import (
     Products,
     Reservations,
 )
+from shop_catalog.contract import Price, ProductFacts
 from shop_catalog.domain.model import Product, Shortfall, Sku, SkuTaken, StockReservation
 from shop_kernel.domain import Money
 from shop_kernel.unit_of_work import UnitOfWork
@@ -258,3 +260,26 @@ def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> CatalogUnitOfWor
             yield SqlCatalogTransaction(uow)
 
     return transaction
+
+
+class SqlCatalogQueries:
+    """The catalog's facts for orders, straight from the write store (never stale)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def products(self, skus: Iterable[str]) -> dict[str, ProductFacts]:
+        wanted = sorted(set(skus))
+        if not wanted:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(products).where(products.c.sku.in_(wanted)))
+            return {
+                row.sku: ProductFacts(
+                    sku=row.sku,
+                    name=row.name,
+                    price=Price(row.price_amount, row.currency),
+                    is_active=row.is_active,
+                )
+                for row in rows
+            }

@@ -17,6 +17,7 @@ from shop_kernel.domain import (
     DomainError,
     NotAuthenticated,
     NotFound,
+    PreconditionFailed,
 )
 from shop_kernel.log import current_request_id, get_logger
 
@@ -27,6 +28,7 @@ PROBLEM_BASE = "/problems/"
 _DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (NotAuthenticated, 401),
     (NotFound, 404),
+    (PreconditionFailed, 412),
     (Conflict, 409),
     (BusinessRuleViolated, 422),
 )

@@ -7,6 +7,7 @@ from shop_kernel.domain.errors import (
     DomainError,
     NotAuthenticated,
     NotFound,
+    PreconditionFailed,
 )
 from shop_kernel.domain.money import CurrencyMismatch, Money, MoneyOutOfRange
 
@@ -21,4 +22,5 @@ __all__ = [
     "MoneyOutOfRange",
     "NotAuthenticated",
     "NotFound",
+    "PreconditionFailed",
 ]

@@ -32,6 +32,12 @@ class NotAuthenticated(DomainError):
     code: ClassVar[str] = "not-authenticated"
 
 
+class PreconditionFailed(DomainError):
+    """The caller's ``If-Match`` names a version that is no longer the current one."""
+
+    code: ClassVar[str] = "precondition-failed"
+
+
 class NotFound(DomainError):
     """The thing asked for does not exist (or the caller may not know that it does)."""
 

@@ -1,0 +1,204 @@
+"""The ``/products`` routes of API.md: admins manage products, anyone browses the catalog."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from shop_catalog.adapters.view import ProductCatalog, decode_cursor
+from shop_catalog.application.products import ProductAdmin
+from shop_catalog.domain.model import DESCRIPTION_MAX, NAME_MAX, Product
+from shop_kernel.auth import Principal, admin_only, caller
+from shop_kernel.di import provide
+from shop_kernel.domain import Money
+
+# Bounds on what is read at all; the domain applies the real rules.
+Quantity = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
+Text = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX * 2)]
+Name = Annotated[str, msgspec.Meta(max_length=NAME_MAX * 2)]
+
+
+class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
+    amount: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+
+
+class NewProduct(msgspec.Struct, forbid_unknown_fields=True):
+    sku: Annotated[str, msgspec.Meta(max_length=64)]
+    name: Name
+    price: PriceIn
+    stock: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+    description: Text = ""
+
+
+class ProductChange(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name | None = None
+    description: Text | None = None
+    price: PriceIn | None = None
+    is_active: bool | None = None
+
+
+class StockChange(msgspec.Struct, forbid_unknown_fields=True):
+    adjustment: Quantity
+    reason: Annotated[str, msgspec.Meta(max_length=1000)]
+
+
+class StockOut(msgspec.Struct):
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class PriceOut(msgspec.Struct):
+    amount: int
+    currency: str
+
+
+class ProductOut(msgspec.Struct):
+    sku: str
+    name: str
+    description: str
+    price: PriceOut
+    stock: StockOut
+    is_active: bool
+    version: int
+
+
+class ProductPage(msgspec.Struct):
+    items: list[ProductOut]
+    next_cursor: str | None
+
+
+def _from_aggregate(product: Product) -> ProductOut:
+    return ProductOut(
+        sku=product.sku.value, name=product.name, description=product.description,
+        price=PriceOut(product.price.amount, product.price.currency),
+        stock=StockOut(product.on_hand, product.reserved, product.available),
+        is_active=product.is_active, version=product.version,
+    )  # fmt: skip
+
+
+def _from_view(entry: dict[str, Any]) -> ProductOut:
+    return ProductOut(
+        sku=entry["_id"], name=entry["name"], description=entry["description"],
+        price=PriceOut(entry["price"]["amount"], entry["price"]["currency"]),
+        stock=StockOut(entry["on_hand"], entry["reserved"], entry["on_hand"] - entry["reserved"]),
+        is_active=entry["is_active"], version=entry["version"],
+    )  # fmt: skip
+
+
+def _tagged(product: ProductOut, status: int = HTTP_200_OK) -> Response[ProductOut]:
+    return Response(product, status_code=status, headers={"ETag": f'"{product.version}"'})
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    """``If-Match: "7"`` -> 7; ``*`` or no header -> no precondition."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit() or len(tag) > 18:
+        return -1  # matches no version: 412
+    return int(tag)
+
+
+IfMatch = Annotated[str | None, HeaderParameter(header="If-Match", max_length=100)]
+
+
+def _actor(request: Request[Principal, Any, Any]) -> str:
+    return f"user:{request.user.user_id}"
+
+
+class ProductsController(Controller):
+    path = "/products"
+    tags = ("catalog",)
+    dependencies = {"admin": provide(ProductAdmin), "catalog": provide(ProductCatalog)}  # noqa: RUF012
+
+    @post("/", guards=[admin_only], status_code=HTTP_201_CREATED)
+    async def create(
+        self,
+        request: Request[Principal, Any, Any],
+        data: JSONBody[NewProduct],
+        admin: NamedDependency[ProductAdmin],
+    ) -> Response[ProductOut]:
+        """Add a product (admins). Its price is in the shop's currency."""
+        product = await admin.create(
+            data.sku, data.name, data.description,
+            Money(data.price.amount, data.price.currency), data.stock, actor=_actor(request),
+        )  # fmt: skip
+        return _tagged(_from_aggregate(product), HTTP_201_CREATED)
+
+    @patch("/{sku:str}", guards=[admin_only])
+    async def change(
+        self,
+        sku: FromPath[str],
+        data: JSONBody[ProductChange],
+        admin: NamedDependency[ProductAdmin],
+        if_match: IfMatch = None,
+    ) -> Response[ProductOut]:
+        """Change name, description, price or activity (admins); ``If-Match`` is honoured."""
+        price = Money(data.price.amount, data.price.currency) if data.price else None
+        product = await admin.change(
+            sku, expected_version=_expected_version(if_match), name=data.name,
+            description=data.description, price=price, is_active=data.is_active,
+        )  # fmt: skip
+        return _tagged(_from_aggregate(product))
+
+    @post("/{sku:str}/stock", guards=[admin_only], status_code=HTTP_200_OK)
+    async def adjust_stock(
+        self,
+        request: Request[Principal, Any, Any],
+        sku: FromPath[str],
+        data: JSONBody[StockChange],
+        admin: NamedDependency[ProductAdmin],
+        if_match: IfMatch = None,
+    ) -> Response[ProductOut]:
+        """Count stock in or out with a reason (admins); never below what is reserved."""
+        product = await admin.adjust_stock(
+            sku, data.adjustment, data.reason, actor=_actor(request),
+            expected_version=_expected_version(if_match),
+        )  # fmt: skip
+        return _tagged(_from_aggregate(product))
+
+    @get("/")
+    async def browse(
+        self,
+        catalog: NamedDependency[ProductCatalog],
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    ) -> ProductPage:
+        """Active products, by name or sku prefix; eventually consistent (the read view)."""
+        if q is not None and any(unicodedata.category(char) == "Cc" for char in q):
+            raise ValidationException(
+                "invalid search text",
+                extra=[{"key": "q", "message": "the search text cannot hold control characters"}],
+            )
+        try:
+            after = decode_cursor(cursor) if cursor is not None else None
+        except ValueError:
+            raise ValidationException(
+                "invalid cursor", extra=[{"key": "cursor", "message": "not a cursor of this list"}]
+            ) from None
+        entries, next_cursor = await catalog.search(q=q, limit=limit, after=after)
+        return ProductPage(items=[_from_view(e) for e in entries], next_cursor=next_cursor)
+
+    @get("/{sku:str}")
+    async def one(
+        self,
+        request: Request[Any, Any, Any],
+        sku: FromPath[str],
+        catalog: NamedDependency[ProductCatalog],
+    ) -> Response[ProductOut]:
+        """A product; an inactive one only for admins."""
+        entry = await catalog.get(sku) if len(sku) <= 32 else None
+        who = caller(request)
+        if entry is None or not (entry["is_active"] or (who is not None and who.is_admin)):
+            raise NotFoundException(f"no product {sku}")
+        return _tagged(_from_view(entry))

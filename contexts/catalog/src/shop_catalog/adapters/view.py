@@ -1,0 +1,177 @@
+"""The ``product_catalog`` read view, and the Redis cache in front of its hottest reads.
+
+The projector writes a product's newest state (newest ``aggregate_version`` wins) and then
+drops what the cache holds for it, so a change is never served stale for longer than the
+projection takes. Pages are cached under a generation number the projector bumps.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import msgspec
+from beanie import Document
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shop_catalog.adapters.sql import products
+from shop_catalog.contract import ProductState
+from shop_kernel.messaging.projection import apply_if_newer
+from shop_kernel.mongo import ReadStore
+
+COLLECTION = "product_catalog"
+CACHE_TTL_S = 300
+_CACHE = "shop:cache:catalog"
+
+
+class ProductCatalogEntry(Document):
+    """The view's document (declared for its indexes; read and written through ReadStore)."""
+
+    id: str  # pyright: ignore[reportIncompatibleVariableOverride, reportGeneralTypeIssues] - the sku
+    name: str
+    name_key: str
+    description: str
+    price: dict[str, Any]
+    on_hand: int
+    reserved: int
+    is_active: bool
+    version: int
+
+    class Settings:
+        name = COLLECTION
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("is_active", ASCENDING), ("_id", ASCENDING)]),
+            IndexModel([("is_active", ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)]),
+        ]
+
+
+def _fields(state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "name_key": state["name"].casefold()}
+
+
+class ProductCache:
+    """Cached reads under a generation number that every projected change bumps.
+
+    A reader notes the generation before it reads the view and stores what it read under
+    that generation: a change projected meanwhile has moved on to the next one, so a stale
+    read is never served after the change is visible.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def generation(self) -> int:
+        raw = await self._redis.get(f"{_CACHE}:generation")
+        return int(raw) if raw is not None else 0
+
+    async def get(self, generation: int, key: str) -> Any | None:
+        raw = await self._redis.get(f"{_CACHE}:{generation}:{key}")
+        return msgspec.json.decode(raw) if raw is not None else None
+
+    async def keep(self, generation: int, key: str, value: Any) -> None:
+        await self._redis.set(
+            f"{_CACHE}:{generation}:{key}", msgspec.json.encode(value), ex=CACHE_TTL_S
+        )
+
+    async def forget_everything(self) -> None:
+        await self._redis.incr(f"{_CACHE}:generation")
+
+
+class ProductCatalogProjector:
+    def __init__(self, store: ReadStore, redis: Redis) -> None:
+        self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
+        self._cache = ProductCache(redis)
+
+    async def __call__(self, event: ProductState) -> None:
+        state = {
+            "name": event.name, "description": event.description,
+            "price": {"amount": event.price.amount, "currency": event.price.currency},
+            "on_hand": event.on_hand, "reserved": event.reserved, "is_active": event.is_active,
+        }  # fmt: skip
+        if await apply_if_newer(self._view, event.sku, event.aggregate_version, _fields(state)):
+            await self._cache.forget_everything()
+
+
+class ProductCatalogSource:
+    """The products as the write store knows them, shaped like the view's documents."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(select(func.count()).select_from(products))
+            return int(result.scalar_one())
+
+    async def documents(self) -> AsyncIterator[dict[str, Any]]:
+        async with self._engine.connect() as conn:
+            async for row in await conn.stream(select(products)):
+                state = {
+                    "name": row.name, "description": row.description,
+                    "price": {"amount": row.price_amount, "currency": row.currency},
+                    "on_hand": row.on_hand, "reserved": row.reserved, "is_active": row.is_active,
+                }  # fmt: skip
+                yield {"_id": row.sku, **_fields(state), "version": row.version}
+
+
+def encode_cursor(last_sku: str) -> str:
+    return base64.urlsafe_b64encode(last_sku.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        sku = base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("not a cursor of this list") from exc
+    if not re.fullmatch(r"[A-Z0-9-]{3,32}", sku):
+        raise ValueError("not a cursor of this list")
+    return sku
+
+
+class ProductCatalog:
+    """Queries of the view, through the cache for single products and first pages."""
+
+    def __init__(self, store: ReadStore, redis: Redis) -> None:
+        self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
+        self._cache = ProductCache(redis)
+
+    async def get(self, sku: str) -> dict[str, Any] | None:
+        generation = await self._cache.generation()
+        cached = await self._cache.get(generation, f"product:{sku}")
+        if cached is not None:
+            return cached
+        document = await self._view.find_one({"_id": sku})
+        if document is not None:
+            await self._cache.keep(generation, f"product:{sku}", document)
+        return document
+
+    async def search(
+        self, *, q: str | None, limit: int, after: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        key = f"page:{limit}:{q or ''}"
+        generation = await self._cache.generation()
+        if after is None and (cached := await self._cache.get(generation, key)) is not None:
+            return cached["items"], cached["next"]
+        query: dict[str, Any] = {"is_active": True}
+        if q:
+            query["$or"] = [
+                {"name_key": {"$regex": "^" + re.escape(q.casefold())}},
+                {"_id": {"$regex": "^" + re.escape(q.upper())}},
+            ]
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        found = self._view.find(query).sort("_id", ASCENDING).limit(limit + 1)
+        page = [doc async for doc in found]
+        more = len(page) > limit
+        page = page[:limit]
+        next_cursor = encode_cursor(page[-1]["_id"]) if more and page else None
+        if after is None:
+            await self._cache.keep(generation, key, {"items": page, "next": next_cursor})
+        return page, next_cursor

@@ -1,0 +1,204 @@
+"""The /products rows of API.md, through the real app, stores and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from dramatiq import Worker
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from pymongo import AsyncMongoClient
+
+from shop_kernel.settings import Settings
+from shop_platform.admins import create_admin
+from shop_platform.worker import build_broker
+
+Client = AsyncTestClient[Litestar]
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def worker(shop_settings: Settings) -> Iterator[None]:
+    broker = build_broker(shop_settings)
+    broker.emit_after("process_boot")
+    running = Worker(broker, worker_threads=2, worker_timeout=50)
+    running.start()
+    try:
+        yield
+    finally:
+        running.stop()
+        broker.close()
+
+
+async def bearer(client: Client, address: str) -> dict[str, str]:
+    response = await client.post("/auth/token", json={"email": address, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def admin(client: Client, settings: Settings) -> dict[str, str]:
+    address = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+    await create_admin(settings, address, PASSWORD)
+    return await bearer(client, address)
+
+
+async def customer(client: Client) -> dict[str, str]:
+    address = f"cust-{uuid.uuid4().hex[:8]}@example.com"
+    made = await client.post("/users", json={"email": address, "password": PASSWORD, "name": "C"})
+    assert made.status_code == 201
+    return await bearer(client, address)
+
+
+def new_sku() -> str:
+    return f"SKU-{uuid.uuid4().hex[:8].upper()}"
+
+
+def product_body(sku: str, **extra: Any) -> dict[str, Any]:
+    return {"sku": sku, "name": "Blue Mug", "price": {"amount": 1250, "currency": "EUR"},
+            "stock": 5, **extra}  # fmt: skip
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.1)
+
+
+async def test_admins_create_products_and_nobody_else_can(
+    shop_client: Client, shop_settings: Settings
+) -> None:
+    boss = await admin(shop_client, shop_settings)
+    sku = new_sku()
+    created = await shop_client.post("/products", json=product_body(sku), headers=boss)
+    assert created.status_code == 201
+    body = created.json()
+    assert body == {
+        "sku": sku, "name": "Blue Mug", "description": "",
+        "price": {"amount": 1250, "currency": "EUR"},
+        "stock": {"on_hand": 5, "reserved": 0, "available": 5},
+        "is_active": True, "version": 1,
+    }  # fmt: skip
+    assert created.headers["etag"] == '"1"'
+    again = await shop_client.post("/products", json=product_body(sku), headers=boss)
+    assert again.status_code == 409
+    assert (await shop_client.post("/products", json=product_body(new_sku()))).status_code == 401
+    shopper = await customer(shop_client)
+    assert (
+        await shop_client.post("/products", json=product_body(new_sku()), headers=shopper)
+    ).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"sku": "ABC-1\n"}, "sku"),
+        ({"sku": "abc"}, "sku"),
+        ({"price": {"amount": 1, "currency": "USD"}}, "price.currency"),
+        ({"price": {"amount": -1, "currency": "EUR"}}, "price.amount"),
+        ({"stock": -1}, "stock"),
+        ({"name": "  "}, "name"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+async def test_bad_products_are_refused_naming_the_field(
+    shop_client: Client, shop_settings: Settings, change: dict[str, Any], field: str
+) -> None:
+    boss = await admin(shop_client, shop_settings)
+    response = await shop_client.post(
+        "/products", json={**product_body(new_sku()), **change}, headers=boss
+    )
+    assert response.status_code in (400, 422)
+    assert field in {error["field"] for error in response.json()["errors"]}
+
+
+async def test_if_match_guards_every_change(shop_client: Client, shop_settings: Settings) -> None:
+    boss = await admin(shop_client, shop_settings)
+    sku = new_sku()
+    await shop_client.post("/products", json=product_body(sku), headers=boss)
+    stale = await shop_client.patch(
+        f"/products/{sku}", json={"name": "Red Mug"}, headers={**boss, "If-Match": '"7"'}
+    )
+    assert stale.status_code == 412
+    fresh = await shop_client.patch(
+        f"/products/{sku}", json={"name": "Red Mug"}, headers={**boss, "If-Match": '"1"'}
+    )
+    assert fresh.status_code == 200
+    assert fresh.headers["etag"] == '"2"'
+    counted = await shop_client.post(
+        f"/products/{sku}/stock", json={"adjustment": -2, "reason": "broken"},
+        headers={**boss, "If-Match": '"1"'},
+    )  # fmt: skip
+    assert counted.status_code == 412
+    below = await shop_client.post(
+        f"/products/{sku}/stock", json={"adjustment": -6, "reason": "count"}, headers=boss
+    )
+    assert below.status_code == 409
+    counted = await shop_client.post(
+        f"/products/{sku}/stock", json={"adjustment": -2, "reason": "broken"}, headers=boss
+    )
+    assert counted.json()["stock"] == {"on_hand": 3, "reserved": 0, "available": 3}
+    missing = await shop_client.patch("/products/NO-SUCH", json={"name": "X"}, headers=boss)
+    assert missing.status_code == 404
+
+
+async def test_anyone_browses_active_products_and_admins_also_see_inactive_ones(
+    shop_client: Client, shop_settings: Settings, worker: None
+) -> None:
+    boss = await admin(shop_client, shop_settings)
+    marker = uuid.uuid4().hex[:6].upper()
+    skus = [f"P{marker}-{n}" for n in range(3)]
+    for sku in skus:
+        await shop_client.post("/products", json=product_body(sku), headers=boss)
+    await shop_client.patch(f"/products/{skus[2]}", json={"is_active": False}, headers=boss)
+
+    async def visible() -> bool:
+        page = await shop_client.get(f"/products?q=p{marker}")
+        return [item["sku"] for item in page.json()["items"]] == skus[:2]
+
+    await eventually(visible, "the catalog shows the active products")
+    first = (await shop_client.get(f"/products?q=P{marker}&limit=1")).json()
+    second = (
+        await shop_client.get(f"/products?q=P{marker}&limit=1&cursor={first['next_cursor']}")
+    ).json()
+    assert [first["items"][0]["sku"], second["items"][0]["sku"]] == skus[:2]
+    assert second["next_cursor"] is None
+    assert (await shop_client.get(f"/products/{skus[2]}")).status_code == 404
+    assert (await shop_client.get(f"/products/{skus[2]}", headers=boss)).status_code == 200
+    bad = await shop_client.get(f"/products/{skus[0]}", headers={"Authorization": "Bearer x"})
+    assert bad.status_code == 401  # a token that is sent is checked
+    assert (await shop_client.get("/products?limit=0")).status_code in (400, 422)
+    assert (await shop_client.get("/products?cursor=%%%")).status_code in (400, 422)
+
+
+async def test_a_price_change_is_never_served_stale_from_the_cache(
+    shop_client: Client, shop_settings: Settings, worker: None
+) -> None:
+    boss = await admin(shop_client, shop_settings)
+    sku = new_sku()
+    await shop_client.post("/products", json=product_body(sku), headers=boss)
+
+    async def price_is(amount: int) -> bool:
+        response = await shop_client.get(f"/products/{sku}")
+        return response.status_code == 200 and response.json()["price"]["amount"] == amount
+
+    await eventually(lambda: price_is(1250), "the product in the catalog")
+    # The view changes behind the cache's back: the cached answer is still served ...
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(shop_settings.mongodb_url)
+    try:
+        view = mongo[shop_settings.mongodb_database]["product_catalog"]
+        await view.update_one({"_id": sku}, {"$set": {"price.amount": 1}})
+        assert await price_is(1250)
+    finally:
+        await mongo.close()
+    # ... until the projector applies a real change, which drops the cached one.
+    await shop_client.patch(
+        f"/products/{sku}", json={"price": {"amount": 990, "currency": "EUR"}}, headers=boss
+    )
+    await eventually(lambda: price_is(990), "the new price")
