@@ -8,13 +8,20 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from dramatiq import Worker
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pymongo import AsyncMongoClient
+from sqlalchemy import text
 
+from shop_catalog.adapters.sql import SqlCatalogQueries
+from shop_catalog.contract import Price, ProductFacts
 from shop_kernel.settings import Settings
+from shop_kernel.sql import create_engine
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_orders.contract import OrderCancelled, OrderPlaced, PlacedLine
 from shop_platform.admins import create_admin
 from shop_platform.worker import build_broker
 
@@ -202,3 +209,90 @@ async def test_a_price_change_is_never_served_stale_from_the_cache(
         f"/products/{sku}", json={"price": {"amount": 990, "currency": "EUR"}}, headers=boss
     )
     await eventually(lambda: price_is(990), "the new price")
+
+
+async def test_orders_events_reserve_and_release_stock_once_however_often_delivered(
+    shop_client: Client, shop_settings: Settings, worker: None
+) -> None:
+    boss = await admin(shop_client, shop_settings)
+    sku = new_sku()
+    await shop_client.post("/products", json=product_body(sku), headers=boss)
+    engine = create_engine(shop_settings)
+    order, customer_id = uuid.uuid4(), uuid.uuid4()
+    placed = OrderPlaced(
+        aggregate_id=str(order), aggregate_version=2, order_id=order, customer_id=customer_id,
+        lines=[PlacedLine(sku, 2), PlacedLine(sku, 1)],
+    )  # fmt: skip
+    # A copy under a new event id: what the inbox cannot catch (same-id redeliveries it does).
+    copy = msgspec.structs.replace(placed, event_id=uuid.uuid4())
+
+    async def publish(*events: Any) -> None:
+        async with UnitOfWork(engine) as uow:
+            for event in events:
+                uow.publish(event)
+            await uow.commit()
+
+    async def levels() -> tuple[int, int]:
+        async with engine.connect() as conn:
+            row = (await conn.execute(
+                text("SELECT on_hand, reserved FROM catalog.products WHERE sku = :s"), {"s": sku}
+            )).one()  # fmt: skip
+        return row.on_hand, row.reserved
+
+    async def outcome(event_type: str) -> int:
+        async with engine.connect() as conn:
+            return int((await conn.execute(
+                text("SELECT count(*) FROM messaging.outbox WHERE aggregate_id = :o "
+                     "AND event_type = :t"), {"o": str(order), "t": event_type},
+            )).scalar_one())  # fmt: skip
+
+    try:
+        await publish(placed, copy)
+        await eventually(lambda: _is(levels(), (5, 3)), "the order's stock reserved")
+        await eventually(lambda: _is(outcome("catalog.StockReserved.v1"), 1), "one StockReserved")
+        cancelled = OrderCancelled(
+            aggregate_id=str(order), aggregate_version=3, order_id=order, customer_id=customer_id
+        )
+        await publish(cancelled, msgspec.structs.replace(cancelled, event_id=uuid.uuid4()))
+        await eventually(lambda: _is(levels(), (5, 0)), "the order's stock released")
+        await eventually(lambda: _is(outcome("catalog.StockReleased.v1"), 1), "one release")
+        await asyncio.sleep(0.5)  # nothing more arrives
+        assert await levels() == (5, 0)
+        assert await outcome("catalog.StockReserved.v1") == 1
+    finally:
+        await engine.dispose()
+
+
+async def _is(value: Awaitable[Any], expected: Any) -> bool:
+    return await value == expected
+
+
+async def test_orders_read_current_prices_from_the_write_store(
+    shop_client: Client, shop_settings: Settings
+) -> None:
+    boss = await admin(shop_client, shop_settings)
+    sku = new_sku()
+    await shop_client.post("/products", json=product_body(sku), headers=boss)
+    await shop_client.patch(
+        f"/products/{sku}", json={"price": {"amount": 777, "currency": "EUR"}}, headers=boss
+    )
+    engine = create_engine(shop_settings)
+    try:
+        facts = await SqlCatalogQueries(engine).products([sku, "NO-SUCH"])
+    finally:
+        await engine.dispose()
+    assert list(facts) == [sku]
+    assert facts[sku] == ProductFacts(sku, "Blue Mug", Price(777, "EUR"), is_active=True)
+
+
+async def test_the_catalog_search_is_backed_by_indexes(
+    shop_client: Client, shop_settings: Settings
+) -> None:
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(shop_settings.mongodb_url)
+    try:
+        view = mongo[shop_settings.mongodb_database]["product_catalog"]
+        keys = [list(index["key"]) async for index in await view.list_indexes()]
+    finally:
+        await mongo.close()
+    assert ["is_active", "_id"] in keys
+    assert ["is_active", "name_key", "_id"] in keys

@@ -6,18 +6,24 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_catalog.adapters.sql import sql_transactions
+from shop_catalog.adapters.subscriptions import ReleaseStock, ReserveStock
 from shop_catalog.application.stock import StockKeeping
 from shop_catalog.domain.model import Product, Sku
 from shop_kernel.domain import Money
+from shop_kernel.messaging.delivery import Delivery
+from shop_kernel.messaging.events import EventRegistry
+from shop_kernel.messaging.subscriptions import Route, subscribe
 from shop_kernel.modules import translate_with
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.unit_of_work import UnitOfWork
+from shop_orders.contract import OrderCancelled, OrderPlaced, PlacedLine
 from shop_platform.contexts import CONTEXTS
 
 
@@ -138,3 +144,30 @@ async def test_reservations_publish_their_outcome(engine: AsyncEngine, stock: St
         (False, "catalog.StockReservationFailed.v1"),
         (True, "catalog.StockReserved.v1"),
     ]
+
+
+async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(engine: AsyncEngine) -> None:
+    sku = await stocked(engine, 10)
+    order, customer_id = uuid.uuid4(), uuid.uuid4()
+    placed = OrderPlaced(
+        aggregate_id=str(order), aggregate_version=2, order_id=order, customer_id=customer_id,
+        lines=[PlacedLine(sku, 3)],
+    )  # fmt: skip
+    cancelled = OrderCancelled(
+        aggregate_id=str(order), aggregate_version=3, order_id=order, customer_id=customer_id
+    )
+    delivery = Delivery(
+        EventRegistry([OrderPlaced, OrderCancelled]),
+        lambda: UnitOfWork(engine, translate_with(CONTEXTS)),
+        lambda reactor: reactor(),
+    )
+    reserve = Route("catalog", subscribe(OrderPlaced, ReserveStock))
+    release = Route("catalog", subscribe(OrderCancelled, ReleaseStock))
+    placed_payload = msgspec.json.encode(placed).decode()
+    assert await delivery.deliver(reserve, placed_payload)
+    assert not await delivery.deliver(reserve, placed_payload)
+    assert await levels(engine, sku) == (10, 3)
+    cancelled_payload = msgspec.json.encode(cancelled).decode()
+    assert await delivery.deliver(release, cancelled_payload)
+    assert not await delivery.deliver(release, cancelled_payload)
+    assert await levels(engine, sku) == (10, 0)
