@@ -108,7 +108,7 @@ def _expected_version(if_match: str | None) -> int | None:
     return int(tag)
 
 
-IfMatch = Annotated[str | None, HeaderParameter(header="If-Match", max_length=100)]
+IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", max_length=100)]
 
 
 def _actor(request: Request[Principal, Any, Any]) -> str:
