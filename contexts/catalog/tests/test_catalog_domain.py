@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shop_catalog.domain.model import (
+    MAX_STOCK,
     InvalidField,
     Product,
     Shortfall,
@@ -82,3 +83,11 @@ def test_an_unknown_or_inactive_product_is_a_shortfall() -> None:
     inactive.change(is_active=False)
     failed = StockReservation.attempt(uuid.uuid4(), {"OFF": 1, "GONE": 1}, {"OFF": inactive})
     assert failed.shortfalls == [Shortfall("GONE", 1, 0), Shortfall("OFF", 1, 0)]
+
+
+def test_stock_never_grows_beyond_what_can_be_stored() -> None:
+    item = product(stock=MAX_STOCK - 1)
+    item.adjust_stock(1, "delivery")
+    with pytest.raises(InvalidField):
+        item.adjust_stock(1, "delivery")
+    assert item.on_hand == MAX_STOCK

@@ -19,6 +19,7 @@ from shop_kernel.domain import (
 )
 
 NAME_MAX = 200
+MAX_STOCK = 1_000_000_000  # units of one product; keeps every count storable
 DESCRIPTION_MAX = 5_000
 _SKU = re.compile(r"[A-Z0-9-]{3,32}")
 
@@ -135,8 +136,8 @@ class Product(AggregateRoot):
 
     @classmethod
     def create(cls, sku: Sku, name: str, description: str, price: Money, stock: int) -> Product:
-        if stock < 0:
-            raise InvalidField("stock", "initial stock cannot be negative")
+        if not 0 <= stock <= MAX_STOCK:
+            raise InvalidField("stock", f"initial stock is 0..{MAX_STOCK}")
         product = cls(
             sku=sku,
             name=product_name(name),
@@ -172,6 +173,8 @@ class Product(AggregateRoot):
             self.record(ProductChanged())
 
     def adjust_stock(self, delta: int, reason: str) -> None:
+        if self.on_hand + delta > MAX_STOCK:
+            raise InvalidField("adjustment", f"stock on hand cannot exceed {MAX_STOCK}")
         if self.on_hand + delta < self.reserved:
             raise StockBelowReserved(str(self.sku), self.on_hand + delta, self.reserved)
         self.on_hand += delta
