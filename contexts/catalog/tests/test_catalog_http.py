@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from pymongo import AsyncMongoClient
 from sqlalchemy import text
 
+from shop_catalog.adapters.http import _expected_version  # pyright: ignore[reportPrivateUsage]
 from shop_catalog.adapters.sql import SqlCatalogQueries
 from shop_catalog.contract import Price, ProductFacts
 from shop_kernel.settings import Settings
@@ -153,6 +154,14 @@ async def test_if_match_guards_every_change(shop_client: Client, shop_settings: 
     assert counted.json()["stock"] == {"on_hand": 3, "reserved": 0, "available": 3}
     missing = await shop_client.patch("/products/NO-SUCH", json={"name": "X"}, headers=boss)
     assert missing.status_code == 404
+    odd = await shop_client.patch("/products/AB%00C", json={"name": "X"}, headers=boss)
+    assert odd.status_code == 404
+    nul = await shop_client.post(
+        f"/products/{sku}/stock", json={"adjustment": 1, "reason": "a\u0000b"}, headers=boss
+    )
+    assert nul.status_code == 422
+    assert _expected_version('"²"') == -1
+    assert _expected_version('"12"') == 12
 
 
 async def test_anyone_browses_active_products_and_admins_also_see_inactive_ones(

@@ -171,3 +171,51 @@ async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(engine: A
     assert await delivery.deliver(release, cancelled_payload)
     assert not await delivery.deliver(release, cancelled_payload)
     assert await levels(engine, sku) == (10, 0)
+
+
+async def test_a_cancel_racing_a_reservation_in_flight_still_releases_it(
+    engine: AsyncEngine, stock: StockKeeping
+) -> None:
+    sku = await stocked(engine, 10)
+    order, customer_id = uuid.uuid4(), uuid.uuid4()
+    placed = OrderPlaced(
+        aggregate_id=str(order), aggregate_version=2, order_id=order, customer_id=customer_id,
+        lines=[PlacedLine(sku, 4)],
+    )  # fmt: skip
+    async with UnitOfWork(engine, translate_with(CONTEXTS)) as delivery:
+        await ReserveStock()(placed, delivery)  # reserved, not yet committed
+        cancel = asyncio.create_task(stock.release_stock_for_order(order))
+        await asyncio.sleep(0.3)
+        assert not cancel.done()  # it waits for the reservation to settle
+        await delivery.commit()
+    assert await cancel
+    assert await levels(engine, sku) == (10, 0)
+
+
+async def test_a_reservation_that_loses_the_race_announces_nothing(
+    engine: AsyncEngine, stock: StockKeeping
+) -> None:
+    sku = await stocked(engine, 10)
+    order = uuid.uuid4()
+    placed = OrderPlaced(
+        aggregate_id=str(order), aggregate_version=2, order_id=order, customer_id=uuid.uuid4(),
+        lines=[PlacedLine(sku, 4)],
+    )  # fmt: skip
+    async with UnitOfWork(engine, translate_with(CONTEXTS)) as first:
+        await ReserveStock()(placed, first)
+        second = asyncio.create_task(stock.reserve_stock_for_order(order, {sku: 4}))
+        await asyncio.sleep(0.3)
+        await first.commit()
+    assert (await second).status == "reserved"
+    assert await levels(engine, sku) == (10, 4)
+    async with engine.connect() as conn:
+        changed = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM messaging.outbox WHERE aggregate_id = :s "
+                    "AND event_type = 'catalog.ProductChanged.v1'"
+                ),
+                {"s": sku},
+            )
+        ).scalar_one()
+    assert changed == 1  # only the reservation that counted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated, Any
 
@@ -102,8 +103,8 @@ def _expected_version(if_match: str | None) -> int | None:
     """``If-Match: "7"`` -> 7; ``*`` or no header -> no precondition."""
     if if_match is None or if_match.strip() == "*":
         return None
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit() or len(tag) > 18:
+    tag = if_match.strip().strip('"')
+    if not re.fullmatch(r"[0-9]{1,18}", tag):
         return -1  # matches no version: 412
     return int(tag)
 

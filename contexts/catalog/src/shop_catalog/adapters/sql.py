@@ -38,7 +38,14 @@ from shop_catalog.application.ports import (
     Reservations,
 )
 from shop_catalog.contract import Price, ProductFacts
-from shop_catalog.domain.model import Product, Shortfall, Sku, SkuTaken, StockReservation
+from shop_catalog.domain.model import (
+    Product,
+    Shortfall,
+    Sku,
+    SkuTaken,
+    StockReservation,
+    is_sku,
+)
 from shop_kernel.domain import Money
 from shop_kernel.unit_of_work import UnitOfWork
 
@@ -131,7 +138,7 @@ class SqlProducts:
         """Load and lock the products in sku order: concurrent reservations never deadlock."""
         rows = await self._uow.connection.execute(
             select(products)
-            .where(products.c.sku.in_(sorted(set(skus))))
+            .where(products.c.sku.in_(sorted({sku for sku in skus if is_sku(sku)})))
             .order_by(products.c.sku)
             .with_for_update()
         )
@@ -269,7 +276,7 @@ class SqlCatalogQueries:
         self._engine = engine
 
     async def products(self, skus: Iterable[str]) -> dict[str, ProductFacts]:
-        wanted = sorted(set(skus))
+        wanted = sorted({sku for sku in skus if is_sku(sku)})  # others cannot exist
         if not wanted:
             return {}
         async with self._engine.connect() as conn:

@@ -8,6 +8,7 @@ projection takes. Pages are cached under a generation number the projector bumps
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -17,13 +18,17 @@ from beanie import Document
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_catalog.adapters.sql import products
 from shop_catalog.contract import ProductState
+from shop_kernel.log import get_logger
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
+
+log = get_logger(__name__)
 
 COLLECTION = "product_catalog"
 CACHE_TTL_S = 300
@@ -66,15 +71,31 @@ class ProductCache:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def generation(self) -> int:
-        raw = await self._redis.get(f"{_CACHE}:generation")
+    async def generation(self) -> int | None:
+        """The current generation; None when Redis cannot say (then nothing is cached)."""
+        try:
+            raw = await self._redis.get(f"{_CACHE}:generation")
+        except RedisError as exc:
+            log.warning("catalog cache unavailable; reading the view", error=repr(exc))
+            return None
         return int(raw) if raw is not None else 0
 
-    async def get(self, generation: int, key: str) -> Any | None:
-        raw = await self._redis.get(f"{_CACHE}:{generation}:{key}")
+    async def get(self, generation: int | None, key: str) -> Any | None:
+        if generation is None:
+            return None
+        try:
+            raw = await self._redis.get(f"{_CACHE}:{generation}:{key}")
+        except RedisError:
+            return None
         return msgspec.json.decode(raw) if raw is not None else None
 
-    async def keep(self, generation: int, key: str, value: Any) -> None:
+    async def keep(self, generation: int | None, key: str, value: Any) -> None:
+        if generation is None:
+            return
+        with contextlib.suppress(RedisError):  # a read served without caching is fine
+            await self._set(generation, key, value)
+
+    async def _set(self, generation: int, key: str, value: Any) -> None:
         await self._redis.set(
             f"{_CACHE}:{generation}:{key}", msgspec.json.encode(value), ex=CACHE_TTL_S
         )
@@ -94,8 +115,9 @@ class ProductCatalogProjector:
             "price": {"amount": event.price.amount, "currency": event.price.currency},
             "on_hand": event.on_hand, "reserved": event.reserved, "is_active": event.is_active,
         }  # fmt: skip
-        if await apply_if_newer(self._view, event.sku, event.aggregate_version, _fields(state)):
-            await self._cache.forget_everything()
+        await apply_if_newer(self._view, event.sku, event.aggregate_version, _fields(state))
+        # Also when the event was not newer: a redelivery after a failed bump must still bump.
+        await self._cache.forget_everything()
 
 
 class ProductCatalogSource:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shop_catalog.application.ports import CatalogTransaction, CatalogUnitOfWork
-from shop_catalog.domain.model import InvalidField, Product, ProductNotFound, Sku
+from shop_catalog.domain.model import InvalidField, Product, ProductNotFound, Sku, is_sku
 from shop_kernel.domain import Money, PreconditionFailed
 
 
@@ -56,8 +56,8 @@ class ProductAdmin:
         self, sku: str, adjustment: int, reason: str, *, actor: str, expected_version: int | None
     ) -> Product:
         reason = reason.strip()
-        if not 1 <= len(reason) <= 500:
-            raise InvalidField("reason", "a reason is 1..500 characters")
+        if not 1 <= len(reason) <= 500 or "\x00" in reason:
+            raise InvalidField("reason", "a reason is 1..500 characters, without null characters")
         async with self._transaction() as tx:
             product = await _existing(tx, sku, expected_version)
             product.adjust_stock(adjustment, reason)
@@ -77,7 +77,7 @@ class ProductAdmin:
 async def _existing(
     tx: CatalogTransaction, sku: str, expected_version: int | None = None
 ) -> Product:
-    product = await tx.products.get(sku)
+    product = await tx.products.get(sku) if is_sku(sku) else None
     if product is None:
         raise ProductNotFound(sku)
     if expected_version is not None and product.version != expected_version:

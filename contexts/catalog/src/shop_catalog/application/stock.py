@@ -26,7 +26,10 @@ class StockKeeping:
             products = await tx.products.lock(lines)
             reservation = StockReservation.attempt(order_id, lines, products)
             if not await tx.reservations.add(reservation):
-                # Another delivery of the same order won the insert: its outcome stands.
+                # Another delivery of the same order won the insert: its outcome stands, and
+                # the stock this attempt held in memory is neither saved nor announced.
+                for product in products.values():
+                    product.pull_events()
                 return await self._outcome(order_id)
             if reservation.status == "reserved":
                 for sku, quantity in sorted(lines.items()):
@@ -44,13 +47,14 @@ class StockKeeping:
             reservation = await tx.reservations.lock(order_id)
             if reservation is None:
                 # Cancelled before its reservation ran: remember it, so that the late
-                # reservation finds the order settled and holds nothing.
-                await tx.reservations.add(
-                    StockReservation(order_id=order_id, lines={}, status="released")
-                )
-                await tx.commit()
-                return False
-            if reservation.status != "reserved":
+                # reservation finds the order settled and holds nothing. If a reservation
+                # was committing meanwhile, the insert waited for it: release that one.
+                settled = StockReservation(order_id=order_id, lines={}, status="released")
+                if await tx.reservations.add(settled):
+                    await tx.commit()
+                    return False
+                reservation = await tx.reservations.lock(order_id)
+            if reservation is None or reservation.status != "reserved":
                 return False
             products = await tx.products.lock(reservation.lines)
             reservation.release(products)

@@ -57,6 +57,10 @@ class StockBelowReserved(Conflict):
         )
 
 
+def is_sku(raw: str) -> bool:
+    return _SKU.fullmatch(raw) is not None
+
+
 @dataclass(frozen=True)
 class Sku:
     value: str
