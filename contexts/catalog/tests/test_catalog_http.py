@@ -24,6 +24,8 @@ from shop_kernel.sql import create_engine
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_orders.contract import OrderCancelled, OrderPlaced, PlacedLine
 from shop_platform.admins import create_admin
+from shop_platform.contexts import CONTEXTS
+from shop_platform.projections import rebuild_views, views_of
 from shop_platform.worker import build_broker
 
 Client = AsyncTestClient[Litestar]
@@ -305,3 +307,31 @@ async def test_the_catalog_search_is_backed_by_indexes(
         await mongo.close()
     assert ["is_active", "_id"] in keys
     assert ["is_active", "name_key", "_id"] in keys
+
+
+async def test_a_rebuilt_catalog_is_not_hidden_by_the_cache(
+    shop_client: Client, shop_settings: Settings, worker: None
+) -> None:
+    boss = await admin(shop_client, shop_settings)
+    sku = new_sku()
+    await shop_client.post("/products", json=product_body(sku), headers=boss)
+
+    async def price() -> int | None:
+        response = await shop_client.get(f"/products/{sku}")
+        return response.json()["price"]["amount"] if response.status_code == 200 else None
+
+    await eventually(lambda: _is(price(), 1250), "the product in the catalog")  # now cached
+    engine = create_engine(shop_settings)
+    try:  # the write store changes without an event: only a rebuild will notice
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE catalog.products SET price_amount = 4321 WHERE sku = :s"), {"s": sku}
+            )
+    finally:
+        await engine.dispose()
+    assert await price() == 1250
+    await rebuild_views(
+        shop_settings, CONTEXTS, views_of(CONTEXTS, "product_catalog"),
+        lambda _view, _total: lambda _done: None,
+    )  # fmt: skip
+    assert await price() == 4321

@@ -7,7 +7,7 @@ from typing import Any
 
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
-from shop_kernel.views import ReadView, ViewSource, rebuild_view
+from shop_kernel.views import ReadView, ViewSource, cache_generation_key, rebuild_view
 from shop_platform.container import build_container
 from shop_platform.resources import open_resources
 
@@ -47,6 +47,8 @@ async def rebuild_views(
             rebuilt[view.name] = await rebuild_view(
                 database, view.collection, source, progress=done
             )
+            # Caches of the old view must not outlive it.
+            await resources.redis.incr(cache_generation_key(view.collection))
     return rebuilt
 
 

@@ -29,6 +29,15 @@ class ViewSource(Protocol):
     def documents(self) -> AsyncIterator[Document]: ...
 
 
+def cache_generation_key(collection: str) -> str:
+    """The Redis counter that caches of ``collection`` key their entries under.
+
+    Whatever changes the view bumps it (a projector after each event, a rebuild after the
+    swap), so nothing cached before the change is served after it.
+    """
+    return f"shop:cache:{collection}:generation"
+
+
 @dataclass(frozen=True)
 class ReadView:
     name: str

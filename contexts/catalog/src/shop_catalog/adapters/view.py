@@ -27,12 +27,14 @@ from shop_catalog.contract import ProductState
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
+from shop_kernel.views import cache_generation_key
 
 log = get_logger(__name__)
 
 COLLECTION = "product_catalog"
 CACHE_TTL_S = 300
-_CACHE = "shop:cache:catalog"
+_CACHE = f"shop:cache:{COLLECTION}"
+_GENERATION = cache_generation_key(COLLECTION)
 
 
 class ProductCatalogEntry(Document):
@@ -74,7 +76,7 @@ class ProductCache:
     async def generation(self) -> int | None:
         """The current generation; None when Redis cannot say (then nothing is cached)."""
         try:
-            raw = await self._redis.get(f"{_CACHE}:generation")
+            raw = await self._redis.get(_GENERATION)
         except RedisError as exc:
             log.warning("catalog cache unavailable; reading the view", error=repr(exc))
             return None
@@ -101,7 +103,7 @@ class ProductCache:
         )
 
     async def forget_everything(self) -> None:
-        await self._redis.incr(f"{_CACHE}:generation")
+        await self._redis.incr(_GENERATION)
 
 
 class ProductCatalogProjector:
