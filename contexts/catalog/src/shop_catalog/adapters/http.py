@@ -19,6 +19,7 @@ from shop_catalog.domain.model import DESCRIPTION_MAX, NAME_MAX, Product
 from shop_kernel.auth import Principal, admin_only, caller
 from shop_kernel.di import provide
 from shop_kernel.domain import Money
+from shop_kernel.idempotency import IdempotencyKey, idempotent
 
 # Bounds on what is read at all; the domain applies the real rules.
 Quantity = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
@@ -121,12 +122,13 @@ class ProductsController(Controller):
     tags = ("catalog",)
     dependencies = {"admin": provide(ProductAdmin), "catalog": provide(ProductCatalog)}  # noqa: RUF012
 
-    @post("/", guards=[admin_only], status_code=HTTP_201_CREATED)
+    @post("/", guards=[admin_only], status_code=HTTP_201_CREATED, middleware=[idempotent])
     async def create(
         self,
         request: Request[Principal, Any, Any],
         data: JSONBody[NewProduct],
         admin: NamedDependency[ProductAdmin],
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[ProductOut]:
         """Add a product (admins). Its price is in the shop's currency."""
         product = await admin.create(

@@ -16,6 +16,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from shop_kernel.auth import Principal, PrincipalRecord, Tokens, admin_only
 from shop_kernel.di import provide
+from shop_kernel.idempotency import IdempotencyKey, idempotent
 from shop_users.adapters.directory import UserDirectory, decode_cursor
 from shop_users.application.accounts import Accounts
 from shop_users.domain.model import EMAIL_MAX, NAME_MAX, Role, User
@@ -131,9 +132,12 @@ class UsersController(Controller):
     tags = ("users",)
     dependencies = {"accounts": provide(Accounts), "directory": provide(UserDirectory)}  # noqa: RUF012
 
-    @post("/", exclude_from_auth=True)
+    @post("/", exclude_from_auth=True, middleware=[idempotent])
     async def register(
-        self, data: JSONBody[NewUser], accounts: NamedDependency[Accounts]
+        self,
+        data: JSONBody[NewUser],
+        accounts: NamedDependency[Accounts],
+        idempotency_key: IdempotencyKey = None,
     ) -> UserOut:
         """Open a customer account."""
         return user_out(await accounts.register(data.email, data.password, data.name))

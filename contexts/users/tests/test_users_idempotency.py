@@ -1,0 +1,105 @@
+"""Idempotency-Key on creating POSTs (API.md conventions), shown on POST /users and /products."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from shop_kernel.idempotency import slot_key
+from shop_kernel.settings import Settings
+from shop_platform.admins import create_admin
+
+Client = AsyncTestClient[Litestar]
+PASSWORD = "correct horse battery"
+
+
+def registration() -> dict[str, str]:
+    return {"email": f"idem-{uuid.uuid4().hex[:10]}@example.com", "password": PASSWORD, "name": "I"}
+
+
+async def test_a_repeated_registration_gets_the_first_answer_and_creates_nothing(
+    shop_client: Client,
+) -> None:
+    body, key = registration(), {"Idempotency-Key": uuid.uuid4().hex}
+    first = await shop_client.post("/users", json=body, headers=key)
+    again = await shop_client.post("/users", json=body, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()  # the same user, not a 409 for a taken email
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["content-type"] == first.headers["content-type"]
+
+
+async def test_the_same_key_with_another_body_is_refused(shop_client: Client) -> None:
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    assert (await shop_client.post("/users", json=registration(), headers=key)).status_code == 201
+    other = await shop_client.post("/users", json=registration(), headers=key)
+    assert other.status_code == 422
+    assert other.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_key_over_255_characters_is_a_bad_request(shop_client: Client) -> None:
+    response = await shop_client.post(
+        "/users", json=registration(), headers={"Idempotency-Key": "k" * 256}
+    )
+    assert response.status_code == 400
+    fits = await shop_client.post(
+        "/users", json=registration(), headers={"Idempotency-Key": "k" * 255}
+    )
+    assert fits.status_code == 201
+
+
+async def test_a_repeat_while_the_first_still_runs_is_a_conflict(
+    shop_client: Client, shop_settings: Settings
+) -> None:
+    key = uuid.uuid4().hex
+    body = registration()
+    redis: Redis = Redis.from_url(shop_settings.redis_url or "")  # pyright: ignore[reportUnknownMemberType]
+    try:  # what the first request leaves while it runs: its fingerprint, no answer yet
+        import hashlib  # noqa: PLC0415
+
+        fingerprint = hashlib.sha256(msgspec.json.encode(body)).hexdigest()
+        await redis.set(
+            slot_key("address-testclient", "/users", key),
+            msgspec.msgpack.encode({"fingerprint": fingerprint}),
+            ex=60,
+        )
+    finally:
+        await redis.aclose()
+    running = await shop_client.post(
+        "/users", content=msgspec.json.encode(body), headers={"Idempotency-Key": key,
+        "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert running.status_code == 409
+
+
+async def test_keys_belong_to_their_caller(shop_client: Client, shop_settings: Settings) -> None:
+    tokens = []
+    for _ in range(2):
+        address = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+        await create_admin(shop_settings, address, PASSWORD)
+        login = await shop_client.post("/auth/token", json={"email": address, "password": PASSWORD})
+        tokens.append({"Authorization": f"Bearer {login.json()['access_token']}"})
+    key = uuid.uuid4().hex
+    made = []
+    for headers in tokens:
+        sku = f"IDEM-{uuid.uuid4().hex[:8].upper()}"
+        body = {"sku": sku, "name": "Cup", "price": {"amount": 100, "currency": "EUR"}, "stock": 1}
+        response = await shop_client.post(
+            "/products", json=body, headers={**headers, "Idempotency-Key": key}
+        )
+        made.append((response.status_code, response.headers.get("idempotent-replayed")))
+    assert made == [(201, None), (201, None)]
+
+
+async def test_the_openapi_document_shows_the_header_on_creating_posts(
+    shop_client: Client,
+) -> None:
+    paths = (await shop_client.get("/schema/openapi.json")).json()["paths"]
+    for path in ("/users", "/products"):
+        names = {parameter["name"] for parameter in paths[path]["post"].get("parameters", [])}
+        assert "Idempotency-Key" in names, path
