@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
 import pytest
-from dramatiq import Worker
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pymongo import AsyncMongoClient
@@ -26,23 +24,10 @@ from shop_orders.contract import OrderCancelled, OrderPlaced, PlacedLine
 from shop_platform.admins import create_admin
 from shop_platform.contexts import CONTEXTS
 from shop_platform.projections import rebuild_views, views_of
-from shop_platform.worker import build_broker
+from shop_platform.testing import eventually
 
 Client = AsyncTestClient[Litestar]
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def worker(shop_settings: Settings) -> Iterator[None]:
-    broker = build_broker(shop_settings)
-    broker.emit_after("process_boot")
-    running = Worker(broker, worker_threads=2, worker_timeout=50)
-    running.start()
-    try:
-        yield
-    finally:
-        running.stop()
-        broker.close()
 
 
 async def bearer(client: Client, address: str) -> dict[str, str]:
@@ -71,14 +56,6 @@ def new_sku() -> str:
 def product_body(sku: str, **extra: Any) -> dict[str, Any]:
     return {"sku": sku, "name": "Blue Mug", "price": {"amount": 1250, "currency": "EUR"},
             "stock": 5, **extra}  # fmt: skip
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def test_admins_create_products_and_nobody_else_can(
@@ -167,7 +144,7 @@ async def test_if_match_guards_every_change(shop_client: Client, shop_settings: 
 
 
 async def test_anyone_browses_active_products_and_admins_also_see_inactive_ones(
-    shop_client: Client, shop_settings: Settings, worker: None
+    shop_client: Client, shop_settings: Settings, shop_worker: None
 ) -> None:
     boss = await admin(shop_client, shop_settings)
     marker = uuid.uuid4().hex[:6].upper()
@@ -196,7 +173,7 @@ async def test_anyone_browses_active_products_and_admins_also_see_inactive_ones(
 
 
 async def test_a_price_change_is_never_served_stale_from_the_cache(
-    shop_client: Client, shop_settings: Settings, worker: None
+    shop_client: Client, shop_settings: Settings, shop_worker: None
 ) -> None:
     boss = await admin(shop_client, shop_settings)
     sku = new_sku()
@@ -223,7 +200,7 @@ async def test_a_price_change_is_never_served_stale_from_the_cache(
 
 
 async def test_orders_events_reserve_and_release_stock_once_however_often_delivered(
-    shop_client: Client, shop_settings: Settings, worker: None
+    shop_client: Client, shop_settings: Settings, shop_worker: None
 ) -> None:
     boss = await admin(shop_client, shop_settings)
     sku = new_sku()
@@ -310,7 +287,7 @@ async def test_the_catalog_search_is_backed_by_indexes(
 
 
 async def test_a_rebuilt_catalog_is_not_hidden_by_the_cache(
-    shop_client: Client, shop_settings: Settings, worker: None
+    shop_client: Client, shop_settings: Settings, shop_worker: None
 ) -> None:
     boss = await admin(shop_client, shop_settings)
     sku = new_sku()

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from dramatiq import Worker
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pymongo import AsyncMongoClient
@@ -25,24 +22,10 @@ from shop_platform.admins import create_admin
 from shop_platform.app import create_app
 from shop_platform.contexts import CONTEXTS
 from shop_platform.projections import rebuild_views, views_of
-from shop_platform.worker import build_broker
+from shop_platform.testing import eventually
 
 Client = AsyncTestClient[Litestar]
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def worker(shop_settings: Settings) -> Iterator[None]:
-    """The projections (and relay) of every context, in this process."""
-    broker = build_broker(shop_settings)
-    broker.emit_after("process_boot")
-    running = Worker(broker, worker_threads=2, worker_timeout=50)
-    running.start()
-    try:
-        yield
-    finally:
-        running.stop()
-        broker.close()
 
 
 def email() -> str:
@@ -67,14 +50,6 @@ async def admin(client: Client, settings: Settings) -> dict[str, str]:
     address = email()
     await create_admin(settings, address, PASSWORD)
     return await token(client, address)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def test_registration_answers_the_user_without_any_secret(shop_client: Client) -> None:
@@ -185,7 +160,7 @@ async def _status(client: Client, path: str, headers: dict[str, str], expected: 
 
 
 async def test_the_directory_is_for_admins_and_customers_see_only_themselves(
-    shop_client: Client, shop_settings: Settings, worker: None
+    shop_client: Client, shop_settings: Settings, shop_worker: None
 ) -> None:
     marker = uuid.uuid4().hex[:8]
     names = [f"Zed{marker} {n}" for n in range(3)]
@@ -248,7 +223,7 @@ async def test_a_deactivated_users_tokens_stop_working_within_5_seconds(
 
 
 async def test_erasure_leaves_the_email_in_no_store(
-    shop_client: Client, shop_settings: Settings, worker: None
+    shop_client: Client, shop_settings: Settings, shop_worker: None
 ) -> None:
     address = email()
     user = await register(shop_client, address, name="Erin Erasable")
@@ -402,7 +377,7 @@ async def test_the_directory_search_is_backed_by_indexes(
 
 
 async def test_a_rebuilt_directory_equals_the_projected_one(
-    shop_client: Client, shop_settings: Settings, worker: None
+    shop_client: Client, shop_settings: Settings, shop_worker: None
 ) -> None:
     kept = await register(shop_client, name="Kept")
     renamed = await register(shop_client, name="Before")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,30 @@ def shop_app(shop_settings: Settings) -> Litestar:
 async def shop_client(shop_app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=shop_app) as client:
         yield client
+
+
+@pytest.fixture
+def shop_worker(shop_settings: Settings) -> Iterator[None]:
+    """Every context's subscribers and projectors, and the relay, running in this process."""
+    from dramatiq import Worker  # noqa: PLC0415
+
+    from shop_platform.worker import build_broker  # noqa: PLC0415
+
+    broker = build_broker(shop_settings)
+    broker.emit_after("process_boot")
+    running = Worker(broker, worker_threads=2, worker_timeout=50)
+    running.start()
+    try:
+        yield
+    finally:
+        running.stop()
+        broker.close()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: float = 10) -> None:
+    """Poll ``check`` until it holds (read views are eventually consistent); fail naming it."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within} s: {what}")
+        await asyncio.sleep(0.1)

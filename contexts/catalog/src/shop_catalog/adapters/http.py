@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from shop_catalog.adapters.view import ProductCatalog, decode_cursor
+from shop_catalog.adapters.view import ProductCatalog
 from shop_catalog.application.products import ProductAdmin
-from shop_catalog.domain.model import DESCRIPTION_MAX, NAME_MAX, Product
+from shop_catalog.domain.model import DESCRIPTION_MAX, NAME_MAX, Product, is_sku
 from shop_kernel.auth import Principal, admin_only, caller
 from shop_kernel.di import provide
 from shop_kernel.domain import Money
 from shop_kernel.idempotency import IdempotencyKey, idempotent
+from shop_kernel.pages import page_start
 
 # Bounds on what is read at all; the domain applies the real rules.
 Quantity = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
@@ -178,17 +178,7 @@ class ProductsController(Controller):
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> ProductPage:
         """Active products, by name or sku prefix; eventually consistent (the read view)."""
-        if q is not None and any(unicodedata.category(char) == "Cc" for char in q):
-            raise ValidationException(
-                "invalid search text",
-                extra=[{"key": "q", "message": "the search text cannot hold control characters"}],
-            )
-        try:
-            after = decode_cursor(cursor) if cursor is not None else None
-        except ValueError:
-            raise ValidationException(
-                "invalid cursor", extra=[{"key": "cursor", "message": "not a cursor of this list"}]
-            ) from None
+        after = page_start(q, cursor, valid_key=is_sku)
         entries, next_cursor = await catalog.search(q=q, limit=limit, after=after)
         return ProductPage(items=[_from_view(e) for e in entries], next_cursor=next_cursor)
 

@@ -7,7 +7,6 @@ projection takes. Pages are cached under a generation number the projector bumps
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -27,6 +26,7 @@ from shop_catalog.contract import ProductState
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
+from shop_kernel.pages import encode_cursor
 from shop_kernel.views import cache_generation_key
 
 log = get_logger(__name__)
@@ -142,21 +142,6 @@ class ProductCatalogSource:
                     "on_hand": row.on_hand, "reserved": row.reserved, "is_active": row.is_active,
                 }  # fmt: skip
                 yield {"_id": row.sku, **_fields(state), "version": row.version}
-
-
-def encode_cursor(last_sku: str) -> str:
-    return base64.urlsafe_b64encode(last_sku.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    padded = cursor + "=" * (-len(cursor) % 4)
-    try:
-        sku = base64.urlsafe_b64decode(padded.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("not a cursor of this list") from exc
-    if not re.fullmatch(r"[A-Z0-9-]{3,32}", sku):
-        raise ValueError("not a cursor of this list")
-    return sku
 
 
 class ProductCatalog:

@@ -11,9 +11,9 @@ from typing import ClassVar
 
 from shop_kernel.domain import (
     AggregateRoot,
-    BusinessRuleViolated,
     Conflict,
     DomainEvent,
+    InvalidField,
     Money,
     NotFound,
 )
@@ -22,13 +22,6 @@ NAME_MAX = 200
 MAX_STOCK = 1_000_000_000  # units of one product; keeps every count storable
 DESCRIPTION_MAX = 5_000
 _SKU = re.compile(r"[A-Z0-9-]{3,32}")
-
-
-class InvalidField(BusinessRuleViolated):
-    code: ClassVar[str] = "invalid-field"
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message, errors=[{"field": field_name, "message": message}])
 
 
 class ProductNotFound(NotFound):

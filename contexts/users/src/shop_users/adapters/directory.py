@@ -7,7 +7,6 @@ so that a late, older event cannot bring it back; queries never return tombstone
 
 from __future__ import annotations
 
-import base64
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
+from shop_kernel.pages import encode_cursor
 from shop_users.adapters.sql import users
 from shop_users.contract import UserState
 
@@ -111,17 +111,11 @@ class UserDirectorySource:
                 yield {"_id": str(row.id), **_fields(state), "version": row.version}
 
 
-def _encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """The id a page ended at; ``ValueError`` for anything this view did not hand out."""
-    padded = cursor + "=" * (-len(cursor) % 4)
+def is_user_id(key: str) -> bool:
     try:
-        return str(uuid.UUID(base64.urlsafe_b64decode(padded.encode()).decode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("not a cursor of this list") from exc
+        return str(uuid.UUID(key)) == key
+    except ValueError:
+        return False
 
 
 class UserDirectory:
@@ -151,4 +145,4 @@ class UserDirectory:
         page = [doc async for doc in found]
         more = len(page) > limit
         page = page[:limit]
-        return page, (_encode_cursor(page[-1]["_id"]) if more and page else None)
+        return page, (encode_cursor(page[-1]["_id"]) if more and page else None)

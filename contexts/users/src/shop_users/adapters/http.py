@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -10,14 +9,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from shop_kernel.auth import Principal, PrincipalRecord, Tokens, admin_only
 from shop_kernel.di import provide
 from shop_kernel.idempotency import IdempotencyKey, idempotent
-from shop_users.adapters.directory import UserDirectory, decode_cursor
+from shop_kernel.pages import page_start
+from shop_users.adapters.directory import UserDirectory, is_user_id
 from shop_users.application.accounts import Accounts
 from shop_users.domain.model import EMAIL_MAX, NAME_MAX, Role, User
 from shop_users.domain.passwords import PASSWORD_MAX
@@ -177,17 +177,7 @@ class UsersController(Controller):
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> UserPage:
         """Search the user directory (admins): prefix of name or email, and role."""
-        if q is not None and any(unicodedata.category(char) == "Cc" for char in q):
-            raise ValidationException(
-                "invalid search text",
-                extra=[{"key": "q", "message": "the search text cannot hold control characters"}],
-            )
-        try:
-            after = decode_cursor(cursor) if cursor is not None else None
-        except ValueError:
-            raise ValidationException(
-                "invalid cursor", extra=[{"key": "cursor", "message": "not a cursor of this list"}]
-            ) from None
+        after = page_start(q, cursor, valid_key=is_user_id)
         entries, next_cursor = await directory.search(q=q, role=role, limit=limit, after=after)
         return UserPage(items=[_entry_out(e) for e in entries], next_cursor=next_cursor)
 

@@ -11,19 +11,17 @@ from typing import ClassVar
 
 from email_validator import EmailNotValidError, validate_email
 
-from shop_kernel.domain import AggregateRoot, BusinessRuleViolated, Conflict, DomainEvent, NotFound
+from shop_kernel.domain import (
+    AggregateRoot,
+    BusinessRuleViolated,
+    Conflict,
+    DomainEvent,
+    InvalidField,
+    NotFound,
+)
 
 NAME_MAX = 100
 EMAIL_MAX = 254
-
-
-class InvalidField(BusinessRuleViolated):
-    """A value the client sent breaks a rule of the domain; named like a validation error."""
-
-    code: ClassVar[str] = "invalid-field"
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message, errors=[{"field": field_name, "message": message}])
 
 
 class EmailAlreadyRegistered(Conflict):

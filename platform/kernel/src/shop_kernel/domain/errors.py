@@ -54,3 +54,12 @@ class BusinessRuleViolated(DomainError):
     """The request is well formed but breaks a business rule."""
 
     code: ClassVar[str] = "business-rule-violated"
+
+
+class InvalidField(BusinessRuleViolated):
+    """A value the client sent breaks a rule of the domain; reported like a validation error."""
+
+    code: ClassVar[str] = "invalid-field"
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message, errors=[{"field": field_name, "message": message}])

@@ -1,0 +1,37 @@
+"""Pages of a read view (API.md lists): opaque cursors and the checks on list queries."""
+
+from __future__ import annotations
+
+import base64
+import unicodedata
+from collections.abc import Callable
+
+from litestar.exceptions import ValidationException
+
+
+def encode_cursor(last_key: str) -> str:
+    """The opaque cursor of a page that ended at ``last_key`` (views page in key order)."""
+    return base64.urlsafe_b64encode(last_key.encode()).decode().rstrip("=")
+
+
+def page_start(
+    q: str | None, cursor: str | None, *, valid_key: Callable[[str], bool]
+) -> str | None:
+    """The key a page starts after, from a list query's ``q`` and ``cursor``; 400 naming the
+    parameter for search text with control characters or a cursor this list did not hand out.
+    """
+    if q is not None and any(unicodedata.category(char) == "Cc" for char in q):
+        raise _invalid("q", "the search text cannot hold control characters")
+    if cursor is None:
+        return None
+    try:
+        key = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        key = None
+    if key is None or not valid_key(key):
+        raise _invalid("cursor", "not a cursor of this list")
+    return key
+
+
+def _invalid(parameter: str, message: str) -> ValidationException:
+    return ValidationException(message, extra=[{"key": parameter, "message": message}])
