@@ -8,9 +8,10 @@ transaction, so an event is published if and only if its change is committed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,6 +25,25 @@ EventTranslator = Callable[[AggregateRoot, DomainEvent], IntegrationEvent | None
 
 def publish_nothing(_aggregate: AggregateRoot, _event: DomainEvent) -> None:
     return None
+
+
+T = TypeVar("T")
+
+
+def transactions(
+    unit_of_work: Callable[[], UnitOfWork], wrap: Callable[[UnitOfWork], T]
+) -> Callable[[], AbstractAsyncContextManager[T]]:
+    """A context's own transaction type on the kernel's unit of work: each call opens one.
+
+    ``wrap`` gives the context's view of it (its repositories and ``commit``).
+    """
+
+    @asynccontextmanager
+    async def transaction() -> AsyncGenerator[T]:
+        async with unit_of_work() as uow:
+            yield wrap(uow)
+
+    return transaction
 
 
 class UnitOfWorkNotStarted(RuntimeError):

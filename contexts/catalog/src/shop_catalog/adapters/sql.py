@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -31,7 +30,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_catalog.application.ports import (
-    CatalogTransaction,
     CatalogUnitOfWork,
     ConcurrentChange,
     Products,
@@ -47,7 +45,7 @@ from shop_catalog.domain.model import (
     is_sku,
 )
 from shop_kernel.domain import Money
-from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.unit_of_work import UnitOfWork, transactions
 
 metadata = MetaData(schema="catalog")
 
@@ -261,12 +259,8 @@ class SqlCatalogTransaction:
 
 
 def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> CatalogUnitOfWork:
-    @asynccontextmanager
-    async def transaction() -> AsyncGenerator[CatalogTransaction]:
-        async with unit_of_work() as uow:
-            yield SqlCatalogTransaction(uow)
-
-    return transaction
+    """The catalog's unit of work on the kernel's: each call opens one transaction."""
+    return transactions(unit_of_work, SqlCatalogTransaction)
 
 
 class SqlCatalogQueries:

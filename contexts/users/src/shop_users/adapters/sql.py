@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -27,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.auth import PrincipalRecord
 from shop_kernel.messaging.outbox import forget_in_outbox
-from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.unit_of_work import UnitOfWork, transactions
 from shop_users.application.accounts import ConcurrentChange
-from shop_users.application.ports import UserRepository, UsersTransaction
+from shop_users.application.ports import UserRepository, UsersUnitOfWork
 from shop_users.domain.model import DisplayName, EmailAddress, EmailAlreadyRegistered, Role, User
 
 metadata = MetaData(schema="users")
@@ -149,17 +148,9 @@ class SqlUsersTransaction:
         await self._uow.commit()
 
 
-def sql_transactions(
-    unit_of_work: Callable[[], UnitOfWork],
-) -> Callable[[], Any]:
+def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> UsersUnitOfWork:
     """The users' unit of work on the kernel's: each call opens one transaction."""
-
-    @asynccontextmanager
-    async def transaction() -> AsyncGenerator[UsersTransaction]:
-        async with unit_of_work() as uow:
-            yield SqlUsersTransaction(uow)
-
-    return transaction
+    return transactions(unit_of_work, SqlUsersTransaction)
 
 
 class SqlPrincipalSource:
