@@ -1,0 +1,208 @@
+"""An order from cart to outcome: lines priced when added, then the stock saga decides."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import ClassVar, Literal
+
+from shop_kernel.domain import (
+    AggregateRoot,
+    BusinessRuleViolated,
+    Conflict,
+    DomainEvent,
+    InvalidField,
+    Money,
+    NotFound,
+)
+
+Status = Literal["draft", "pending", "confirmed", "rejected", "cancelled"]
+MAX_LINES = 100
+MAX_QUANTITY = 1000
+
+
+class OrderNotDraft(Conflict):
+    code: ClassVar[str] = "order-not-draft"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(
+            f"only a draft order can change; this one is {status}", order_status=status
+        )
+
+
+class EmptyOrder(Conflict):
+    code: ClassVar[str] = "empty-order"
+
+    def __init__(self) -> None:
+        super().__init__("an order without lines cannot be confirmed")
+
+
+class CannotCancel(Conflict):
+    code: ClassVar[str] = "cannot-cancel"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"a {status} order cannot be cancelled", order_status=status)
+
+
+class TooManyLines(BusinessRuleViolated):
+    code: ClassVar[str] = "too-many-lines"
+
+    def __init__(self) -> None:
+        super().__init__(f"an order has at most {MAX_LINES} distinct lines")
+
+
+class LineNotFound(NotFound):
+    code: ClassVar[str] = "line-not-found"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"the order has no line {sku}", sku=sku)
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    sku: str
+    name: str
+    unit_price: Money
+    quantity: int
+
+    @property
+    def total(self) -> Money:
+        return self.unit_price.times(self.quantity)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Placed(DomainEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Confirmed(DomainEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rejected(DomainEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cancelled(DomainEvent):
+    previous: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _quantity(quantity: int, field_name: str = "quantity") -> int:
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise InvalidField(field_name, f"a line's quantity is 1..{MAX_QUANTITY}")
+    return quantity
+
+
+@dataclass(kw_only=True, eq=False)
+class Order(AggregateRoot):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    currency: str
+    status: Status = "draft"
+    lines: dict[str, OrderLine] = field(default_factory=dict[str, OrderLine])
+    rejection_reason: str | None = None
+    created_at: datetime = field(default_factory=_now)
+    updated_at: datetime = field(default_factory=_now)
+
+    @classmethod
+    def start(cls, customer_id: uuid.UUID, currency: str) -> Order:
+        return cls(id=uuid.uuid4(), customer_id=customer_id, currency=currency)
+
+    @property
+    def total(self) -> Money:
+        total = Money.zero(self.currency)
+        for line in self.lines.values():
+            total = total + line.total
+        return total
+
+    def add_item(self, sku: str, name: str, unit_price: Money, quantity: int) -> None:
+        """Add a line, or increase it (keeping the price it was first added at)."""
+        self._must_be_draft()
+        _quantity(quantity)
+        if unit_price.currency != self.currency:
+            raise InvalidField("sku", f"{sku} is not priced in {self.currency}")
+        current = self.lines.get(sku)
+        if current is None:
+            if len(self.lines) >= MAX_LINES:
+                raise TooManyLines
+            line = OrderLine(sku, name, unit_price, quantity)
+        else:
+            line = OrderLine(sku, current.name, current.unit_price, current.quantity + quantity)
+            _quantity(line.quantity)
+        self._replace_line(line)
+
+    def set_quantity(self, sku: str, quantity: int) -> None:
+        self._must_be_draft()
+        current = self._line(sku)
+        self._replace_line(OrderLine(sku, current.name, current.unit_price, _quantity(quantity)))
+
+    def remove_item(self, sku: str) -> None:
+        self._must_be_draft()
+        self._line(sku)
+        del self.lines[sku]
+        self._touch()
+
+    def confirm(self) -> None:
+        self._must_be_draft()
+        if not self.lines:
+            raise EmptyOrder
+        self.status = "pending"
+        self._touch()
+        self.record(Placed())
+
+    def cancel(self) -> None:
+        if self.status not in ("draft", "pending", "confirmed"):
+            raise CannotCancel(self.status)
+        previous, self.status = self.status, "cancelled"
+        self._touch()
+        self.record(Cancelled(previous=previous))
+
+    def stock_reserved(self) -> None:
+        """The saga's good outcome; late or repeated news changes nothing."""
+        if self.status == "pending":
+            self.status = "confirmed"
+            self._touch()
+            self.record(Confirmed())
+
+    def stock_short(self, short_skus: Sequence[str]) -> None:
+        if self.status == "pending":
+            self.status = "rejected"
+            self.rejection_reason = "not enough stock: " + ", ".join(sorted(short_skus))
+            self._touch()
+            self.record(Rejected())
+
+    def _replace_line(self, line: OrderLine) -> None:
+        line.total  # noqa: B018 - refuses a line total beyond what money can hold
+        previous = self.lines.get(line.sku)
+        self.lines[line.sku] = line
+        try:
+            self.total  # noqa: B018 - and an order total beyond it
+        except BusinessRuleViolated:
+            if previous is None:
+                del self.lines[line.sku]
+            else:
+                self.lines[line.sku] = previous
+            raise
+        self._touch()
+
+    def _line(self, sku: str) -> OrderLine:
+        line = self.lines.get(sku)
+        if line is None:
+            raise LineNotFound(sku)
+        return line
+
+    def _must_be_draft(self) -> None:
+        if self.status != "draft":
+            raise OrderNotDraft(self.status)
+
+    def _touch(self) -> None:
+        self.updated_at = _now()
