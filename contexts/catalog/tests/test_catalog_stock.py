@@ -219,3 +219,24 @@ async def test_a_reservation_that_loses_the_race_announces_nothing(
             )
         ).scalar_one()
     assert changed == 1  # only the reservation that counted
+
+
+async def test_of_two_concurrent_saves_the_second_is_refused_and_applies_nothing(
+    engine: AsyncEngine,
+) -> None:
+    from shop_catalog.adapters.sql import SqlProducts  # noqa: PLC0415
+    from shop_kernel.domain import ConcurrentChange  # noqa: PLC0415
+
+    sku = await stocked(engine, 10)
+    translate = translate_with(CONTEXTS)
+    async with UnitOfWork(engine, translate) as first, UnitOfWork(engine, translate) as second:
+        mine, theirs = await SqlProducts(first).get(sku), await SqlProducts(second).get(sku)
+        assert mine is not None
+        assert theirs is not None
+        mine.adjust_stock(5, "delivery")
+        await SqlProducts(first).save(mine)
+        await first.commit()
+        theirs.adjust_stock(-3, "breakage")
+        with pytest.raises(ConcurrentChange):
+            await SqlProducts(second).save(theirs)
+    assert await levels(engine, sku) == (15, 0)

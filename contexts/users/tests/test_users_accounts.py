@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from shop_kernel.domain import ConcurrentChange
 from shop_users.application.accounts import (
     AccountDeactivated,
     Accounts,
     AdminEmailTaken,
-    ConcurrentChange,
     InvalidCredentials,
 )
 from shop_users.application.ports import UserRepository

@@ -6,9 +6,13 @@ rows to aggregates in plain code, and a transaction is an ``AsyncConnection``.
 
 from __future__ import annotations
 
-from sqlalchemy import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from collections.abc import Mapping
+from typing import Any
 
+from sqlalchemy import ColumnElement, Table, make_url, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from shop_kernel.domain import AggregateRoot, ConcurrentChange
 from shop_kernel.settings import Settings, SettingsError, env_name
 
 
@@ -47,3 +51,28 @@ def create_engine(
         pool_recycle=1800,
         connect_args={"application_name": application_name},
     )
+
+
+async def update_versioned(
+    connection: AsyncConnection,
+    table: Table,
+    key: ColumnElement[bool],
+    aggregate: AggregateRoot,
+    values: Mapping[str, Any],
+    *,
+    name: str,
+) -> None:
+    """Write ``values`` to the row ``key`` selects (the aggregate called ``name``), only if it
+    still holds the version ``aggregate`` was read at.
+
+    Every repository's save goes through here, so a concurrent change is never lost: the
+    loser gets ``ConcurrentChange`` and its transaction applies nothing.
+    """
+    result = await connection.execute(
+        update(table)
+        .where(key, table.c.version == aggregate.version)
+        .values(**values, version=aggregate.version + 1)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentChange(name)
+    aggregate.saved_as(aggregate.version + 1)

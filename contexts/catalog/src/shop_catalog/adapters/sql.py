@@ -22,7 +22,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_catalog.application.ports import (
     CatalogUnitOfWork,
-    ConcurrentChange,
     Products,
     Reservations,
 )
@@ -45,6 +43,7 @@ from shop_catalog.domain.model import (
     is_sku,
 )
 from shop_kernel.domain import Money
+from shop_kernel.sql import update_versioned
 from shop_kernel.unit_of_work import UnitOfWork, transactions
 
 metadata = MetaData(schema="catalog")
@@ -154,14 +153,10 @@ class SqlProducts:
         self._tracked(product)
 
     async def save(self, product: Product) -> None:
-        result = await self._uow.connection.execute(
-            update(products)
-            .where(products.c.sku == product.sku.value, products.c.version == product.version)
-            .values(**_product_values(product), version=product.version + 1)
-        )
-        if result.rowcount != 1:
-            raise ConcurrentChange(product.sku.value)
-        product.saved_as(product.version + 1)
+        await update_versioned(
+            self._uow.connection, products, products.c.sku == product.sku.value, product,
+            _product_values(product), name=product.sku.value,
+        )  # fmt: skip
 
     async def record_movement(
         self,
@@ -227,17 +222,11 @@ class SqlReservations:
         return True
 
     async def save(self, reservation: StockReservation) -> None:
-        result = await self._uow.connection.execute(
-            update(reservations)
-            .where(
-                reservations.c.order_id == reservation.order_id,
-                reservations.c.version == reservation.version,
-            )
-            .values(status=reservation.status, version=reservation.version + 1)
-        )
-        if result.rowcount != 1:
-            raise ConcurrentChange(str(reservation.order_id))
-        reservation.saved_as(reservation.version + 1)
+        await update_versioned(
+            self._uow.connection, reservations,
+            reservations.c.order_id == reservation.order_id, reservation,
+            {"status": reservation.status}, name=str(reservation.order_id),
+        )  # fmt: skip
 
 
 class SqlCatalogTransaction:

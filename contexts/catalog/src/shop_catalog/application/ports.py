@@ -5,17 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 from shop_catalog.domain.model import Product, StockReservation
-from shop_kernel.domain import Conflict
-
-
-class ConcurrentChange(Conflict):
-    code: ClassVar[str] = "concurrent-change"
-
-    def __init__(self, key: str) -> None:
-        super().__init__("changed at the same time by someone else; try again", key=key)
 
 
 class Products(Protocol):

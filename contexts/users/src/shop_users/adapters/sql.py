@@ -19,15 +19,14 @@ from sqlalchemy import (
     Uuid,
     insert,
     select,
-    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.auth import PrincipalRecord
 from shop_kernel.messaging.outbox import forget_in_outbox
+from shop_kernel.sql import update_versioned
 from shop_kernel.unit_of_work import UnitOfWork, transactions
-from shop_users.application.accounts import ConcurrentChange
 from shop_users.application.ports import UserRepository, UsersUnitOfWork
 from shop_users.domain.model import DisplayName, EmailAddress, EmailAlreadyRegistered, Role, User
 
@@ -109,22 +108,17 @@ class SqlUserRepository:
         self._uow.track(user)
 
     async def save(self, user: User) -> None:
-        statement = (
-            update(users)
-            .where(users.c.id == user.id, users.c.version == user.version)
-            .values(**_values(user), version=user.version + 1)
-        )
+        connection = self._uow.connection
         try:
-            result = await self._uow.connection.execute(statement)
+            await update_versioned(
+                connection, users, users.c.id == user.id, user, _values(user), name=str(user.id)
+            )
         except IntegrityError as error:
             if _is_email_clash(error):
                 raise EmailAlreadyRegistered from None
             raise
-        if result.rowcount != 1:
-            raise ConcurrentChange
         if user.is_erased:
-            await forget_in_outbox(self._uow.connection, str(user.id), PERSONAL_FIELDS)
-        user.saved_as(user.version + 1)
+            await forget_in_outbox(connection, str(user.id), PERSONAL_FIELDS)
 
     async def _one(self, statement: Any) -> User | None:
         row = (await self._uow.connection.execute(statement)).first()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar
 
-from shop_kernel.domain import Conflict, NotAuthenticated
+from shop_kernel.domain import ConcurrentChange, Conflict, NotAuthenticated
 from shop_users.application.ports import PasswordHasher, UsersTransaction, UsersUnitOfWork
 from shop_users.domain.model import (
     DisplayName,
@@ -187,13 +187,6 @@ class AdminEmailTaken(Conflict):
         super().__init__(
             "an account with this email exists and the given password is not its password"
         )
-
-
-class ConcurrentChange(Conflict):
-    code: ClassVar[str] = "concurrent-change"
-
-    def __init__(self) -> None:
-        super().__init__("the account was changed at the same time; try again")
 
 
 async def _existing(tx: UsersTransaction, user_id: uuid.UUID) -> User:

@@ -3,6 +3,7 @@
 from shop_kernel.domain.aggregate import AggregateRoot, DomainEvent
 from shop_kernel.domain.errors import (
     BusinessRuleViolated,
+    ConcurrentChange,
     Conflict,
     DomainError,
     InvalidField,
@@ -15,6 +16,7 @@ from shop_kernel.domain.money import CurrencyMismatch, Money, MoneyOutOfRange
 __all__ = [
     "AggregateRoot",
     "BusinessRuleViolated",
+    "ConcurrentChange",
     "Conflict",
     "CurrencyMismatch",
     "DomainError",

@@ -63,3 +63,12 @@ class InvalidField(BusinessRuleViolated):
 
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(message, errors=[{"field": field_name, "message": message}])
+
+
+class ConcurrentChange(Conflict):
+    """Someone else saved the same aggregate first (optimistic concurrency): nothing applied."""
+
+    code: ClassVar[str] = "concurrent-change"
+
+    def __init__(self, key: str = "") -> None:
+        super().__init__("it was changed at the same time by someone else; try again", key=key)
