@@ -18,14 +18,13 @@ from redis.asyncio import Redis
 
 from shop_kernel.settings import Settings
 from shop_kernel.sql import libpq_url
-from shop_platform.admins import create_admin
 from shop_platform.app import create_app
 from shop_platform.contexts import CONTEXTS
 from shop_platform.projections import rebuild_views, views_of
-from shop_platform.testing import eventually
+from shop_platform.testing import TEST_PASSWORD, eventually, new_admin, sign_in
 
 Client = AsyncTestClient[Litestar]
-PASSWORD = "correct horse battery"
+PASSWORD = TEST_PASSWORD
 
 
 def email() -> str:
@@ -38,18 +37,6 @@ async def register(client: Client, address: str | None = None, name: str = "Ada"
     )
     assert response.status_code == 201, response.text
     return response.json()
-
-
-async def token(client: Client, address: str, password: str = PASSWORD) -> dict[str, str]:
-    response = await client.post("/auth/token", json={"email": address, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-async def admin(client: Client, settings: Settings) -> dict[str, str]:
-    address = email()
-    await create_admin(settings, address, PASSWORD)
-    return await token(client, address)
 
 
 async def test_registration_answers_the_user_without_any_secret(shop_client: Client) -> None:
@@ -104,7 +91,7 @@ async def test_unknown_email_and_wrong_password_look_the_same(shop_client: Clien
 async def test_a_token_opens_the_own_profile_and_nothing_without_it(shop_client: Client) -> None:
     address = email()
     user = await register(shop_client, address)
-    headers = await token(shop_client, address)
+    headers = await sign_in(shop_client, address)
     token_body = (
         await shop_client.post("/auth/token", json={"email": address, "password": PASSWORD})
     ).json()
@@ -123,7 +110,7 @@ async def test_a_profile_change_rechecks_the_email(shop_client: Client) -> None:
     await register(shop_client, taken)
     address = email()
     await register(shop_client, address)
-    headers = await token(shop_client, address)
+    headers = await sign_in(shop_client, address)
     renamed = await shop_client.patch("/users/me", json={"name": "Ada B."}, headers=headers)
     assert renamed.status_code == 200
     assert renamed.json()["name"] == "Ada B."
@@ -136,7 +123,7 @@ async def test_a_password_change_needs_the_current_one_and_ends_old_tokens(
 ) -> None:
     address = email()
     await register(shop_client, address)
-    headers = await token(shop_client, address)
+    headers = await sign_in(shop_client, address)
     wrong = await shop_client.post(
         "/users/me/password",
         json={"current_password": "nope nope nope", "new_password": "brand new horse"},
@@ -152,7 +139,7 @@ async def test_a_password_change_needs_the_current_one_and_ends_old_tokens(
     await eventually(
         lambda: _status(shop_client, "/users/me", headers, 401), "the old token refused", 6
     )
-    await token(shop_client, address, "brand new horse")
+    await sign_in(shop_client, address, "brand new horse")
 
 
 async def _status(client: Client, path: str, headers: dict[str, str], expected: int) -> bool:
@@ -165,8 +152,8 @@ async def test_the_directory_is_for_admins_and_customers_see_only_themselves(
     marker = uuid.uuid4().hex[:8]
     names = [f"Zed{marker} {n}" for n in range(3)]
     created = [await register(shop_client, name=name) for name in names]
-    customer = await token(shop_client, created[0]["email"])
-    boss = await admin(shop_client, shop_settings)
+    customer = await sign_in(shop_client, created[0]["email"])
+    boss = await new_admin(shop_client, shop_settings)
 
     assert (await shop_client.get("/users", headers=customer)).status_code == 403
     other = await shop_client.get(f"/users/{created[1]['id']}", headers=customer)
@@ -204,8 +191,8 @@ async def test_a_deactivated_users_tokens_stop_working_within_5_seconds(
     shop_client: Client, shop_settings: Settings
 ) -> None:
     user = await register(shop_client)
-    headers = await token(shop_client, user["email"])
-    boss = await admin(shop_client, shop_settings)
+    headers = await sign_in(shop_client, user["email"])
+    boss = await new_admin(shop_client, shop_settings)
     forbidden = await shop_client.patch(
         f"/users/{user['id']}", json={"is_active": False}, headers=headers
     )
@@ -227,8 +214,8 @@ async def test_erasure_leaves_the_email_in_no_store(
 ) -> None:
     address = email()
     user = await register(shop_client, address, name="Erin Erasable")
-    headers = await token(shop_client, address)
-    boss = await admin(shop_client, shop_settings)
+    headers = await sign_in(shop_client, address)
+    boss = await new_admin(shop_client, shop_settings)
     await eventually(
         lambda: _status(shop_client, f"/users/{user['id']}", boss, 200), "user in the view"
     )
@@ -274,7 +261,7 @@ async def test_the_bootstrap_admin_is_there_after_start_up_and_only_once(
     )
     for _ in range(2):  # a restart changes nothing
         async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
-            headers = await token(client, address)
+            headers = await sign_in(client, address)
             me = (await client.get("/users/me", headers=headers)).json()
             assert me["role"] == "admin"
     with psycopg.connect(libpq_url(shop_settings.database_url or "")) as conn:
@@ -344,15 +331,15 @@ async def test_a_role_change_ends_old_tokens_and_opens_the_directory(
     shop_client: Client, shop_settings: Settings
 ) -> None:
     user = await register(shop_client)
-    headers = await token(shop_client, user["email"])
-    boss = await admin(shop_client, shop_settings)
+    headers = await sign_in(shop_client, user["email"])
+    boss = await new_admin(shop_client, shop_settings)
     promoted = await shop_client.patch(f"/users/{user['id']}", json={"role": "admin"}, headers=boss)
     assert promoted.status_code == 200
     assert promoted.json()["role"] == "admin"
     await eventually(
         lambda: _status(shop_client, "/users/me", headers, 401), "old token refused", 5
     )
-    fresh = await token(shop_client, user["email"])
+    fresh = await sign_in(shop_client, user["email"])
     assert (await shop_client.get("/users", headers=fresh)).status_code == 200
     missing = await shop_client.patch(
         f"/users/{uuid.uuid4()}", json={"role": "admin"}, headers=boss
@@ -382,9 +369,9 @@ async def test_a_rebuilt_directory_equals_the_projected_one(
     kept = await register(shop_client, name="Kept")
     renamed = await register(shop_client, name="Before")
     erased = await register(shop_client, name="Erased")
-    renamed_headers = await token(shop_client, renamed["email"])
+    renamed_headers = await sign_in(shop_client, renamed["email"])
     await shop_client.patch("/users/me", json={"name": "After"}, headers=renamed_headers)
-    erased_headers = await token(shop_client, erased["email"])
+    erased_headers = await sign_in(shop_client, erased["email"])
     await shop_client.delete("/users/me", headers=erased_headers)
     ids = [kept["id"], renamed["id"], erased["id"]]
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(shop_settings.mongodb_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -81,3 +82,24 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {within} s: {what}")
         await asyncio.sleep(0.1)
+
+
+TEST_PASSWORD = "correct horse battery"  # noqa: S105 - a test account's, never a real one
+
+
+async def sign_in(
+    client: AsyncTestClient[Litestar], email: str, password: str = TEST_PASSWORD
+) -> dict[str, str]:
+    """The Authorization header of a fresh token for ``email``."""
+    response = await client.post("/auth/token", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def new_admin(client: AsyncTestClient[Litestar], settings: Settings) -> dict[str, str]:
+    """A new admin account, signed in."""
+    from shop_platform.admins import create_admin  # noqa: PLC0415
+
+    email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
+    await create_admin(settings, email, TEST_PASSWORD)
+    return await sign_in(client, email)
