@@ -22,7 +22,7 @@ from shop_kernel.messaging.subscriptions import Route, subscribe
 from shop_kernel.modules import translate_with
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.unit_of_work import UnitOfWork, joined
 from shop_orders.contract import OrderCancelled, OrderPlaced, PlacedLine
 from shop_platform.contexts import CONTEXTS
 
@@ -146,7 +146,9 @@ async def test_reservations_publish_their_outcome(engine: AsyncEngine, stock: St
     ]
 
 
-async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(engine: AsyncEngine) -> None:
+async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(
+    engine: AsyncEngine, stock: StockKeeping
+) -> None:
     sku = await stocked(engine, 10)
     order, customer_id = uuid.uuid4(), uuid.uuid4()
     placed = OrderPlaced(
@@ -159,7 +161,7 @@ async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(engine: A
     delivery = Delivery(
         EventRegistry([OrderPlaced, OrderCancelled]),
         lambda: UnitOfWork(engine, translate_with(CONTEXTS)),
-        lambda reactor: reactor(),
+        lambda reactor: reactor(stock),
     )
     reserve = Route("catalog", subscribe(OrderPlaced, ReserveStock))
     release = Route("catalog", subscribe(OrderCancelled, ReleaseStock))
@@ -183,7 +185,8 @@ async def test_a_cancel_racing_a_reservation_in_flight_still_releases_it(
         lines=[PlacedLine(sku, 4)],
     )  # fmt: skip
     async with UnitOfWork(engine, translate_with(CONTEXTS)) as delivery:
-        await ReserveStock()(placed, delivery)  # reserved, not yet committed
+        with joined(delivery.connection):
+            await ReserveStock(stock)(placed, delivery)  # reserved, not yet committed
         cancel = asyncio.create_task(stock.release_stock_for_order(order))
         await asyncio.sleep(0.3)
         assert not cancel.done()  # it waits for the reservation to settle
@@ -202,7 +205,8 @@ async def test_a_reservation_that_loses_the_race_announces_nothing(
         lines=[PlacedLine(sku, 4)],
     )  # fmt: skip
     async with UnitOfWork(engine, translate_with(CONTEXTS)) as first:
-        await ReserveStock()(placed, first)
+        with joined(first.connection):
+            await ReserveStock(stock)(placed, first)
         second = asyncio.create_task(stock.reserve_stock_for_order(order, {sku: 4}))
         await asyncio.sleep(0.3)
         await first.commit()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-import msgspec
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from redis.asyncio import Redis
+from sqlalchemy import text
 
-from shop_kernel.idempotency import slot_key
+from shop_kernel.idempotency import key_digest, lock_id
 from shop_kernel.settings import Settings
+from shop_kernel.sql import create_engine
 from shop_platform.admins import create_admin
 
 Client = AsyncTestClient[Litestar]
@@ -56,25 +56,21 @@ async def test_a_key_over_255_characters_is_a_bad_request(shop_client: Client) -
 async def test_a_repeat_while_the_first_still_runs_is_a_conflict(
     shop_client: Client, shop_settings: Settings
 ) -> None:
-    key = uuid.uuid4().hex
-    body = registration()
-    redis: Redis = Redis.from_url(shop_settings.redis_url or "")  # pyright: ignore[reportUnknownMemberType]
-    try:  # what the first request leaves while it runs: its fingerprint, no answer yet
-        import hashlib  # noqa: PLC0415
-
-        fingerprint = hashlib.sha256(msgspec.json.encode(body)).hexdigest()
-        await redis.set(
-            slot_key("address-testclient", "/users", key),
-            msgspec.msgpack.encode({"fingerprint": fingerprint}),
-            ex=60,
-        )
+    key, body = uuid.uuid4().hex, registration()
+    lock = lock_id("address-testclient", key_digest("/users", key))
+    engine = create_engine(shop_settings)
+    try:  # what the first request holds while it runs: the advisory lock of its key
+        async with engine.connect() as first:
+            await first.begin()
+            await first.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
+            running = await shop_client.post("/users", json=body, headers={"Idempotency-Key": key})
+            assert running.status_code == 409
+            assert running.headers["content-type"].startswith("application/problem+json")
+            await first.rollback()
     finally:
-        await redis.aclose()
-    running = await shop_client.post(
-        "/users", content=msgspec.json.encode(body), headers={"Idempotency-Key": key,
-        "Content-Type": "application/json"},
-    )  # fmt: skip
-    assert running.status_code == 409
+        await engine.dispose()
+    after = await shop_client.post("/users", json=body, headers={"Idempotency-Key": key})
+    assert after.status_code == 201  # the 409 kept nothing
 
 
 async def test_keys_belong_to_their_caller(shop_client: Client, shop_settings: Settings) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.testing.plugin import MakeDatabase
-from shop_kernel.unit_of_work import UnitOfWork, UnitOfWorkNotStarted
+from shop_kernel.unit_of_work import UnitOfWork, UnitOfWorkNotStarted, joined
 
 
 @pytest.fixture
@@ -71,3 +71,38 @@ async def test_the_session_is_only_there_inside_the_block(
     uow = UnitOfWork(engine)
     with pytest.raises(UnitOfWorkNotStarted):
         _ = uow.connection
+
+
+async def test_a_joined_unit_commits_only_with_the_outer_transaction(engine: AsyncEngine) -> None:
+    async with engine.connect() as outer:
+        await outer.begin()
+        with joined(outer):
+            async with UnitOfWork(engine) as uow:
+                await uow.connection.execute(text("INSERT INTO shelf VALUES ('a')"))
+                await uow.commit()
+        assert await names(engine) == []  # committed only to its savepoint
+        await outer.rollback()
+    assert await names(engine) == []
+    async with engine.connect() as outer:
+        await outer.begin()
+        with joined(outer):
+            async with UnitOfWork(engine) as uow:
+                await uow.connection.execute(text("INSERT INTO shelf VALUES ('b')"))
+                await uow.commit()
+        await outer.commit()
+    assert await names(engine) == ["b"]
+
+
+async def test_a_joined_unit_that_fails_undoes_only_its_own_work(engine: AsyncEngine) -> None:
+    async with engine.connect() as outer:
+        await outer.begin()
+        await outer.execute(text("INSERT INTO shelf VALUES ('kept')"))
+        with joined(outer):
+            with pytest.raises(Exception, match="shelf_pkey"):  # noqa: PT012
+                async with UnitOfWork(engine) as uow:
+                    await uow.connection.execute(text("INSERT INTO shelf VALUES ('x')"))
+                    await uow.connection.execute(text("INSERT INTO shelf VALUES ('kept')"))
+            async with UnitOfWork(engine) as uow:  # the outer transaction is still usable
+                await uow.connection.execute(text("INSERT INTO shelf VALUES ('y')"))
+        await outer.commit()
+    assert await names(engine) == ["kept"]  # 'y' was never committed by its unit

@@ -1,31 +1,39 @@
 """``Idempotency-Key`` on creating POSTs (API.md): a retry gets the first answer, not a twin.
 
-The first request with a key runs and its response (status, body, a few headers) is kept in
-Redis for 24 h under the caller, the path and the key. A repeat with the same body gets that
-response again with ``Idempotent-Replayed: true``; with another body, 422; while the first
-is still running, 409. A first request that fails with a 5xx keeps nothing, so it can be
-retried. (If the process dies between its commit and keeping the response, a retry after
-the in-flight marker expires runs again: the window is that one request's duration.)
+The answer to a request with a key (status, body, a few headers) is kept in PostgreSQL for
+24 h under the caller, the path and the key, and it is written in the same transaction as
+the request's effect: the request runs inside :func:`~shop_kernel.unit_of_work.joined`, so
+its units of work commit only when the answer is stored with them, and the answer leaves the
+server only after that commit. There is no moment at which the effect exists without its
+answer, or the other way round: a crash anywhere leaves both or neither.
+
+A repeat with the same body gets the kept answer with ``Idempotent-Replayed: true``; with
+another body, 422; while the first still runs (it holds a transaction-scoped advisory lock
+on the key), 409. A 5xx answer is not kept and its effect is rolled back, so it can be
+retried. A request with a key holds one database connection for its duration.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from typing import Annotated, Any, cast
 
-import msgspec
 import punq
 from litestar.exceptions import ClientException, HTTPException
 from litestar.params import HeaderParameter
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
-from redis.asyncio import Redis
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shop_kernel.auth import Principal
+from shop_kernel.messaging.tables import idempotency_keys
+from shop_kernel.unit_of_work import joined
 
 HEADER = b"idempotency-key"
 KEY_MAX = 255
-KEEP_S = 24 * 3600
-RUNNING_S = 60  # longer than any request may take: then a crashed first attempt may rerun
+KEEP = timedelta(hours=24)
 _REPLAYED_HEADERS = (b"content-type", b"etag", b"location")
 
 # Declared on each idempotent handler too, so that the OpenAPI document shows it.
@@ -39,16 +47,62 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:lock)")
+_KEPT = select(idempotency_keys).where(
+    idempotency_keys.c.caller == bindparam("caller"),
+    idempotency_keys.c.key_digest == bindparam("key_digest"),
+    idempotency_keys.c.expires_at > func.now(),
+)
+_NEW_ANSWER = insert(idempotency_keys).values(
+    caller=bindparam("caller"),
+    key_digest=bindparam("key_digest"),
+    fingerprint=bindparam("fingerprint"),
+    status=bindparam("status"),
+    headers=bindparam("headers"),
+    body=bindparam("body"),
+    expires_at=func.now() + KEEP,
+)
+_KEEP = _NEW_ANSWER.on_conflict_do_update(  # only an expired answer can be there: it is replaced
+    constraint="idempotency_keys_pkey",
+    set_={
+        column: _NEW_ANSWER.excluded[column]
+        for column in ("fingerprint", "status", "headers", "body", "created_at", "expires_at")
+    },
+)
 
-class _Kept(msgspec.Struct):
-    fingerprint: str
-    status: int = 0
-    headers: list[tuple[str, str]] = msgspec.field(default_factory=list[tuple[str, str]])
-    body: bytes = b""
+
+class _Answer:
+    """The response as the handler produced it, held back until its transaction commits."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.status = 0
+
+    async def capture(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        self.messages.append(message)
 
     @property
-    def finished(self) -> bool:
-        return self.status != 0
+    def complete(self) -> bool:
+        return self.status != 0 and any(
+            m["type"] == "http.response.body" and not m.get("more_body", False)
+            for m in self.messages
+        )
+
+    def kept(self) -> dict[str, Any]:
+        start = self.messages[0]
+        headers = [
+            [name.decode("latin-1"), value.decode("latin-1")]
+            for name, value in start.get("headers", [])
+            if name.lower() in _REPLAYED_HEADERS
+        ]
+        body = b"".join(m.get("body", b"") for m in self.messages[1:])
+        return {"status": self.status, "headers": headers, "body": body}
+
+    async def send(self, send: Send) -> None:
+        for message in self.messages:
+            await send(message)
 
 
 def idempotent(app: ASGIApp) -> ASGIApp:
@@ -60,81 +114,56 @@ def idempotent(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http" or key is None:
             await app(scope, receive, send)
             return
-        text = key.decode("latin-1")
-        if not 1 <= len(text) <= KEY_MAX:
+        text_key = key.decode("latin-1")
+        if not 1 <= len(text_key) <= KEY_MAX:
             raise ClientException(f"Idempotency-Key must be 1..{KEY_MAX} characters")
         body = await _read_body(receive)
-        redis = _redis(scope)
-        slot = slot_key(_caller(scope), request["path"], text)
+        slot = {
+            "caller": caller_of(scope),
+            "key_digest": key_digest(request["path"], text_key),
+        }
         fingerprint = hashlib.sha256(body).hexdigest()
-        claimed = await redis.set(
-            slot, msgspec.msgpack.encode(_Kept(fingerprint)), nx=True, ex=RUNNING_S
-        )
-        if not claimed:
-            raw = await redis.get(slot)
-            if raw is None:  # expired between the two calls: treat as a fresh attempt
-                raise HTTPException(status_code=409, detail="Try the request again")
-            await _answer_from(msgspec.msgpack.decode(raw, type=_Kept), fingerprint, send)
-            return
-        await _run_and_keep(
-            app, scope, _replay(body), send, redis=redis, slot=slot, fingerprint=fingerprint
-        )
+        async with _engine(scope).connect() as connection:
+            await connection.begin()
+            if not await _lock(connection, slot["caller"], slot["key_digest"]):
+                raise HTTPException(
+                    status_code=409, detail="A request with this Idempotency-Key is still running"
+                )
+            kept = (await connection.execute(_KEPT, slot)).first()
+            if kept is not None:
+                await connection.rollback()
+                await _answer_from(kept._asdict(), fingerprint, send)
+                return
+            answer = _Answer()
+            with joined(connection):
+                await app(scope, _replay(body), answer.capture)
+            if answer.complete and answer.status < 500:
+                await connection.execute(
+                    _KEEP, {**slot, "fingerprint": fingerprint, **answer.kept()}
+                )
+                await connection.commit()
+            else:
+                await connection.rollback()
+        await answer.send(send)
 
     return middleware
 
 
-async def _answer_from(kept: _Kept, fingerprint: str, send: Send) -> None:
-    if kept.fingerprint != fingerprint:
+async def _lock(connection: AsyncConnection, caller: str, digest: str) -> bool:
+    return bool((await connection.execute(_TRY_LOCK, {"lock": lock_id(caller, digest)})).scalar())
+
+
+async def _answer_from(kept: dict[str, Any], fingerprint: str, send: Send) -> None:
+    if kept["fingerprint"] != fingerprint:
         raise HTTPException(
             status_code=422, detail="This Idempotency-Key was used with a different body"
         )
-    if not kept.finished:
-        raise HTTPException(
-            status_code=409, detail="A request with this Idempotency-Key is still running"
-        )
-    headers = [(name.encode(), value.encode()) for name, value in kept.headers]
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in kept["headers"]]
     headers.append((b"idempotent-replayed", b"true"))
-    start: Any = {"type": "http.response.start", "status": kept.status, "headers": headers}
+    start: Any = {"type": "http.response.start", "status": kept["status"], "headers": headers}
     await send(start)
-    end: Any = {"type": "http.response.body", "body": kept.body, "more_body": False}
+    end: Any = {"type": "http.response.body", "body": bytes(kept["body"]), "more_body": False}
     await send(end)
-
-
-async def _run_and_keep(
-    app: ASGIApp,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    *,
-    redis: Redis,
-    slot: str,
-    fingerprint: str,
-) -> None:
-    kept = _Kept(fingerprint)
-    chunks: list[bytes] = []
-
-    async def capture(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            kept.status = int(message["status"])
-            kept.headers = [
-                (name.decode("latin-1"), value.decode("latin-1"))
-                for name, value in message.get("headers", [])
-                if name.lower() in _REPLAYED_HEADERS
-            ]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-        await send(message)
-
-    try:
-        await app(scope, receive, capture)
-    except BaseException:
-        await redis.delete(slot)
-        raise
-    if kept.status >= 500 or kept.status == 0:
-        await redis.delete(slot)
-        return
-    kept.body = b"".join(chunks)
-    await redis.set(slot, msgspec.msgpack.encode(kept), ex=KEEP_S)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -162,7 +191,8 @@ def _replay(body: bytes) -> Receive:
     return cast("Receive", receive)
 
 
-def _caller(scope: Scope) -> str:
+def caller_of(scope: Scope) -> str:
+    """Whose keys these are: ``user-<id>``, or ``address-<ip>`` for an anonymous caller."""
     user: Any = cast("dict[str, Any]", scope).get("user")
     if isinstance(user, Principal):
         return f"user-{user.user_id}"
@@ -170,13 +200,17 @@ def _caller(scope: Scope) -> str:
     return f"address-{client[0] if client else 'unknown'}"
 
 
-def slot_key(caller: str, path: str, key: str) -> str:
-    """Where a request's answer is kept: per caller (``user-<id>`` or ``address-<ip>``)."""
-    digest = hashlib.sha256(f"{path}\n{key}".encode()).hexdigest()
-    return f"shop:idempotency:{caller}:{digest}"
+def key_digest(path: str, key: str) -> str:
+    return hashlib.sha256(f"{path}\n{key}".encode()).hexdigest()
 
 
-def _redis(scope: Scope) -> Redis:
+def lock_id(caller: str, digest: str) -> int:
+    """The advisory lock a running request holds on its key (a signed 64-bit number)."""
+    raw = hashlib.sha256(f"idempotency\n{caller}\n{digest}".encode()).digest()
+    return int.from_bytes(raw[:8], "big", signed=True)
+
+
+def _engine(scope: Scope) -> AsyncEngine:
     container = cast("punq.Container", cast("Any", scope["app"]).state.container)
-    redis: Redis = container.resolve(Redis)  # pyright: ignore[reportUnknownMemberType]
-    return redis
+    engine: AsyncEngine = container.resolve(AsyncEngine)  # pyright: ignore[reportUnknownMemberType]
+    return engine

@@ -8,12 +8,13 @@ transaction, so an event is published if and only if its change is committed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncGenerator, Callable, Generator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Self, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from shop_kernel.domain import AggregateRoot, DomainEvent
 from shop_kernel.messaging.events import IntegrationEvent
@@ -28,6 +29,19 @@ def publish_nothing(_aggregate: AggregateRoot, _event: DomainEvent) -> None:
 
 
 T = TypeVar("T")
+
+_joined: ContextVar[AsyncConnection | None] = ContextVar("shop_joined_transaction", default=None)
+
+
+@contextmanager
+def joined(connection: AsyncConnection) -> Generator[None]:
+    """Units of work opened in this block (and the tasks it starts) join ``connection``'s
+    transaction, each in its own savepoint; the caller commits or rolls back the whole."""
+    token = _joined.set(connection)
+    try:
+        yield
+    finally:
+        _joined.reset(token)
 
 
 def transactions(
@@ -55,6 +69,7 @@ class UnitOfWork:
         self._engine = engine
         self._translate = translate
         self._connection: AsyncConnection | None = None
+        self._savepoint: AsyncTransaction | None = None
         self._seen: list[AggregateRoot] = []
         self._published: list[IntegrationEvent] = []
 
@@ -68,6 +83,12 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("a unit of work cannot be entered twice at once")
+        self._seen, self._published = [], []
+        outer = _joined.get()
+        if outer is not None:
+            self._savepoint = await outer.begin_nested()
+            self._connection = outer
+            return self
         connection = await self._engine.connect()
         try:
             await connection.begin()
@@ -75,7 +96,6 @@ class UnitOfWork:
             await connection.close()
             raise
         self._connection = connection
-        self._seen, self._published = [], []
         return self
 
     async def __aexit__(
@@ -85,7 +105,12 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         connection, self._connection = self.connection, None
+        savepoint, self._savepoint = self._savepoint, None
         self._seen, self._published = [], []
+        if savepoint is not None:
+            if savepoint.is_active:
+                await savepoint.rollback()
+            return
         try:
             if connection.in_transaction():
                 await connection.rollback()
@@ -110,10 +135,16 @@ class UnitOfWork:
                     events.append(translated)
         self._published = []
         await append_to_outbox(self.connection, events)
-        await self.connection.commit()
+        if self._savepoint is not None:
+            await self._savepoint.commit()
+        else:
+            await self.connection.commit()
 
     async def rollback(self) -> None:
         self._published = []
         for aggregate in self._seen:
             aggregate.pull_events()
-        await self.connection.rollback()
+        if self._savepoint is not None:
+            await self._savepoint.rollback()
+        else:
+            await self.connection.rollback()

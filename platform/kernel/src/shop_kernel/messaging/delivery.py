@@ -1,7 +1,9 @@
 """Running a subscriber for one delivered event: decode, then handle once or project.
 
 Handlers run in their own unit of work, and the inbox row (subscriber, event_id) is written
-in that same transaction: a redelivered event finds its row and changes nothing. Projectors
+in that same transaction: a redelivered event finds its row and changes nothing. The units of
+work a handler's use cases open join that transaction (``joined``), so their changes, their
+events and the inbox row commit together. Projectors
 need no inbox; they apply an event only if it is newer than what the view holds.
 """
 
@@ -19,7 +21,7 @@ from shop_kernel.messaging.events import EventRegistry, IntegrationEvent
 from shop_kernel.messaging.metrics import DELIVERY_LAG_SECONDS
 from shop_kernel.messaging.subscriptions import Route
 from shop_kernel.messaging.tables import inbox
-from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.unit_of_work import UnitOfWork, joined
 
 log = get_logger(__name__)
 
@@ -69,6 +71,7 @@ class Delivery:
                     event_id=str(event.event_id),
                 )
                 return False
-            await handler(event, uow)
+            with joined(uow.connection):
+                await handler(event, uow)
             await uow.commit()
         return True

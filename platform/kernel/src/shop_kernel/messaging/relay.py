@@ -26,7 +26,7 @@ from shop_kernel.log import get_logger
 from shop_kernel.messaging.metrics import RELAY_BATCH_EVENTS, RELAY_BATCH_SECONDS
 from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.subscriptions import Route
-from shop_kernel.messaging.tables import outbox
+from shop_kernel.messaging.tables import idempotency_keys, outbox
 from shop_kernel.sql import libpq_url
 
 log = get_logger(__name__)
@@ -115,12 +115,15 @@ class Relay:
         return total
 
     async def purge(self) -> int:
-        """Forget published rows older than the retention."""
+        """Forget published rows older than the retention, and expired Idempotency-Key answers."""
         async with self._engine.begin() as connection:
             result = await connection.execute(
                 delete(outbox).where(
                     outbox.c.published_at < func.now() - self._retention,
                 )
+            )
+            await connection.execute(
+                delete(idempotency_keys).where(idempotency_keys.c.expires_at <= func.now())
             )
         return cast("CursorResult[Any]", result).rowcount
 

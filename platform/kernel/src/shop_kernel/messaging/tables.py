@@ -1,4 +1,6 @@
-"""SQLAlchemy Core tables of the ``messaging`` schema: the outbox and the inbox."""
+"""SQLAlchemy Core tables of the kernel's ``messaging`` schema: the outbox and the inbox, and
+the answers kept for Idempotency-Keys (written in the same transaction as the request's effect).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -52,6 +56,22 @@ inbox = Table(
     Column("event_id", Uuid, nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("subscriber", "event_id", name="inbox_pkey"),
+)
+
+# The answer to a creating request that carried an Idempotency-Key, per caller and key.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("caller", Text, nullable=False),
+    Column("key_digest", Text, nullable=False),  # sha256 of the path and the key
+    Column("fingerprint", Text, nullable=False),  # sha256 of the body
+    Column("status", Integer, nullable=False),
+    Column("headers", JSONB, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("caller", "key_digest", name="idempotency_keys_pkey"),
+    Index("idempotency_keys_expires_at", "expires_at"),
 )
 
 MIGRATIONS = MigrationTarget(
