@@ -9,18 +9,18 @@ from typing import Any
 
 import msgspec
 import pytest
+from catalog_order_events import order_cancelled, order_placed
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pymongo import AsyncMongoClient
 from sqlalchemy import text
 
-from shop_catalog.adapters.http import _expected_version  # pyright: ignore[reportPrivateUsage]
 from shop_catalog.adapters.sql import SqlCatalogQueries
 from shop_catalog.contract import Price, ProductFacts
+from shop_kernel.preconditions import expected_version
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.unit_of_work import UnitOfWork
-from shop_orders.contract import OrderCancelled, OrderPlaced, PlacedLine
 from shop_platform.contexts import CONTEXTS
 from shop_platform.projections import rebuild_views, views_of
 from shop_platform.testing import TEST_PASSWORD, eventually, new_admin, sign_in
@@ -126,8 +126,8 @@ async def test_if_match_guards_every_change(shop_client: Client, shop_settings: 
         f"/products/{sku}/stock", json={"adjustment": 1, "reason": "a\u0000b"}, headers=boss
     )
     assert nul.status_code == 422
-    assert _expected_version('"²"') == -1
-    assert _expected_version('"12"') == 12
+    assert expected_version('"²"') == -1
+    assert expected_version('"12"') == 12
 
 
 async def test_anyone_browses_active_products_and_admins_also_see_inactive_ones(
@@ -197,10 +197,7 @@ async def test_orders_events_reserve_and_release_stock_once_however_often_delive
     await shop_client.post("/products", json=product_body(sku), headers=boss)
     engine = create_engine(shop_settings)
     order, customer_id = uuid.uuid4(), uuid.uuid4()
-    placed = OrderPlaced(
-        aggregate_id=str(order), aggregate_version=2, order_id=order, customer_id=customer_id,
-        lines=[PlacedLine(sku, 2), PlacedLine(sku, 1)],
-    )  # fmt: skip
+    placed = order_placed(order, customer_id, [(sku, 2), (sku, 1)], 2)
     # A copy under a new event id: what the inbox cannot catch (same-id redeliveries it does).
     copy = msgspec.structs.replace(placed, event_id=uuid.uuid4())
 
@@ -228,9 +225,7 @@ async def test_orders_events_reserve_and_release_stock_once_however_often_delive
         await publish(placed, copy)
         await eventually(lambda: _is(levels(), (5, 3)), "the order's stock reserved")
         await eventually(lambda: _is(outcome("catalog.StockReserved.v1"), 1), "one StockReserved")
-        cancelled = OrderCancelled(
-            aggregate_id=str(order), aggregate_version=3, order_id=order, customer_id=customer_id
-        )
+        cancelled = order_cancelled(order, customer_id, 3)
         await publish(cancelled, msgspec.structs.replace(cancelled, event_id=uuid.uuid4()))
         await eventually(lambda: _is(levels(), (5, 0)), "the order's stock released")
         await eventually(lambda: _is(outcome("catalog.StockReleased.v1"), 1), "one release")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
+from catalog_order_events import order_cancelled, order_placed
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,7 +24,7 @@ from shop_kernel.modules import translate_with
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.unit_of_work import UnitOfWork, joined
-from shop_orders.contract import OrderCancelled, OrderPlaced, PlacedLine
+from shop_orders.contract import OrderCancelled, OrderPlaced
 from shop_platform.contexts import CONTEXTS
 
 
@@ -151,13 +152,8 @@ async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(
 ) -> None:
     sku = await stocked(engine, 10)
     order, customer_id = uuid.uuid4(), uuid.uuid4()
-    placed = OrderPlaced(
-        aggregate_id=str(order), aggregate_version=2, order_id=order, customer_id=customer_id,
-        lines=[PlacedLine(sku, 3)],
-    )  # fmt: skip
-    cancelled = OrderCancelled(
-        aggregate_id=str(order), aggregate_version=3, order_id=order, customer_id=customer_id
-    )
+    placed = order_placed(order, customer_id, [(sku, 3)], 2)
+    cancelled = order_cancelled(order, customer_id, 3)
     delivery = Delivery(
         EventRegistry([OrderPlaced, OrderCancelled]),
         lambda: UnitOfWork(engine, translate_with(CONTEXTS)),
@@ -180,10 +176,7 @@ async def test_a_cancel_racing_a_reservation_in_flight_still_releases_it(
 ) -> None:
     sku = await stocked(engine, 10)
     order, customer_id = uuid.uuid4(), uuid.uuid4()
-    placed = OrderPlaced(
-        aggregate_id=str(order), aggregate_version=2, order_id=order, customer_id=customer_id,
-        lines=[PlacedLine(sku, 4)],
-    )  # fmt: skip
+    placed = order_placed(order, customer_id, [(sku, 4)], 2)
     async with UnitOfWork(engine, translate_with(CONTEXTS)) as delivery:
         with joined(delivery.connection):
             await ReserveStock(stock)(placed, delivery)  # reserved, not yet committed
@@ -200,10 +193,7 @@ async def test_a_reservation_that_loses_the_race_announces_nothing(
 ) -> None:
     sku = await stocked(engine, 10)
     order = uuid.uuid4()
-    placed = OrderPlaced(
-        aggregate_id=str(order), aggregate_version=2, order_id=order, customer_id=uuid.uuid4(),
-        lines=[PlacedLine(sku, 4)],
-    )  # fmt: skip
+    placed = order_placed(order, uuid.uuid4(), [(sku, 4)])
     async with UnitOfWork(engine, translate_with(CONTEXTS)) as first:
         with joined(first.connection):
             await ReserveStock(stock)(placed, first)

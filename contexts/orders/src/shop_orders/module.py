@@ -4,13 +4,64 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import punq
+
+from shop_catalog.contract import CatalogQueries, StockReservationFailed, StockReserved
+from shop_kernel.messaging.subscriptions import project, subscribe
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
-from shop_orders.adapters.sql import metadata
+from shop_kernel.mongo import ReadStore
+from shop_kernel.settings import Settings
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.views import ReadView
+from shop_orders.adapters.http import OrdersController
+from shop_orders.adapters.sql import metadata, sql_transactions
+from shop_orders.adapters.subscriptions import ConfirmOrder, RejectOrder
+from shop_orders.adapters.translations import TRANSLATIONS
+from shop_orders.adapters.view import (
+    COLLECTION,
+    OrderHistory,
+    OrderViewEntry,
+    OrderViewProjector,
+    OrderViewSource,
+)
+from shop_orders.application.ordering import Ordering
+from shop_orders.contract import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderLinesChanged,
+    OrderPlaced,
+    OrderRejected,
+    OrderStarted,
+)
+
+
+def register(container: punq.Container, settings: Settings) -> None:
+    resolve = container.resolve  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    transactions = sql_transactions(lambda: resolve(UnitOfWork))  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
+    catalog: CatalogQueries = resolve(CatalogQueries)  # pyright: ignore[reportAssignmentType]
+    container.register(Ordering, instance=Ordering(transactions, catalog, settings.currency))
+    container.register(OrderHistory, instance=OrderHistory(resolve(ReadStore)))
+
+
+ORDER_STATES = (
+    OrderStarted, OrderLinesChanged, OrderPlaced, OrderConfirmed, OrderRejected, OrderCancelled,
+)  # fmt: skip
 
 module = ContextModule(
     name="orders",
     migrations=MigrationTarget(
         name="orders", metadata=metadata, script_location=Path(__file__).parent / "migrations"
     ),
+    register=register,
+    route_handlers=[OrdersController],
+    document_models=[OrderViewEntry],
+    events=list(ORDER_STATES),
+    translations=TRANSLATIONS,
+    subscriptions=[
+        subscribe(StockReserved, ConfirmOrder),
+        subscribe(StockReservationFailed, RejectOrder),
+        *(project(event, OrderViewProjector) for event in ORDER_STATES),
+    ],
+    views=[ReadView("order_views", COLLECTION, OrderViewSource)],
 )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from shop_catalog.adapters.view import ProductCatalog
@@ -20,6 +19,7 @@ from shop_kernel.di import provide
 from shop_kernel.domain import Money
 from shop_kernel.idempotency import IdempotencyKey, idempotent
 from shop_kernel.pages import page_start
+from shop_kernel.preconditions import IfMatch, expected_version, tagged
 
 # Bounds on what is read at all; the domain applies the real rules.
 Quantity = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
@@ -96,23 +96,6 @@ def _from_view(entry: dict[str, Any]) -> ProductOut:
     )  # fmt: skip
 
 
-def _tagged(product: ProductOut, status: int = HTTP_200_OK) -> Response[ProductOut]:
-    return Response(product, status_code=status, headers={"ETag": f'"{product.version}"'})
-
-
-def _expected_version(if_match: str | None) -> int | None:
-    """``If-Match: "7"`` -> 7; ``*`` or no header -> no precondition."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    tag = if_match.strip().strip('"')
-    if not re.fullmatch(r"[0-9]{1,18}", tag):
-        return -1  # matches no version: 412
-    return int(tag)
-
-
-IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", max_length=100)]
-
-
 def _actor(request: Request[Principal, Any, Any]) -> str:
     return f"user:{request.user.user_id}"
 
@@ -135,7 +118,7 @@ class ProductsController(Controller):
             data.sku, data.name, data.description,
             Money(data.price.amount, data.price.currency), data.stock, actor=_actor(request),
         )  # fmt: skip
-        return _tagged(_from_aggregate(product), HTTP_201_CREATED)
+        return tagged(_from_aggregate(product), HTTP_201_CREATED)
 
     @patch("/{sku:str}", guards=[admin_only])
     async def change(
@@ -148,10 +131,10 @@ class ProductsController(Controller):
         """Change name, description, price or activity (admins); ``If-Match`` is honoured."""
         price = Money(data.price.amount, data.price.currency) if data.price else None
         product = await admin.change(
-            sku, expected_version=_expected_version(if_match), name=data.name,
+            sku, expected_version=expected_version(if_match), name=data.name,
             description=data.description, price=price, is_active=data.is_active,
         )  # fmt: skip
-        return _tagged(_from_aggregate(product))
+        return tagged(_from_aggregate(product))
 
     @post("/{sku:str}/stock", guards=[admin_only], status_code=HTTP_200_OK)
     async def adjust_stock(
@@ -165,9 +148,9 @@ class ProductsController(Controller):
         """Count stock in or out with a reason (admins); never below what is reserved."""
         product = await admin.adjust_stock(
             sku, data.adjustment, data.reason, actor=_actor(request),
-            expected_version=_expected_version(if_match),
+            expected_version=expected_version(if_match),
         )  # fmt: skip
-        return _tagged(_from_aggregate(product))
+        return tagged(_from_aggregate(product))
 
     @get("/")
     async def browse(
@@ -194,4 +177,4 @@ class ProductsController(Controller):
         who = caller(request)
         if entry is None or not (entry["is_active"] or (who is not None and who.is_admin)):
             raise NotFoundException(f"no product {sku}")
-        return _tagged(_from_view(entry))
+        return tagged(_from_view(entry))

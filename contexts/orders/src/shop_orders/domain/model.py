@@ -53,6 +53,13 @@ class TooManyLines(BusinessRuleViolated):
         super().__init__(f"an order has at most {MAX_LINES} distinct lines")
 
 
+class OrderNotFound(NotFound):
+    code: ClassVar[str] = "order-not-found"
+
+    def __init__(self, order_id: uuid.UUID | str) -> None:
+        super().__init__(f"no order {order_id}", order_id=str(order_id))
+
+
 class LineNotFound(NotFound):
     code: ClassVar[str] = "line-not-found"
 
@@ -73,6 +80,16 @@ class OrderLine:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Started(DomainEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinesChanged(DomainEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
 class Placed(DomainEvent):
     pass
 
@@ -84,12 +101,12 @@ class Confirmed(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class Rejected(DomainEvent):
-    pass
+    short_skus: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
 class Cancelled(DomainEvent):
-    previous: str
+    previous: Status
 
 
 def _now() -> datetime:
@@ -113,9 +130,15 @@ class Order(AggregateRoot):
     created_at: datetime = field(default_factory=_now)
     updated_at: datetime = field(default_factory=_now)
 
+    def visible_to(self, user_id: uuid.UUID, *, is_admin: bool = False) -> bool:
+        """Whether the caller may know this order exists: its customer, or an admin."""
+        return is_admin or self.customer_id == user_id
+
     @classmethod
     def start(cls, customer_id: uuid.UUID, currency: str) -> Order:
-        return cls(id=uuid.uuid4(), customer_id=customer_id, currency=currency)
+        order = cls(id=uuid.uuid4(), customer_id=customer_id, currency=currency)
+        order.record(Started())
+        return order
 
     @property
     def total(self) -> Money:
@@ -150,6 +173,7 @@ class Order(AggregateRoot):
         self._line(sku)
         del self.lines[sku]
         self._touch()
+        self._lines_changed()
 
     def confirm(self) -> None:
         self._must_be_draft()
@@ -175,10 +199,11 @@ class Order(AggregateRoot):
 
     def stock_short(self, short_skus: Sequence[str]) -> None:
         if self.status == "pending":
+            short = tuple(sorted(set(short_skus)))
             self.status = "rejected"
-            self.rejection_reason = "not enough stock: " + ", ".join(sorted(short_skus))
+            self.rejection_reason = "not enough stock: " + ", ".join(short)
             self._touch()
-            self.record(Rejected())
+            self.record(Rejected(short_skus=short))
 
     def _replace_line(self, line: OrderLine) -> None:
         line.total  # noqa: B018 - refuses a line total beyond what money can hold
@@ -193,6 +218,12 @@ class Order(AggregateRoot):
                 self.lines[line.sku] = previous
             raise
         self._touch()
+        self._lines_changed()
+
+    def _lines_changed(self) -> None:
+        # Order events carry the whole state, so one unannounced change per save is enough.
+        if not any(isinstance(e, Started | LinesChanged) for e in self.pending_events):
+            self.record(LinesChanged())
 
     def _line(self, sku: str) -> OrderLine:
         line = self.lines.get(sku)

@@ -63,6 +63,11 @@ class InvalidField(BusinessRuleViolated):
 
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(message, errors=[{"field": field_name, "message": message}])
+        self.field = field_name
+
+    def within(self, prefix: str) -> InvalidField:
+        """The same refusal for a field nested under ``prefix`` (``items[2]`` + ``sku``)."""
+        return InvalidField(f"{prefix}.{self.field}", self.message)
 
 
 class ConcurrentChange(Conflict):

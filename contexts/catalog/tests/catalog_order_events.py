@@ -1,0 +1,42 @@
+"""Orders' events as catalog's tests need them: an order's lines, the rest plausible."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from shop_orders.contract import Amount, OrderCancelled, OrderLine, OrderPlaced
+
+UNIT = Amount(100, "EUR")
+
+
+def _state(order_id: uuid.UUID, customer_id: uuid.UUID, lines: list[tuple[str, int]]) -> dict:  # type: ignore[type-arg]
+    now = datetime.now(UTC)
+    total = sum(quantity for _, quantity in lines) * UNIT.amount
+    return {
+        "aggregate_id": str(order_id), "order_id": order_id, "customer_id": customer_id,
+        "lines": [
+            OrderLine(sku=sku, name=sku, unit_price=UNIT, quantity=quantity,
+                      line_total=Amount(quantity * UNIT.amount, UNIT.currency))
+            for sku, quantity in lines
+        ],
+        "total": Amount(total, UNIT.currency), "rejection_reason": None,
+        "created_at": now, "updated_at": now,
+    }  # fmt: skip
+
+
+def order_placed(
+    order_id: uuid.UUID, customer_id: uuid.UUID, lines: list[tuple[str, int]], version: int = 2
+) -> OrderPlaced:
+    return OrderPlaced(
+        **_state(order_id, customer_id, lines), aggregate_version=version, status="pending"
+    )
+
+
+def order_cancelled(
+    order_id: uuid.UUID, customer_id: uuid.UUID, version: int = 3
+) -> OrderCancelled:
+    return OrderCancelled(
+        **_state(order_id, customer_id, []), aggregate_version=version, status="cancelled",
+        previous_status="pending",
+    )  # fmt: skip

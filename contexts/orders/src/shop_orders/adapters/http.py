@@ -1,0 +1,253 @@
+"""The ``/orders`` routes of API.md: a customer's cart, its confirmation, and order history.
+
+Commands answer the order as committed (with its ``ETag``); reads come from the order view.
+Another customer's order is 404 for every verb, the same as an unknown id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
+
+from shop_kernel.auth import Principal
+from shop_kernel.di import provide
+from shop_kernel.idempotency import IdempotencyKey, idempotent
+from shop_kernel.pages import page_start
+from shop_kernel.preconditions import IfMatch, expected_version, tagged
+from shop_orders.adapters.view import OrderHistory, is_sort_key, timestamp
+from shop_orders.application.ordering import Caller, Item, Ordering
+from shop_orders.domain.model import MAX_LINES, Order, OrderNotFound
+
+# Bounds on what is read at all; the domain applies the real rules (quantity 1..1000: 422).
+Quantity = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+SkuIn = Annotated[str, msgspec.Meta(max_length=64)]
+StatusName = Literal["draft", "pending", "confirmed", "rejected", "cancelled"]
+
+
+class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    sku: SkuIn
+    quantity: Quantity
+
+
+class NewOrder(msgspec.Struct, forbid_unknown_fields=True):
+    items: Annotated[list[ItemIn], msgspec.Meta(max_length=MAX_LINES * 10)] = msgspec.field(
+        default_factory=list[ItemIn]
+    )
+
+
+class QuantityIn(msgspec.Struct, forbid_unknown_fields=True):
+    quantity: Quantity
+
+
+class MoneyOut(msgspec.Struct):
+    amount: int
+    currency: str
+
+
+class LineOut(msgspec.Struct):
+    sku: str
+    name: str
+    unit_price: MoneyOut
+    quantity: int
+    line_total: MoneyOut
+
+
+class OrderOut(msgspec.Struct):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    status: StatusName
+    lines: list[LineOut]
+    total: MoneyOut
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    rejection_reason: str | None
+
+
+class OrderPage(msgspec.Struct):
+    items: list[OrderOut]
+    next_cursor: str | None
+
+
+def _from_aggregate(order: Order) -> OrderOut:
+    return OrderOut(
+        id=order.id,
+        customer_id=order.customer_id,
+        status=order.status,
+        lines=[
+            LineOut(
+                sku=line.sku,
+                name=line.name,
+                unit_price=MoneyOut(line.unit_price.amount, line.unit_price.currency),
+                quantity=line.quantity,
+                line_total=MoneyOut(line.total.amount, line.total.currency),
+            )
+            for line in order.lines.values()
+        ],
+        total=MoneyOut(order.total.amount, order.total.currency),
+        version=order.version,
+        created_at=datetime.fromisoformat(timestamp(order.created_at)),
+        updated_at=datetime.fromisoformat(timestamp(order.updated_at)),
+        rejection_reason=order.rejection_reason,
+    )
+
+
+def _from_view(entry: dict[str, Any]) -> OrderOut:
+    return msgspec.convert({**entry, "id": entry["_id"]}, OrderOut)
+
+
+def _order_id(raw: str) -> uuid.UUID:
+    """A path id that is no order id names no order: 404, like an unknown one."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise OrderNotFound(raw[:64]) from None
+
+
+def _caller(request: Request[Principal, Any, Any]) -> Caller:
+    return Caller(request.user.user_id, is_admin=request.user.is_admin)
+
+
+class OrdersController(Controller):
+    path = "/orders"
+    tags = ("orders",)
+    dependencies = {"ordering": provide(Ordering), "history": provide(OrderHistory)}  # noqa: RUF012
+
+    @post("/", status_code=HTTP_201_CREATED, middleware=[idempotent])
+    async def create(
+        self,
+        request: Request[Principal, Any, Any],
+        ordering: NamedDependency[Ordering],
+        data: JSONBody[NewOrder] | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderOut]:
+        """Start a draft, optionally with items (priced from the catalog, never the client)."""
+        items = [Item(i.sku, i.quantity) for i in (data.items if data is not None else [])]
+        order = await ordering.create(_caller(request), items)
+        return tagged(_from_aggregate(order), HTTP_201_CREATED)
+
+    @get("/")
+    async def history_page(
+        self,
+        *,
+        request: Request[Principal, Any, Any],
+        history: NamedDependency[OrderHistory],
+        status: StatusName | None = None,
+        customer_id: uuid.UUID | None = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    ) -> OrderPage:
+        """Orders newest first: a customer's own; an admin's of everyone (or ``customer_id``)."""
+        caller = _caller(request)
+        if not caller.is_admin:
+            if customer_id is not None and customer_id != caller.user_id:
+                raise PermissionDeniedException("only admins list other customers' orders")
+            customer_id = caller.user_id
+        after = page_start(None, cursor, valid_key=is_sort_key)
+        entries, next_cursor = await history.page(
+            customer_id=customer_id, status=status, limit=limit, after=after
+        )
+        return OrderPage(items=[_from_view(e) for e in entries], next_cursor=next_cursor)
+
+    @get("/{order_id:str}")
+    async def one(
+        self,
+        request: Request[Principal, Any, Any],
+        order_id: FromPath[str],
+        history: NamedDependency[OrderHistory],
+    ) -> Response[OrderOut]:
+        """An order, to its customer or an admin (from the view: eventually consistent)."""
+        caller, wanted = _caller(request), _order_id(order_id)
+        entry = await history.get(wanted)
+        if entry is None or not (caller.is_admin or entry["customer_id"] == str(caller.user_id)):
+            raise OrderNotFound(wanted)
+        return tagged(_from_view(entry))
+
+    @post("/{order_id:str}/items", status_code=HTTP_200_OK)
+    async def add_item(
+        self,
+        request: Request[Principal, Any, Any],
+        order_id: FromPath[str],
+        data: JSONBody[ItemIn],
+        ordering: NamedDependency[Ordering],
+        if_match: IfMatch = None,
+    ) -> Response[OrderOut]:
+        """Add a line, or increase it; only in a draft. Drafts do not check stock."""
+        order = await ordering.add_item(
+            _caller(request), _order_id(order_id), Item(data.sku, data.quantity),
+            expected_version=expected_version(if_match),
+        )  # fmt: skip
+        return tagged(_from_aggregate(order))
+
+    @put("/{order_id:str}/items/{sku:str}")
+    async def set_quantity(
+        self,
+        *,
+        request: Request[Principal, Any, Any],
+        order_id: FromPath[str],
+        sku: FromPath[str],
+        data: JSONBody[QuantityIn],
+        ordering: NamedDependency[Ordering],
+        if_match: IfMatch = None,
+    ) -> Response[OrderOut]:
+        """Set a line's quantity (1..1000)."""
+        order = await ordering.set_quantity(
+            _caller(request), _order_id(order_id), Item(sku, data.quantity),
+            expected_version=expected_version(if_match),
+        )  # fmt: skip
+        return tagged(_from_aggregate(order))
+
+    @delete("/{order_id:str}/items/{sku:str}", status_code=HTTP_200_OK)
+    async def remove_item(
+        self,
+        request: Request[Principal, Any, Any],
+        order_id: FromPath[str],
+        sku: FromPath[str],
+        ordering: NamedDependency[Ordering],
+        if_match: IfMatch = None,
+    ) -> Response[OrderOut]:
+        """Remove a line."""
+        order = await ordering.remove_item(
+            _caller(request), _order_id(order_id), sku,
+            expected_version=expected_version(if_match),
+        )  # fmt: skip
+        return tagged(_from_aggregate(order))
+
+    @post("/{order_id:str}/confirm", status_code=HTTP_202_ACCEPTED, middleware=[idempotent])
+    async def confirm(
+        self,
+        request: Request[Principal, Any, Any],
+        order_id: FromPath[str],
+        ordering: NamedDependency[Ordering],
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderOut]:
+        """Place the order: it is pending until stock is reserved (confirmed) or short
+        (rejected), within seconds."""
+        order = await ordering.confirm(
+            _caller(request), _order_id(order_id), expected_version=expected_version(if_match)
+        )
+        return tagged(_from_aggregate(order), HTTP_202_ACCEPTED)
+
+    @post("/{order_id:str}/cancel", status_code=HTTP_200_OK)
+    async def cancel(
+        self,
+        request: Request[Principal, Any, Any],
+        order_id: FromPath[str],
+        ordering: NamedDependency[Ordering],
+        if_match: IfMatch = None,
+    ) -> Response[OrderOut]:
+        """Cancel a draft, pending or confirmed order (its customer or an admin); any stock it
+        holds is given back."""
+        order = await ordering.cancel(
+            _caller(request), _order_id(order_id), expected_version=expected_version(if_match)
+        )
+        return tagged(_from_aggregate(order))

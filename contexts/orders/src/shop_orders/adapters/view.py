@@ -1,0 +1,164 @@
+"""The ``order_views`` read view: what ``GET /orders`` and ``GET /orders/{id}`` return.
+
+Documents have the order shape of API.md, written by the projector from the order events
+(each carries the whole state; the newest ``aggregate_version`` wins) and by a rebuild from
+the write store. Lists run newest first on ``sort_key`` (creation time to the microsecond,
+then id), which is also the cursor: pages never skip or repeat an order.
+
+The view holds no personal data: a customer is only an id, and an erased account's id no
+longer leads to a name or an email anywhere, so the orders stay as they were.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from beanie import Document
+from pymongo import DESCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shop_kernel.messaging.projection import apply_if_newer
+from shop_kernel.mongo import ReadStore
+from shop_kernel.pages import encode_cursor
+from shop_orders.adapters.sql import order_from_row, orders
+from shop_orders.adapters.translations import order_state
+from shop_orders.contract import OrderState
+
+COLLECTION = "order_views"
+_SORT_KEY = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z\|"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+
+
+class OrderViewEntry(Document):
+    """The view's document (declared for its indexes; read and written through ReadStore)."""
+
+    id: str  # pyright: ignore[reportIncompatibleVariableOverride, reportGeneralTypeIssues] - the order id
+    customer_id: str
+    status: str
+    lines: list[dict[str, Any]]
+    total: dict[str, Any]
+    rejection_reason: str | None
+    created_at: str
+    updated_at: str
+    sort_key: str
+    version: int
+
+    class Settings:
+        name = COLLECTION
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("customer_id", DESCENDING), ("sort_key", DESCENDING)]),
+            IndexModel(
+                [("customer_id", DESCENDING), ("status", DESCENDING), ("sort_key", DESCENDING)]
+            ),
+            IndexModel([("sort_key", DESCENDING)]),
+            IndexModel([("status", DESCENDING), ("sort_key", DESCENDING)]),
+        ]
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def is_sort_key(key: str) -> bool:
+    return _SORT_KEY.fullmatch(key) is not None
+
+
+def _money(value: Any) -> dict[str, Any]:
+    return {"amount": value.amount, "currency": value.currency}
+
+
+def _fields(state: OrderState | Any) -> dict[str, Any]:
+    created_at = timestamp(state.created_at)
+    return {
+        "customer_id": str(state.customer_id),
+        "status": state.status,
+        "lines": [
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "unit_price": _money(line.unit_price),
+                "quantity": line.quantity,
+                "line_total": _money(line.line_total),
+            }
+            for line in state.lines
+        ],
+        "total": _money(state.total),
+        "rejection_reason": state.rejection_reason,
+        "created_at": created_at,
+        "updated_at": timestamp(state.updated_at),
+        "sort_key": f"{created_at}|{state.order_id}",
+    }
+
+
+class OrderViewProjector:
+    def __init__(self, store: ReadStore) -> None:
+        self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
+
+    async def __call__(self, event: OrderState) -> None:
+        await apply_if_newer(
+            self._view, str(event.order_id), event.aggregate_version, _fields(event)
+        )
+
+
+class _StateOf:
+    """An order row seen as the state its events carry (for the rebuild)."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+class OrderViewSource:
+    """The orders as the write store knows them, shaped like the view's documents."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(orders))).scalar_one())
+
+    async def documents(self) -> AsyncIterator[dict[str, Any]]:
+        async with self._engine.connect() as conn:
+            async for row in await conn.stream(select(orders)):
+                order = order_from_row(row)
+                state = _StateOf(order_state(order))
+                yield {"_id": str(order.id), **_fields(state), "version": order.version}
+
+
+class OrderHistory:
+    """Queries of the view: one order, or pages newest first."""
+
+    def __init__(self, store: ReadStore) -> None:
+        self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
+
+    async def get(self, order_id: uuid.UUID) -> dict[str, Any] | None:
+        return await self._view.find_one({"_id": str(order_id)})
+
+    async def page(
+        self,
+        *,
+        customer_id: uuid.UUID | None,
+        status: str | None,
+        limit: int,
+        after: str | None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        query: dict[str, Any] = {}
+        if customer_id is not None:
+            query["customer_id"] = str(customer_id)
+        if status is not None:
+            query["status"] = status
+        if after is not None:
+            query["sort_key"] = {"$lt": after}
+        found = self._view.find(query).sort("sort_key", DESCENDING).limit(limit + 1)
+        page = [doc async for doc in found]
+        more = len(page) > limit
+        page = page[:limit]
+        return page, (encode_cursor(page[-1]["sort_key"]) if more and page else None)
