@@ -23,17 +23,10 @@ from shop_kernel.sql import create_engine
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_platform.contexts import CONTEXTS
 from shop_platform.projections import rebuild_views, views_of
-from shop_platform.testing import TEST_PASSWORD, eventually, new_admin, sign_in
+from shop_platform.testing import TEST_PASSWORD, eventually, new_admin, new_customer
 
 Client = AsyncTestClient[Litestar]
 PASSWORD = TEST_PASSWORD
-
-
-async def customer(client: Client) -> dict[str, str]:
-    address = f"cust-{uuid.uuid4().hex[:8]}@example.com"
-    made = await client.post("/users", json={"email": address, "password": PASSWORD, "name": "C"})
-    assert made.status_code == 201
-    return await sign_in(client, address)
 
 
 def new_sku() -> str:
@@ -63,7 +56,7 @@ async def test_admins_create_products_and_nobody_else_can(
     again = await shop_client.post("/products", json=product_body(sku), headers=boss)
     assert again.status_code == 409
     assert (await shop_client.post("/products", json=product_body(new_sku()))).status_code == 401
-    shopper = await customer(shop_client)
+    shopper = await new_customer(shop_client)
     assert (
         await shop_client.post("/products", json=product_body(new_sku()), headers=shopper)
     ).status_code == 403

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -58,6 +59,30 @@ async def shop_client(shop_app: Litestar) -> AsyncIterator[AsyncTestClient[Lites
 
 
 @pytest.fixture
+async def shop_server(shop_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app served by uvicorn on a local port: requests really run at once."""
+    import uvicorn  # noqa: PLC0415
+
+    config = uvicorn.Config(
+        shop_app, host="127.0.0.1", port=0, lifespan="on", log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # raises what stopped it
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
+    ) as client:
+        yield client
+    server.should_exit = True
+    await serving
+
+
+@pytest.fixture
 def shop_worker(shop_settings: Settings) -> Iterator[None]:
     """Every context's subscribers and projectors, and the relay, running in this process."""
     from dramatiq import Worker  # noqa: PLC0415
@@ -88,7 +113,7 @@ TEST_PASSWORD = "correct horse battery"  # noqa: S105 - a test account's, never 
 
 
 async def sign_in(
-    client: AsyncTestClient[Litestar], email: str, password: str = TEST_PASSWORD
+    client: httpx.AsyncClient, email: str, password: str = TEST_PASSWORD
 ) -> dict[str, str]:
     """The Authorization header of a fresh token for ``email``."""
     response = await client.post("/auth/token", json={"email": email, "password": password})
@@ -96,10 +121,20 @@ async def sign_in(
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-async def new_admin(client: AsyncTestClient[Litestar], settings: Settings) -> dict[str, str]:
+async def new_admin(client: httpx.AsyncClient, settings: Settings) -> dict[str, str]:
     """A new admin account, signed in."""
     from shop_platform.admins import create_admin  # noqa: PLC0415
 
     email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
     await create_admin(settings, email, TEST_PASSWORD)
+    return await sign_in(client, email)
+
+
+async def new_customer(client: httpx.AsyncClient) -> dict[str, str]:
+    """A new customer account (registered through the API), signed in."""
+    email = f"cust-{uuid.uuid4().hex[:10]}@example.com"
+    made = await client.post(
+        "/users", json={"email": email, "password": TEST_PASSWORD, "name": "C"}
+    )
+    assert made.status_code == 201, made.text
     return await sign_in(client, email)
