@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
+import signal
+import subprocess
+import time
+import uuid
 from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import psycopg
+from pymongo import MongoClient
+from redis import Redis
 
 from shop_kernel.embedded import EmbeddedServices
+from shop_kernel.migrations import upgrade
+from shop_kernel.sql import libpq_url
+from shop_platform.contexts import migration_targets
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_CPU = 0
+CLIENT_CPU = 1
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -29,3 +49,136 @@ def servers(tmp: Path) -> tuple[dict[str, str], EmbeddedServices]:
         "redis": env.get("SHOP_TEST_REDIS_URL") or urls["redis"],
         "mongodb": env.get("SHOP_TEST_MONGODB_URL") or urls["mongodb"],
     }, embedded
+
+
+def fresh_database(admin_url: str) -> tuple[str, str]:
+    """A new database, migrated to the head of every schema: (its name, its URL)."""
+    name = f"shop_bench_{uuid.uuid4().hex[:8]}"
+    admin = libpq_url(admin_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    upgrade(url, migration_targets())
+    return name, url
+
+
+def drop_databases(admin_url: str, mongodb_url: str, name: str) -> None:
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    mongo: MongoClient[dict[str, Any]] = MongoClient(mongodb_url)
+    try:
+        mongo.drop_database(name)
+    finally:
+        mongo.close()
+
+
+def claim_redis_database(server_url: str) -> tuple[Redis, str]:
+    """A Redis database (1..15) nobody else uses, claimed the way the test plugin claims one.
+
+    The server may be shared with test sessions running at the same time: flushing a fixed
+    index could wipe theirs, so take a free one and empty only that one afterwards.
+    """
+    server = server_url.rsplit("/", 1)[0] if server_url.count("/") > 2 else server_url
+    marker = f"shop:bench:{uuid.uuid4().hex}"
+    for index in random.sample(range(1, 16), 15):
+        client: Redis = Redis.from_url(f"{server}/{index}")
+        claimed = client.set("shop:test-session", marker, nx=True, ex=3600)
+        if claimed and client.dbsize() == 1:
+            return client, f"{server}/{index}"
+        if claimed:
+            client.delete("shop:test-session")
+        client.close()
+    raise RuntimeError(f"no free Redis database (1..15) on {server}")
+
+
+def pinning() -> bool:
+    return len(os.sched_getaffinity(0)) >= 2 and {SERVER_CPU, CLIENT_CPU} <= os.sched_getaffinity(0)
+
+
+def start_server(
+    database_url: str,
+    redis_url: str,
+    mongodb_url: str,
+    database: str,
+    data_dir: Path,
+    port: int,
+    *,
+    command: tuple[str, ...] = ("api",),
+    cpus: set[int] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``shop api`` (or another ``shop`` command) against these stores, logging to
+    ``<data_dir>/<command>.log``; pinned to ``cpus`` (default: SERVER_CPU, when pinning)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env.update(
+        SHOP_DATABASE_URL=database_url, SHOP_REDIS_URL=redis_url, SHOP_MONGODB_URL=mongodb_url,
+        SHOP_MONGODB_DATABASE=database, SHOP_DATA_DIR=str(data_dir), SHOP_LOG_LEVEL="WARNING",
+        SHOP_RATE_LIMIT_LOGIN_PER_MINUTE="10000", SHOP_RATE_LIMIT_REGISTER_PER_MINUTE="10000",
+        **(extra_env or {}),
+    )  # fmt: skip
+    argv = ["uv", "run", "--no-sync", "shop", *command]
+    if command == ("api",):
+        argv += ["--host", "127.0.0.1", "--port", str(port)]
+    previous = os.sched_getaffinity(0)
+    if pinning():
+        os.sched_setaffinity(0, cpus if cpus is not None else {SERVER_CPU})  # inherited at fork
+    try:
+        with (data_dir / f"{command[0]}.log").open("ab") as log:
+            return subprocess.Popen(
+                argv, cwd=ROOT, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
+def server_tree(server: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    root = psutil.Process(server.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def pin_tree(server: subprocess.Popen[bytes]) -> list[list[int]]:
+    """Pin every process of the server to SERVER_CPU (again: `uv run` may have started more)."""
+    affinities = []
+    for proc in server_tree(server):
+        if pinning():
+            proc.cpu_affinity([SERVER_CPU])
+        affinities.append(proc.cpu_affinity())
+    return affinities
+
+
+def server_cpu_seconds(server: subprocess.Popen[bytes]) -> float:
+    total = 0.0
+    for proc in server_tree(server):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> int | None:
+    if server.poll() is not None:
+        return server.returncode
+    server.send_signal(signal.SIGTERM)
+    try:
+        return server.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        return server.wait()
+
+
+async def wait_ready(client: httpx.AsyncClient, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the API exited with {server.returncode}:\n{tail}")
+        try:
+            if (await client.get("/health/ready")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the API was not ready within 120 s (log: {log})")

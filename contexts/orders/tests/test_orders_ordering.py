@@ -1,0 +1,151 @@
+"""The ordering use cases on fakes: catalog facts, ownership, bounded retries, preconditions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from shop_catalog.contract import Price, ProductFacts
+from shop_kernel.domain import ConcurrentChange, InvalidField, Money, PreconditionFailed
+from shop_orders.application.ordering import ATTEMPTS, Caller, Item, Ordering
+from shop_orders.application.ports import Orders, OrdersTransaction
+from shop_orders.domain.model import Order, OrderNotFound
+
+
+class FakeCatalog:
+    def __init__(self, *facts: ProductFacts) -> None:
+        self.facts = {fact.sku: fact for fact in facts}
+
+    async def products(self, skus: Iterable[str]) -> dict[str, ProductFacts]:
+        return {sku: self.facts[sku] for sku in skus if sku in self.facts}
+
+
+class FakeOrders:
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, Order] = {}
+        self.conflicts = 0  # how many saves still meet a concurrent change
+
+    async def lock(self, order_id: uuid.UUID) -> Order | None:
+        stored = self.rows.get(order_id)
+        if stored is None:
+            return None
+        return Order(
+            id=stored.id, customer_id=stored.customer_id, currency=stored.currency,
+            status=stored.status, lines=dict(stored.lines), version=stored.version,
+        )  # fmt: skip
+
+    async def add(self, order: Order) -> None:
+        order.saved_as(1)
+        self.rows[order.id] = order
+
+    async def save(self, order: Order) -> None:
+        if self.conflicts:
+            self.conflicts -= 1
+            raise ConcurrentChange(str(order.id))
+        order.saved_as(order.version + 1)
+        self.rows[order.id] = order
+
+
+class FakeTransaction:
+    def __init__(self, orders: FakeOrders) -> None:
+        self._orders = orders
+        self.commits = 0
+
+    @property
+    def orders(self) -> Orders:
+        return self._orders
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+
+MUG = ProductFacts(sku="MUG-1", name="Mug", price=Price(1250, "EUR"), is_active=True)
+OLD = ProductFacts(sku="OLD-1", name="Old", price=Price(100, "EUR"), is_active=False)
+ME, OTHER = Caller(uuid.uuid4()), Caller(uuid.uuid4())
+
+
+@pytest.fixture
+def store() -> FakeOrders:
+    return FakeOrders()
+
+
+@pytest.fixture
+def ordering(store: FakeOrders) -> Ordering:
+    @asynccontextmanager
+    async def transaction() -> AsyncIterator[OrdersTransaction]:
+        yield FakeTransaction(store)
+
+    return Ordering(transaction, FakeCatalog(MUG, OLD), "EUR")
+
+
+async def test_items_are_priced_by_the_catalog_and_refusals_name_the_item(
+    ordering: Ordering,
+) -> None:
+    order = await ordering.create(ME, [Item("MUG-1", 2), Item("MUG-1", 1)])
+    assert order.lines["MUG-1"].quantity == 3
+    assert order.total == Money(3750, "EUR")
+    for items, field in (
+        ([Item("MUG-1", 1), Item("OLD-1", 1)], "items[1].sku"),
+        ([Item("NOPE-1", 1)], "items[0].sku"),
+        ([Item("MUG-1", 0)], "items[0].quantity"),
+    ):
+        with pytest.raises(InvalidField) as refused:
+            await ordering.create(ME, items)
+        assert refused.value.field == field
+
+
+async def test_a_change_meeting_concurrent_changes_is_retried_then_refused(
+    ordering: Ordering, store: FakeOrders
+) -> None:
+    order = await ordering.create(ME)
+    store.conflicts = ATTEMPTS - 1
+    changed = await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=None)
+    assert changed.lines["MUG-1"].quantity == 1  # the last attempt succeeded
+    store.conflicts = ATTEMPTS
+    with pytest.raises(ConcurrentChange):
+        await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=None)
+    assert store.rows[order.id].lines["MUG-1"].quantity == 1  # nothing of it applied
+
+
+async def test_with_an_expected_version_there_is_no_retry_and_a_stale_one_fails(
+    ordering: Ordering, store: FakeOrders
+) -> None:
+    order = await ordering.create(ME)
+    with pytest.raises(PreconditionFailed):
+        await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=7)
+    store.conflicts = 1
+    with pytest.raises(ConcurrentChange):
+        await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=1)
+    assert store.rows[order.id].version == 1
+    assert store.rows[order.id].lines == {}
+
+
+async def test_only_the_customer_changes_an_order_and_an_admin_may_cancel_it(
+    ordering: Ordering,
+) -> None:
+    order = await ordering.create(ME, [Item("MUG-1", 1)])
+    admin = Caller(uuid.uuid4(), is_admin=True)
+    for caller in (OTHER, admin):
+        with pytest.raises(OrderNotFound):
+            await ordering.add_item(caller, order.id, Item("MUG-1", 1), expected_version=None)
+        with pytest.raises(OrderNotFound):
+            await ordering.confirm(caller, order.id, expected_version=None)
+    with pytest.raises(OrderNotFound):
+        await ordering.cancel(OTHER, order.id, expected_version=None)
+    assert (await ordering.cancel(admin, order.id, expected_version=None)).status == "cancelled"
+
+
+async def test_saga_outcomes_for_unknown_orders_are_ignored_and_late_news_changes_nothing(
+    ordering: Ordering, store: FakeOrders
+) -> None:
+    assert await ordering.stock_reserved(uuid.uuid4()) is None
+    order = await ordering.create(ME, [Item("MUG-1", 1)])
+    await ordering.confirm(ME, order.id, expected_version=None)
+    await ordering.cancel(ME, order.id, expected_version=None)
+    late = await ordering.stock_reserved(order.id)
+    assert late is not None
+    assert late.status == "cancelled"
+    assert store.rows[order.id].status == "cancelled"
