@@ -9,7 +9,7 @@ saga handlers, projectors) runs unpinned, and this load generator is pinned to C
 1. `POST /orders/{id}/items`: ``--clients`` closed-loop clients, each on its own draft (a new
    draft, untimed, every 200 additions), adding one of 50 products; latency per request.
 2. Checkout: ``--checkout-clients`` customers at a time create an order with 3 items and
-   confirm it, then poll `GET /orders/{id}` every 5 ms; the time from sending the confirm to
+   confirm it, then poll `GET /orders/{id}` every 10 ms; the time from sending the confirm to
    the first read showing `confirmed`.
 
 Reports numbers; it asserts nothing about speed.
@@ -22,6 +22,8 @@ import asyncio
 import json
 import os
 import random
+import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -38,6 +40,7 @@ from perf_support import (
     pin_tree,
     pinning,
     server_cpu_seconds,
+    server_tree,
     servers,
     start_server,
     stop_server,
@@ -139,18 +142,27 @@ async def checkouts(
             confirm_calls.append(time.perf_counter() - started)
             status = placed.json().get("status", f"http-{placed.status_code}")
             deadline = started + 30
-            while status == "pending" and time.perf_counter() < deadline:
-                await asyncio.sleep(0.005)
+            # The view may still show the draft, or nothing yet: wait for the outcome.
+            while status in {"pending", "draft"} and time.perf_counter() < deadline:
+                await asyncio.sleep(0.01)
                 shown = await client.get(f"/orders/{order['id']}", headers=who)
-                status = (
-                    shown.json().get("status", "pending") if shown.status_code == 200 else "pending"
-                )
+                status = shown.json()["status"] if shown.status_code == 200 else "pending"
             outcomes[status] = outcomes.get(status, 0) + 1
             if status == "confirmed":
                 to_visible.append(time.perf_counter() - started)
 
     await asyncio.gather(*(shopper_loop(w, random.Random(i)) for i, w in enumerate(shoppers)))
     return to_visible, confirm_calls, outcomes
+
+
+def profile(api: subprocess.Popen[bytes], path: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the API's Python process, as collapsed stacks (flamegraph input)."""
+    python = server_tree(api)[-1]  # uv, then the Python process it started
+    return subprocess.Popen(
+        ["py-spy", "record", "--pid", str(python.pid), "--format", "raw", "--output", str(path),
+         "--rate", "200", "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 async def bench(
@@ -169,7 +181,11 @@ async def bench(
         shoppers = await customers(client, args.clients)
         await cart_edits(client, shoppers, skus, args.clients * 10)  # warm-up, not counted
         cpu_before = server_cpu_seconds(api)
+        profiler = profile(api, args.profile) if args.profile else None
         latencies, errors, seconds = await cart_edits(client, shoppers, skus, args.requests)
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(60)
         api_cpu = server_cpu_seconds(api) - cpu_before
         await asyncio.sleep(2)  # let the worker catch up on the projections of the edits
         visible, confirm_calls, outcomes = await checkouts(
@@ -197,7 +213,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--checkouts", type=int, default=100)
-    parser.add_argument("--checkout-clients", type=int, default=4)
+    parser.add_argument("--checkout-clients", type=int, default=2)
+    parser.add_argument(
+        "--profile", type=Path, help="write py-spy's collapsed stacks of the API here"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         urls, embedded = servers(Path(tmp))

@@ -126,7 +126,7 @@ class OrdersController(Controller):
         self,
         request: Request[Principal, Any, Any],
         ordering: NamedDependency[Ordering],
-        data: JSONBody[NewOrder] | None = None,
+        data: JSONBody[NewOrder | None] = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OrderOut]:
         """Start a draft, optionally with items (priced from the catalog, never the client)."""
@@ -140,8 +140,8 @@ class OrdersController(Controller):
         *,
         request: Request[Principal, Any, Any],
         history: NamedDependency[OrderHistory],
-        status: StatusName | None = None,
-        customer_id: uuid.UUID | None = None,
+        status: Annotated[StatusName | None, QueryParameter()] = None,
+        customer_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> OrderPage:
