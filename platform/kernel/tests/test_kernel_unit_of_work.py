@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.testing.plugin import MakeDatabase
-from shop_kernel.unit_of_work import UnitOfWork, UnitOfWorkNotStarted, joined
+from shop_kernel.unit_of_work import UnitOfWork, UnitOfWorkNotStarted, joined, separately
 
 
 @pytest.fixture
@@ -106,3 +106,16 @@ async def test_a_joined_unit_that_fails_undoes_only_its_own_work(engine: AsyncEn
                 await uow.connection.execute(text("INSERT INTO shelf VALUES ('y')"))
         await outer.commit()
     assert await names(engine) == ["kept"]  # 'y' was never committed by its unit
+
+
+async def test_a_separate_unit_inside_a_joined_block_commits_on_its_own(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as outer:
+        await outer.begin()
+        with joined(outer), separately():
+            async with UnitOfWork(engine) as uow:
+                await uow.connection.execute(text("INSERT INTO shelf VALUES ('sent')"))
+                await uow.commit()
+        await outer.rollback()
+    assert await names(engine) == ["sent"]

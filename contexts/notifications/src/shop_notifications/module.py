@@ -2,11 +2,67 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+import punq
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shop_kernel.messaging.subscriptions import subscribe
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
-from shop_notifications.adapters.sql import metadata
+from shop_kernel.settings import Settings
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_notifications.adapters.compose import TemplateComposer
+from shop_notifications.adapters.http import NotificationsController
+from shop_notifications.adapters.mail import FileMailer, SmtpMailer, SmtpServer
+from shop_notifications.adapters.sql import DeliveryLog, metadata, sql_transactions
+from shop_notifications.adapters.subscriptions import KeepRecipient, OrderMail, Welcome
+from shop_notifications.application.mailing import Mailing
+from shop_notifications.application.ports import Mailer
+from shop_orders.contract import OrderCancelled, OrderConfirmed, OrderRejected
+from shop_users.contract import (
+    UserDeactivated,
+    UserErased,
+    UserProfileChanged,
+    UserReactivated,
+    UserRegistered,
+    UserRoleChanged,
+)
+
+
+def mailer(settings: Settings) -> Mailer:
+    """SMTP when ``SHOP_SMTP_URL`` is set; else ``.eml`` files under ``$SHOP_DATA_DIR/mail``."""
+    if settings.smtp_url is None:
+        return FileMailer(Path(settings.data_dir) / "mail", settings.mail_from)
+    server = SmtpServer.from_url(settings.smtp_url)
+    return SmtpMailer(server, settings.mail_from, settings.smtp_timeout_s)
+
+
+def register(container: punq.Container, settings: Settings) -> None:
+    resolve = container.resolve  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    transactions = sql_transactions(lambda: resolve(UnitOfWork))  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
+    composer = TemplateComposer(
+        shop_name=settings.shop_name, sender=settings.mail_from, locale=settings.mail_locale,
+        subjects={
+            "welcome": settings.mail_subject_welcome,
+            "order_confirmed": settings.mail_subject_order_confirmed,
+            "order_rejected": settings.mail_subject_order_rejected,
+            "order_cancelled": settings.mail_subject_order_cancelled,
+        },
+    )  # fmt: skip
+    # A second delivery of the same event waits this long for a send in flight to finish.
+    lease = timedelta(seconds=settings.smtp_timeout_s * 2)
+    container.register(
+        Mailing, instance=Mailing(transactions, composer, mailer(settings), lease=lease)
+    )
+    container.register(DeliveryLog, instance=DeliveryLog(resolve(AsyncEngine)))
+
+
+# Every change of an account keeps its address current (an erasure forgets it).
+ACCOUNT_CHANGES = (
+    UserProfileChanged, UserRoleChanged, UserDeactivated, UserReactivated, UserErased,
+)  # fmt: skip
 
 module = ContextModule(
     name="notifications",
@@ -15,4 +71,13 @@ module = ContextModule(
         metadata=metadata,
         script_location=Path(__file__).parent / "migrations",
     ),
+    register=register,
+    route_handlers=[NotificationsController],
+    subscriptions=[
+        subscribe(UserRegistered, Welcome),
+        *(subscribe(event, KeepRecipient) for event in ACCOUNT_CHANGES),
+        subscribe(OrderConfirmed, OrderMail),
+        subscribe(OrderRejected, OrderMail),
+        subscribe(OrderCancelled, OrderMail),
+    ],
 )

@@ -41,6 +41,10 @@ def env_name(field: str) -> str:
     return f"{PREFIX}{field.upper()}"
 
 
+_Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+_PLACEHOLDER = re.compile(r"{([^{}]*)}")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the service reads from its environment. Unset service URLs mean embedded."""
 
@@ -85,8 +89,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Requests per minute and client address to POST /auth/token and to POST /users.
     rate_limit_login_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
     rate_limit_register_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
+    # Email: the shop's name in mails, the sender, the locale money is written in, how long
+    # one SMTP exchange may take, and each subject line ({shop_name}, {order_id} filled in).
+    shop_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "Shop"
+    mail_from: Annotated[str, msgspec.Meta(min_length=3, max_length=320)] = "Shop <shop@localhost>"
+    mail_locale: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")] = "en"
+    smtp_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 30.0
+    mail_subject_welcome: _Subject = "Welcome to {shop_name}"
+    mail_subject_order_confirmed: _Subject = "Your order {order_id} is confirmed"
+    mail_subject_order_rejected: _Subject = "Your order {order_id} could not be placed"
+    mail_subject_order_cancelled: _Subject = "Your order {order_id} is cancelled"
 
     def __post_init__(self) -> None:
+        self._check_subjects()
         for field, schemes in _URL_SCHEMES.items():
             value: str | None = getattr(self, field)
             if value is not None and not value.startswith(schemes):
@@ -94,6 +109,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                     f"{env_name(field)}: must start with one of {', '.join(schemes)}, "
                     f"got {_shown(field, value)}"
                 )
+
+    def _check_subjects(self) -> None:
+        for template in ("welcome", "order_confirmed", "order_rejected", "order_cancelled"):
+            field = f"mail_subject_{template}"
+            subject: str = getattr(self, field)
+            names = set(_PLACEHOLDER.findall(subject))
+            allowed = {"shop_name"} if template == "welcome" else {"shop_name", "order_id"}
+            if not names <= allowed or "\n" in subject or "\r" in subject:
+                raise SettingsError(
+                    f"{env_name(field)}: one line; placeholders only "
+                    f"{', '.join('{' + n + '}' for n in sorted(allowed))}"
+                )
+            if template != "welcome" and "order_id" not in names:
+                raise SettingsError(f"{env_name(field)}: must name the order with {{order_id}}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

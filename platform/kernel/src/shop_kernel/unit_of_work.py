@@ -44,6 +44,17 @@ def joined(connection: AsyncConnection) -> Generator[None]:
         _joined.reset(token)
 
 
+@contextmanager
+def separately() -> Generator[None]:
+    """Units of work opened in this block commit on their own, even inside :func:`joined`: for
+    work whose outside effect (an email sent) must be recorded before and after it happens."""
+    token = _joined.set(None)
+    try:
+        yield
+    finally:
+        _joined.reset(token)
+
+
 def transactions(
     unit_of_work: Callable[[], UnitOfWork], wrap: Callable[[UnitOfWork], T]
 ) -> Callable[[], AbstractAsyncContextManager[T]]:

@@ -1,7 +1,212 @@
-"""SQLAlchemy Core tables of the ``notifications`` schema."""
+"""SQLAlchemy Core tables of the ``notifications`` schema, and the repositories over them."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shop_kernel.sql import update_versioned
+from shop_kernel.unit_of_work import UnitOfWork, transactions
+from shop_notifications.application.ports import (
+    Deliveries,
+    NotificationsUnitOfWork,
+    Recipient,
+    Recipients,
+)
+from shop_notifications.domain.model import Delivery, Template
 
 metadata = MetaData(schema="notifications")
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("event_id", Uuid, nullable=False),
+    Column("template", Text, nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("recipient", Text, nullable=True),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    UniqueConstraint("event_id", "template", name="deliveries_once_per_event"),
+    CheckConstraint("status IN ('pending', 'sent', 'failed')", name="deliveries_status_known"),
+    Index("deliveries_newest", "created_at", "id"),
+    Index("deliveries_by_recipient", "recipient", "created_at", "id"),
+    Index("deliveries_by_user", "user_id"),
+)
+
+# Who each customer is to the mails, from the users' events (newest version wins).
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("email", Text, nullable=True),
+    Column("name", Text, nullable=True),
+    Column("erased", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+
+def _delivery(row: Row[Any]) -> Delivery:
+    return Delivery(
+        id=row.id, event_id=row.event_id, template=row.template, user_id=row.user_id,
+        recipient=row.recipient, status=row.status, attempts=row.attempts,
+        last_error=row.last_error, lease_until=row.lease_until, created_at=row.created_at,
+        sent_at=row.sent_at, version=row.version,
+    )  # fmt: skip
+
+
+def _values(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "recipient": delivery.recipient,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+        "lease_until": delivery.lease_until,
+        "sent_at": delivery.sent_at,
+    }
+
+
+class SqlDeliveries:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def claim(self, event_id: uuid.UUID, template: Template, user_id: uuid.UUID) -> Delivery:
+        new = Delivery.of(event_id, template, user_id)
+        await self._uow.connection.execute(
+            insert(deliveries)
+            .values(
+                id=new.id,
+                event_id=event_id,
+                template=template,
+                user_id=user_id,
+                created_at=new.created_at,
+                version=1,
+                **_values(new),
+            )
+            .on_conflict_do_nothing(constraint="deliveries_once_per_event")
+        )
+        row = (await self._uow.connection.execute(
+            select(deliveries)
+            .where(deliveries.c.event_id == event_id, deliveries.c.template == template)
+            .with_for_update()
+        )).one()  # fmt: skip
+        return _delivery(row)
+
+    async def lock(self, delivery_id: uuid.UUID) -> Delivery:
+        row = (await self._uow.connection.execute(
+            select(deliveries).where(deliveries.c.id == delivery_id).with_for_update()
+        )).one()  # fmt: skip
+        return _delivery(row)
+
+    async def of_user(self, user_id: uuid.UUID) -> list[Delivery]:
+        rows = await self._uow.connection.execute(
+            select(deliveries)
+            .where(deliveries.c.user_id == user_id)
+            .order_by(deliveries.c.id)
+            .with_for_update()
+        )
+        return [_delivery(row) for row in rows]
+
+    async def save(self, delivery: Delivery) -> None:
+        await update_versioned(
+            self._uow.connection, deliveries, deliveries.c.id == delivery.id, delivery,
+            _values(delivery), name=str(delivery.id),
+        )  # fmt: skip
+
+
+class SqlRecipients:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def remember(self, recipient: Recipient) -> None:
+        values = {
+            "user_id": recipient.user_id, "email": recipient.email, "name": recipient.name,
+            "erased": recipient.erased, "version": recipient.version,
+        }  # fmt: skip
+        statement = insert(recipients).values(values)
+        await self._uow.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[recipients.c.user_id],
+                set_={k: statement.excluded[k] for k in ("email", "name", "erased", "version")},
+                # Newer news only, and an erasure is final whatever follows.
+                where=(recipients.c.version < statement.excluded.version) & ~recipients.c.erased,
+            )
+        )
+
+    async def get(self, user_id: uuid.UUID) -> Recipient | None:
+        row = (await self._uow.connection.execute(
+            select(recipients).where(recipients.c.user_id == user_id)
+        )).first()  # fmt: skip
+        if row is None:
+            return None
+        return Recipient(row.user_id, row.email, row.name, row.erased, row.version)
+
+
+class SqlNotificationsTransaction:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self._deliveries = SqlDeliveries(uow)
+        self._recipients = SqlRecipients(uow)
+
+    @property
+    def deliveries(self) -> Deliveries:
+        return self._deliveries
+
+    @property
+    def recipients(self) -> Recipients:
+        return self._recipients
+
+    async def commit(self) -> None:
+        await self._uow.commit()
+
+
+def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> NotificationsUnitOfWork:
+    return transactions(unit_of_work, SqlNotificationsTransaction)
+
+
+class DeliveryLog:
+    """The admin's view of the deliveries, newest first (from the write store)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def page(
+        self, *, recipient: str | None, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> tuple[list[Row[Any]], tuple[datetime, uuid.UUID] | None]:
+        query = select(deliveries)
+        if recipient is not None:
+            query = query.where(deliveries.c.recipient == recipient.lower())
+        if after is not None:
+            query = query.where(tuple_(deliveries.c.created_at, deliveries.c.id) < after)
+        query = query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
+        async with self._engine.connect() as conn:
+            rows = list(await conn.execute(query.limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, ((rows[-1].created_at, rows[-1].id) if more and rows else None)

@@ -1,0 +1,127 @@
+"""Sending the email an event calls for: once, recorded before and after, never to the erased.
+
+Each send runs in its own transactions (not the event delivery's): the attempt is committed
+before the mail leaves and the outcome after, so a crash in between is visible and retried.
+A transient failure is recorded and raised again, so the backbone retries the event with
+back-off; a permanent one is recorded as ``failed`` and the event counts as handled.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from shop_kernel.domain import Conflict
+from shop_kernel.log import get_logger
+from shop_kernel.unit_of_work import separately
+from shop_notifications.application.ports import (
+    Composer,
+    Mailer,
+    NotificationsUnitOfWork,
+    PermanentFailure,
+    Recipient,
+    TransientFailure,
+)
+from shop_notifications.domain.model import ERASED, Delivery, Template
+
+log = get_logger(__name__)
+
+
+class RecipientUnknown(Conflict):
+    """The customer's account has not reached notifications yet; the event is retried."""
+
+    def __init__(self, user_id: uuid.UUID) -> None:
+        super().__init__("the recipient is not known yet", user_id=str(user_id))
+
+
+class Mailing:
+    def __init__(
+        self,
+        transaction: NotificationsUnitOfWork,
+        composer: Composer,
+        mailer: Mailer,
+        *,
+        lease: timedelta,
+    ) -> None:
+        self._transaction = transaction
+        self._composer = composer
+        self._mailer = mailer
+        self._lease = lease
+
+    async def remember(self, recipient: Recipient) -> None:
+        with separately():
+            async with self._transaction() as tx:
+                await tx.recipients.remember(recipient)
+                await tx.commit()
+
+    async def forget(self, recipient: Recipient) -> None:
+        """An erased account: no address kept anywhere, and nothing more sent to it."""
+        with separately():
+            async with self._transaction() as tx:
+                await tx.recipients.remember(recipient)
+                for delivery in await tx.deliveries.of_user(recipient.user_id):
+                    delivery.forget_recipient()
+                    await tx.deliveries.save(delivery)
+                await tx.commit()
+
+    async def send(
+        self,
+        event_id: uuid.UUID,
+        template: Template,
+        user_id: uuid.UUID,
+        facts: Mapping[str, Any],
+    ) -> str:
+        """Send the mail ``template`` for the event to the user; return the delivery's status."""
+        with separately():
+            return await self._send(event_id, template, user_id, facts)
+
+    async def _send(
+        self, event_id: uuid.UUID, template: Template, user_id: uuid.UUID, facts: Mapping[str, Any]
+    ) -> str:
+        async with self._transaction() as tx:
+            delivery = await tx.deliveries.claim(event_id, template, user_id)
+            if delivery.settled:
+                return delivery.status  # sent (or failed) before: never again
+            recipient = await tx.recipients.get(user_id)
+            if recipient is None:
+                raise RecipientUnknown(user_id)
+            if recipient.erased or recipient.email is None:
+                delivery.forget_recipient()
+                await tx.deliveries.save(delivery)
+                await tx.commit()
+                return delivery.status
+            delivery.attempt(recipient.email, lease=self._lease)
+            await tx.deliveries.save(delivery)
+            await tx.commit()
+        mail = self._composer.compose(delivery, recipient, facts)
+        try:
+            await self._mailer.send(mail)
+        except PermanentFailure as failure:
+            error = str(failure)
+            await self._settle(delivery.id, lambda d: d.failed(error))
+            log.warning(
+                "email refused for good", delivery_id=str(delivery.id), template=template,
+                error=error,
+            )  # fmt: skip
+            return "failed"
+        except TransientFailure as failure:
+            error = str(failure)
+            await self._settle(delivery.id, lambda d: d.failed_for_now(error))
+            log.info(
+                "email not sent yet; retried later", delivery_id=str(delivery.id),
+                template=template, attempts=delivery.attempts, error=error,
+            )  # fmt: skip
+            raise
+        await self._settle(delivery.id, Delivery.sent)
+        return "sent"
+
+    async def _settle(self, delivery_id: uuid.UUID, outcome: Callable[[Delivery], None]) -> None:
+        async with self._transaction() as tx:
+            delivery = await tx.deliveries.lock(delivery_id)
+            if delivery.recipient is None and delivery.last_error == ERASED:
+                return  # erased while it was being sent: the erasure stands
+            outcome(delivery)
+            await tx.deliveries.save(delivery)
+            await tx.commit()

@@ -1,0 +1,87 @@
+"""What the notification use cases need from the outside world."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shop_notifications.domain.model import Delivery, Template
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a customer is to the mails: kept from the users' events, newest version wins."""
+
+    user_id: uuid.UUID
+    email: str | None
+    name: str | None
+    erased: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class Mail:
+    message_id: str
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+class TransientFailure(Exception):
+    """The mail may go through later (connection refused, timeout, a 4xx reply)."""
+
+
+class PermanentFailure(Exception):
+    """The mail will never go through as it is (a 5xx reply, a refused recipient)."""
+
+
+class Mailer(Protocol):
+    async def send(self, mail: Mail) -> None:
+        """Hand ``mail`` over, or raise TransientFailure or PermanentFailure."""
+        ...
+
+
+class Composer(Protocol):
+    def compose(
+        self, delivery: Delivery, recipient: Recipient, facts: Mapping[str, Any]
+    ) -> Mail: ...
+
+
+class Deliveries(Protocol):
+    async def claim(self, event_id: uuid.UUID, template: Template, user_id: uuid.UUID) -> Delivery:
+        """The delivery of (event, template), created if new, locked until the end."""
+        ...
+
+    async def lock(self, delivery_id: uuid.UUID) -> Delivery: ...
+
+    async def of_user(self, user_id: uuid.UUID) -> list[Delivery]:
+        """Every delivery to the user, locked."""
+        ...
+
+    async def save(self, delivery: Delivery) -> None: ...
+
+
+class Recipients(Protocol):
+    async def remember(self, recipient: Recipient) -> None:
+        """Keep ``recipient`` unless a newer version is known; an erasure is final."""
+        ...
+
+    async def get(self, user_id: uuid.UUID) -> Recipient | None: ...
+
+
+class NotificationsTransaction(Protocol):
+    @property
+    def deliveries(self) -> Deliveries: ...
+
+    @property
+    def recipients(self) -> Recipients: ...
+
+    async def commit(self) -> None: ...
+
+
+class NotificationsUnitOfWork(Protocol):
+    def __call__(self) -> AbstractAsyncContextManager[NotificationsTransaction]: ...
