@@ -9,6 +9,7 @@ import msgspec
 import punq
 import pytest
 from litestar import Litestar, post
+from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,7 +39,9 @@ async def engine(make_database: MakeDatabase) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def client(engine: AsyncEngine) -> AsyncIterator[AsyncTestClient[Litestar]]:
     @post("/shelves", middleware=[idempotent])
-    async def add_shelf(data: Shelf, idempotency_key: IdempotencyKey = None) -> dict[str, str]:
+    async def add_shelf(
+        data: JSONBody[Shelf], idempotency_key: IdempotencyKey = None
+    ) -> dict[str, str]:
         async with UnitOfWork(engine) as uow:
             await uow.connection.execute(text("INSERT INTO shelf VALUES (:n)"), {"n": data.name})
             await uow.commit()
