@@ -36,6 +36,7 @@ from shop_platform.contexts import CONTEXTS, migration_targets
 from shop_platform.health import Readiness, refresh_backbone_gauges, store_checks
 from shop_platform.http.health import HealthController
 from shop_platform.http.problems import EXCEPTION_HANDLERS  # pyright: ignore[reportUnknownVariableType]
+from shop_platform.http.content_type import require_json
 from shop_platform.http.request_context import request_context_middleware
 from shop_platform.resources import Resources, open_resources
 
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig())],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.request_max_body_size,
+        before_request=require_json,
         logging_config=None,  # configure_logging owns the log format
         openapi_config=OpenAPIConfig(
             title="Shop",

@@ -1,0 +1,127 @@
+"""Bad bodies on every route that takes one: always a 4xx problem, never a 5xx (API.md).
+
+The routes come from the app's route table (a handler with a ``data`` parameter), each called
+by a role that may call it, so that the body is really read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
+from route_matrix import MATRIX, ROLES, Role, World
+
+from shop_kernel.settings import Settings
+
+Client = AsyncTestClient[Litestar]
+MiB = 1024 * 1024
+
+
+def body_routes(app: Litestar) -> set[tuple[str, str]]:
+    return {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for handler in route.route_handlers
+        if "data" in handler.parsed_fn_signature.parameters
+        for method in handler.http_methods
+        if method not in {"OPTIONS", "HEAD"}
+    }
+
+
+# Checked against the route table below, so a new route with a body must join the table.
+BODY_ROUTES = [
+    ("PATCH", "/products/{sku:str}"),
+    ("PATCH", "/users/me"),
+    ("PATCH", "/users/{user_id:uuid}"),
+    ("POST", "/auth/token"),
+    ("POST", "/orders"),
+    ("POST", "/orders/{order_id:str}/items"),
+    ("POST", "/products"),
+    ("POST", "/products/{sku:str}/stock"),
+    ("POST", "/users"),
+    ("POST", "/users/me/password"),
+    ("PUT", "/orders/{order_id:str}/items/{sku:str}"),
+]
+
+
+def allowed_role(expected: dict[Role, int]) -> Role:
+    return next(role for role in ("owner", "admin", "other", *ROLES) if expected[role] < 300)
+
+
+def wrong_types(valid: dict[str, Any]) -> list[dict[str, Any]]:
+    """The valid body with one field of the wrong type each time."""
+    variants = []
+    for key, value in valid.items():
+        for wrong in ([], {"x": 1}, "text", 1.5, True):
+            if type(wrong) is not type(value):
+                variants.append({**valid, key: wrong})
+                break
+    return variants
+
+
+def long_strings(valid: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{**valid, key: "x" * 1_000_000} for key, v in valid.items() if isinstance(v, str)]
+
+
+def nested(depth: int) -> bytes:
+    return b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_the_bad_input_table_covers_every_route_with_a_body(shop_app: Litestar) -> None:
+    assert body_routes(shop_app) == set(BODY_ROUTES)
+
+
+@pytest.mark.parametrize(("method", "route"), BODY_ROUTES, ids=str)
+async def test_bad_bodies_get_a_problem_never_a_server_error(
+    shop_client: Client, shop_settings: Settings, method: str, route: str
+) -> None:
+    rule = MATRIX[(method, route)]
+    world = World(shop_client, shop_settings)
+    await world.enter()
+    role = allowed_role(rule.expected)
+    targets = await world.targets()
+    optional_body = rule.body(targets) is None  # POST /orders: no body (or null) is no items
+    valid = rule.body(targets) or {}
+    headers = {**world.headers[role], "Content-Type": "application/json"}
+    raw_cases: list[tuple[str, bytes, dict[str, str]]] = [
+        ("malformed JSON", b'{"a": ', headers),
+        ("not an object", b"[1, 2, 3]", headers),
+        ("deeply nested", nested(100_000), headers),
+        ("over 1 MiB", b'{"a": "' + b"x" * (MiB + 10) + b'"}', headers),
+        ("an unknown field", json.dumps({**valid, "zzz_unknown": 1}).encode(), headers),
+        ("text/plain", json.dumps(valid).encode(), {**headers, "Content-Type": "text/plain"}),
+    ]  # fmt: skip
+    if not optional_body:
+        raw_cases.append(("null", b"null", headers))
+    strings = [k for k, v in valid.items() if isinstance(v, str)]
+    integers = [k for k, v in valid.items() if isinstance(v, int) and not isinstance(v, bool)]
+    if strings:
+        poisoned = {**valid, **dict.fromkeys(strings, "a\x00b")}
+        raw_cases.append(("a null byte", json.dumps(poisoned).encode(), headers))
+    if integers:
+        huge = {**valid, **dict.fromkeys(integers, 2**64)}
+        raw_cases.append(("a 65-bit integer", json.dumps(huge).encode(), headers))
+    raw_cases += [(f"wrong type {v}", json.dumps(v).encode(), headers) for v in wrong_types(valid)]
+    raw_cases += [("1 MB string", json.dumps(v).encode(), headers) for v in long_strings(valid)]
+    if valid:
+        raw_cases.append(("missing fields", b"{}", headers))
+    answers: dict[str, int] = {}
+    for name, content, sent_headers in raw_cases:
+        response = await shop_client.request(
+            method, rule.path(targets), content=content, headers=sent_headers
+        )
+        answers[name] = response.status_code
+        assert response.status_code < 500, (name, response.text[:300])
+        if response.status_code >= 400:
+            assert response.headers["content-type"].startswith("application/problem+json"), name
+    # Every case but "missing fields" (a route whose fields are all optional takes {}) is a
+    # body the route cannot take.
+    accepted = {n: code for n, code in answers.items() if code < 400 and n != "missing fields"}
+    assert accepted == {}, accepted
+    assert answers["over 1 MiB"] == 413
+    assert answers["text/plain"] == 415
