@@ -34,9 +34,9 @@ from shop_platform.admins import ensure_admin
 from shop_platform.container import build_container
 from shop_platform.contexts import CONTEXTS, migration_targets
 from shop_platform.health import Readiness, refresh_backbone_gauges, store_checks
+from shop_platform.http.content_type import require_json
 from shop_platform.http.health import HealthController
 from shop_platform.http.problems import EXCEPTION_HANDLERS  # pyright: ignore[reportUnknownVariableType]
-from shop_platform.http.content_type import require_json
 from shop_platform.http.request_context import request_context_middleware
 from shop_platform.resources import Resources, open_resources
 
