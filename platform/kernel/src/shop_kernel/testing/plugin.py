@@ -12,6 +12,7 @@ import os
 import random
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -19,9 +20,11 @@ from psycopg import sql
 from pymongo import MongoClient
 from redis import Redis
 
-from shop_kernel.embedded import EmbeddedServices
-from shop_kernel.migrations import MigrationTarget, upgrade
-from shop_kernel.sql import libpq_url, normalise_database_url
+if TYPE_CHECKING:
+    from shop_kernel.migrations import MigrationTarget
+
+# The service's own modules are imported inside the fixtures: this plugin is loaded before
+# coverage starts, and whatever it imported at load time would count as never run.
 
 TEST_DATABASE_URL = "SHOP_TEST_DATABASE_URL"
 TEST_REDIS_URL = "SHOP_TEST_REDIS_URL"
@@ -42,6 +45,8 @@ def _configured_or_embedded(
     if configured:
         yield configured
         return
+    from shop_kernel.embedded import EmbeddedServices  # noqa: PLC0415
+
     with EmbeddedServices(
         tmp_path_factory.mktemp("embedded"),
         postgres=service == "postgres",
@@ -58,6 +63,8 @@ def _configured_or_embedded(
 def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A URL of a database to connect to while tests make their own databases beside it."""
     for url in _configured_or_embedded(tmp_path_factory, TEST_DATABASE_URL, "postgres"):
+        from shop_kernel.sql import normalise_database_url  # noqa: PLC0415
+
         yield normalise_database_url(url)
 
 
@@ -66,6 +73,9 @@ def make_database(postgres_server_url: str) -> Iterator[MakeDatabase]:
     """``make_database(targets=())`` creates an empty database, migrates ``targets`` into it
     and returns its URL. Every database made is dropped when the session ends."""
     made: list[str] = []
+    from shop_kernel.migrations import upgrade  # noqa: PLC0415
+    from shop_kernel.sql import libpq_url  # noqa: PLC0415
+
     admin_url = libpq_url(postgres_server_url)
     base = postgres_server_url.rsplit("/", 1)[0]
 
