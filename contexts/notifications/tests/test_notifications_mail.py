@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
@@ -11,25 +10,14 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from mail_catcher import MailServer
 from sqlalchemy import text
 
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_notifications.application.mailing import Mailing
-from shop_platform.testing import TEST_PASSWORD, eventually, new_admin, sign_in
+from shop_platform.testing import TEST_PASSWORD, MailServer, eventually, new_admin, sign_in
 
 Client = AsyncTestClient[Litestar]
-
-
-@pytest.fixture
-def mail_server() -> Iterator[MailServer]:
-    server = MailServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

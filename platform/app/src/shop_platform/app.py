@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import punq
 from litestar import Litestar
+from litestar._openapi.plugin import OpenAPIPlugin  # serves the schema dict it caches
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -36,6 +37,7 @@ from shop_platform.contexts import CONTEXTS, migration_targets
 from shop_platform.health import Readiness, refresh_backbone_gauges, store_checks
 from shop_platform.http.content_type import require_json
 from shop_platform.http.health import HealthController
+from shop_platform.http.openapi import Access, complete
 from shop_platform.http.problems import EXCEPTION_HANDLERS  # pyright: ignore[reportUnknownVariableType]
 from shop_platform.http.request_context import request_context_middleware
 from shop_platform.resources import Resources, open_resources
@@ -109,7 +111,18 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         open_reads=OPEN_READS,
     )
 
+    def document(app: Litestar) -> None:
+        # Litestar serves the dict its OpenAPI plugin caches; completing it once is enough.
+        schema = app.plugins.get(OpenAPIPlugin).provide_openapi_schema()
+        complete(app, schema, Access(
+            public=lambda method, path: path.startswith(tuple(OPS_PATHS))
+            or (method, path) in PUBLIC_ROUTES,
+            open_read=lambda method, path: method == "GET" and path.startswith(tuple(OPEN_READS)),
+            rate_limited=public_rate_limits(settings),
+        ))  # fmt: skip
+
     app = Litestar(
+        on_startup=[document],
         route_handlers=[
             HealthController,
             PrometheusController,

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import pytest
@@ -147,3 +152,67 @@ async def new_customer(client: httpx.AsyncClient) -> dict[str, str]:
     )
     assert made.status_code == 201, made.text
     return await sign_in(client, email)
+
+
+MailMode = Literal["accept", "busy", "refuse"]  # busy: 451 (try later); refuse: 550 (never)
+
+
+@dataclass
+class MailCatcher:
+    """What a test SMTP server received; ``mode`` makes it misbehave on purpose."""
+
+    mode: MailMode = "accept"
+    messages: list[EmailMessage] = field(default_factory=list[EmailMessage])
+    attempts: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        with self.lock:
+            self.attempts += 1
+            if self.mode == "busy":
+                return "451 4.3.0 Try again later"
+            if self.mode == "refuse":
+                return "550 5.1.1 No such mailbox"
+            parsed: Any = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            self.messages.append(parsed)
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self.lock:
+            return [m for m in self.messages if m["To"] == address]
+
+
+class MailServer:
+    """A real SMTP server (aiosmtpd, in a thread of its own) on a free local port."""
+
+    def __init__(self) -> None:
+        from shop_kernel.embedded import free_port  # noqa: PLC0415
+
+        self.catcher = MailCatcher()
+        self.port = free_port()
+        self._controller: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller  # noqa: PLC0415 - a test dependency
+
+        self._controller = Controller(self.catcher, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    server = MailServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
