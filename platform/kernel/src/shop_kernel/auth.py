@@ -344,8 +344,11 @@ def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
     return user if isinstance(user, Principal) else None
 
 
-def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
-    """Route guard: 403 unless the caller is an admin."""
+async def admin_only(
+    connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
+) -> None:
+    """Route guard: 403 unless the caller is an admin. Async, so Litestar runs it in place
+    rather than in a worker thread."""
     user = connection.user
     if not (isinstance(user, Principal) and user.is_admin):
         raise PermissionDeniedException(detail="This needs the admin role")

@@ -5,8 +5,25 @@ from __future__ import annotations
 import base64
 import unicodedata
 from collections.abc import Callable
+from typing import Annotated
 
 from litestar.exceptions import ValidationException
+from litestar.params import QueryParameter
+
+# The list parameters every list takes; the schema states what page_start checks.
+SearchText = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f]*$",
+        description="Search text (case-insensitive prefix); no control characters.",
+    ),
+]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(max_length=200, description="Where the next page starts (next_cursor)."),
+]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (1..100).")]
 
 
 def encode_cursor(last_key: str) -> str:
@@ -29,9 +46,12 @@ def page_start(
     except (ValueError, UnicodeDecodeError):
         key = None
     if key is None or not valid_key(key):
-        raise _invalid("cursor", "not a cursor of this list")
+        # Well formed (any text may be a cursor), but not one this list handed out.
+        raise _invalid("cursor", "not a cursor of this list", status=422)
     return key
 
 
-def _invalid(parameter: str, message: str) -> ValidationException:
-    return ValidationException(message, extra=[{"key": parameter, "message": message}])
+def _invalid(parameter: str, message: str, status: int = 400) -> ValidationException:
+    return ValidationException(
+        message, extra=[{"key": parameter, "message": message}], status_code=status
+    )

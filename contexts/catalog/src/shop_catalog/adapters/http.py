@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from shop_catalog.adapters.view import ProductCatalog
@@ -18,7 +18,7 @@ from shop_kernel.auth import Principal, admin_only, caller
 from shop_kernel.di import provide
 from shop_kernel.domain import Money
 from shop_kernel.idempotency import IdempotencyKey, idempotent
-from shop_kernel.pages import page_start
+from shop_kernel.pages import Cursor, Limit, SearchText, page_start
 from shop_kernel.preconditions import IfMatch, expected_version, tagged
 
 # Bounds on what is read at all; the domain applies the real rules.
@@ -156,9 +156,9 @@ class ProductsController(Controller):
     async def browse(
         self,
         catalog: NamedDependency[ProductCatalog],
-        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        q: SearchText = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
     ) -> ProductPage:
         """Active products, by name or sku prefix; eventually consistent (the read view)."""
         after = page_start(q, cursor, valid_key=is_sku)

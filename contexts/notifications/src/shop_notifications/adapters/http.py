@@ -14,7 +14,7 @@ from litestar.params import QueryParameter
 
 from shop_kernel.auth import admin_only
 from shop_kernel.di import provide
-from shop_kernel.pages import encode_cursor, page_start
+from shop_kernel.pages import Cursor, Limit, encode_cursor, page_start
 from shop_notifications.adapters.sql import DeliveryLog
 from shop_notifications.domain.model import Status, Template
 
@@ -67,8 +67,8 @@ class NotificationsController(Controller):
         self,
         log: NamedDependency[DeliveryLog],
         recipient: Annotated[str | None, QueryParameter(max_length=320)] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
     ) -> DeliveryPage:
         """Every email the shop sent or tried to send (admins), optionally to one address."""
         key = page_start(recipient, cursor, valid_key=_is_cursor)

@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 from shop_kernel.auth import Principal
 from shop_kernel.di import provide
 from shop_kernel.idempotency import IdempotencyKey, idempotent
-from shop_kernel.pages import page_start
+from shop_kernel.pages import Cursor, Limit, page_start
 from shop_kernel.preconditions import IfMatch, expected_version, tagged
 from shop_orders.adapters.view import OrderHistory, is_sort_key, timestamp
 from shop_orders.application.ordering import Caller, Item, Ordering
@@ -142,8 +142,8 @@ class OrdersController(Controller):
         history: NamedDependency[OrderHistory],
         status: Annotated[StatusName | None, QueryParameter()] = None,
         customer_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
     ) -> OrderPage:
         """Orders newest first: a customer's own; an admin's of everyone (or ``customer_id``)."""
         caller = _caller(request)

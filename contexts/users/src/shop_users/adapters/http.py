@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from shop_kernel.auth import Principal, PrincipalRecord, Tokens, admin_only
 from shop_kernel.di import provide
 from shop_kernel.idempotency import IdempotencyKey, idempotent
-from shop_kernel.pages import page_start
+from shop_kernel.pages import Cursor, Limit, SearchText, page_start
 from shop_users.adapters.directory import UserDirectory, is_user_id
 from shop_users.application.accounts import Accounts
 from shop_users.domain.model import EMAIL_MAX, NAME_MAX, Role, User
@@ -171,10 +171,10 @@ class UsersController(Controller):
     async def directory_page(
         self,
         directory: NamedDependency[UserDirectory],
-        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        q: SearchText = None,
         role: Annotated[RoleName | None, QueryParameter()] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
     ) -> UserPage:
         """Search the user directory (admins): prefix of name or email, and role."""
         after = page_start(q, cursor, valid_key=is_user_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from litestar import Litestar
 from litestar.routes import HTTPRoute
@@ -68,7 +68,9 @@ class Access:
 
 def complete(app: Litestar, document: dict[str, Any], access: Access) -> None:
     """Add the problem responses and the per-operation security to ``document`` in place."""
-    document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = _PROBLEM_SCHEMA
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = _PROBLEM_SCHEMA
+    _close_request_bodies(document, schemas)
     limited = set(access.rate_limited)
     for route in app.routes:
         if not isinstance(route, HTTPRoute) or route.path.startswith("/schema"):
@@ -91,6 +93,35 @@ def complete(app: Litestar, document: dict[str, Any], access: Access) -> None:
         metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
 
 
+def _close_request_bodies(document: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Bodies are closed (API.md): an unknown field is refused, and the schema says so."""
+    pending: list[Any] = []
+    for item in document["paths"].values():
+        for operation in _mapping(item).values():
+            body = _mapping(_mapping(operation).get("requestBody"))
+            pending.extend(
+                _mapping(media).get("schema") for media in _mapping(body.get("content")).values()
+            )
+    seen: set[int] = set()
+    while pending:
+        node = _mapping(pending.pop())
+        if not node or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if "$ref" in node:
+            pending.append(schemas.get(str(node["$ref"]).rsplit("/", 1)[-1]))
+        if node.get("type") == "object" and "properties" in node:
+            node["additionalProperties"] = False
+        pending.extend(_mapping(node.get("properties")).values())
+        for key in ("items", "oneOf", "anyOf", "allOf"):
+            value: Any = node.get(key)
+            pending.extend(cast("list[Any]", value) if isinstance(value, list) else [value])
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return cast("dict[str, Any]", value) if isinstance(value, dict) else {}
+
+
 def _statuses(
     method: str, path: str, handler: Any, *, public: bool, limited: set[tuple[str, str]]
 ) -> set[int]:
@@ -107,6 +138,8 @@ def _statuses(
         statuses |= {413, 415, 422}
     if method != "GET":
         statuses |= {404, 409, 422}
+    if "cursor" in signature:
+        statuses.add(422)  # a cursor this list never handed out
     if "if_match" in signature:
         statuses.add(412)
     if (method, path) in limited:
