@@ -9,10 +9,6 @@ erased -> the admin's search finds nothing. Read-model checks poll with a deadli
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -24,43 +20,11 @@ import pytest
 from shop_kernel.embedded import free_port
 from shop_kernel.testing.plugin import MakeDatabase
 from shop_platform.contexts import migration_targets
-from shop_platform.testing import TEST_PASSWORD, MailServer, eventually
+from shop_platform.testing import TEST_PASSWORD, MailServer, ShopProcess, eventually, wait_ready
 
 pytestmark = pytest.mark.slow
 
 ADMIN = ("story-admin@example.com", TEST_PASSWORD)
-
-
-class Processes:
-    def __init__(self, env: dict[str, str], workdir: Path, port: int) -> None:
-        self.port = port
-        self.running: list[subprocess.Popen[bytes]] = []
-        for name, args in (("api", ["api", "--port", str(port)]), ("worker", ["worker"])):
-            log = (workdir / f"{name}.log").open("ab")
-            self.running.append(subprocess.Popen(
-                [sys.executable, "-m", "shop_platform.cli", *args], cwd=workdir, env=env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            ))  # fmt: skip
-        self.workdir = workdir
-
-    def logs(self) -> str:
-        return "\n".join(
-            (self.workdir / f"{n}.log").read_text(errors="replace")[-3000:]
-            for n in ("api", "worker")
-        )
-
-    def stop(self) -> list[int]:
-        codes = []
-        for process in self.running:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.running:
-            try:
-                codes.append(process.wait(30))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                codes.append(process.wait())
-        return codes
 
 
 @pytest.fixture
@@ -76,22 +40,20 @@ def shop_processes(
         SHOP_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0], SHOP_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
         SHOP_LOG_FORMAT="json", SHOP_WORKER_THREADS="4", SHOP_WORKER_METRICS_PORT=str(free_port()),
     )  # fmt: skip
-    processes = Processes(env, tmp_path, free_port())
-    url = f"http://127.0.0.1:{processes.port}"
+    port = free_port()
+    processes = [
+        ShopProcess(["api", "--port", str(port)], env, tmp_path, "api"),
+        ShopProcess(["worker"], env, tmp_path, "worker"),
+    ]
+    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the API was not ready:\n{processes.logs()}")
-            time.sleep(0.2)
+        for process in processes:
+            process.start()
+        wait_ready(url, processes)
         yield url, mail_server
     finally:
-        processes.stop()
+        for process in processes:
+            process.stop()
 
 
 def until(check: Callable[[], Awaitable[bool]], what: str) -> Awaitable[None]:

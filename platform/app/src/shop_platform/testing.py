@@ -216,3 +216,64 @@ def mail_server() -> Iterator[MailServer]:
         yield server
     finally:
         server.stop()
+
+
+class ShopProcess:
+    """One ``shop`` command (``api``, ``worker``) as a subprocess in a session of its own, so
+    that it can be stopped gently (SIGTERM) or killed with everything it forked (SIGKILL)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], workdir: Path, name: str) -> None:
+        self.args, self.env, self.workdir, self.name = args, env, workdir, name
+        self.process: Any = None
+
+    def start(self) -> None:
+        import subprocess  # noqa: PLC0415
+        import sys  # noqa: PLC0415
+
+        with (self.workdir / f"{self.name}.log").open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - this interpreter, our own CLI
+                [sys.executable, "-m", "shop_platform.cli", *self.args], cwd=self.workdir,
+                env=self.env, stdout=log, stderr=log, start_new_session=True,
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        """SIGKILL to the process and everything it forked: a crash, nothing cleaned up."""
+        import os  # noqa: PLC0415
+        import signal  # noqa: PLC0415
+
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout: float = 30) -> int:
+        import os  # noqa: PLC0415
+        import signal  # noqa: PLC0415
+        import subprocess  # noqa: PLC0415
+
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return int(self.process.wait(timeout))
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return int(self.process.wait())
+
+    def log_tail(self, size: int = 3000) -> str:
+        return (self.workdir / f"{self.name}.log").read_text(errors="replace")[-size:]
+
+
+def wait_ready(url: str, processes: list[ShopProcess], within: float = 60) -> None:
+    """Block until ``url``/health/ready answers 200; fail with the processes' logs."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {p.name}\n{p.log_tail()}" for p in processes)
+            raise RuntimeError(f"{url} was not ready within {within} s:\n{logs}")
+        time.sleep(0.2)

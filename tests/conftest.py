@@ -1,4 +1,4 @@
-"""Options of the API fuzzing pass."""
+"""Options of the cross-context runs (here, at the root of tests/, so pytest knows them early)."""
 
 from __future__ import annotations
 
@@ -11,4 +11,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         help="examples per operation in the API fuzzing pass (CI: a few; -m fuzz: many)",
+    )
+    parser.addoption(
+        "--kills", type=int, default=None, help="worker kills in the chaos run (CI: 20)"
     )

@@ -1,0 +1,313 @@
+"""Chaos: orders placed and cancelled while workers (and their relays) are SIGKILLed at random
+and Redis is restarted once; afterwards nothing is lost, nothing is doubled.
+
+`shop api` and two `shop worker` programs run as subprocesses on a Redis server of this
+test's own (append-only, so that a restart keeps what it acknowledged), against the session's
+PostgreSQL and Mongo-wire server and an SMTP server. CI's short run kills at least 20 times;
+`uv run pytest -m chaos --kills=100` runs the long one. Afterwards:
+
+- every committed order reaches its final state (none stays pending);
+- stock reserved equals the sum over confirmed orders, per product;
+- every read view equals a rebuild from the write store;
+- each expected email arrived, once per Message-ID, and each delivery is settled;
+- the dead-letter queues are empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+from redis import Redis
+from sqlalchemy import text
+
+from shop_kernel.embedded import free_port
+from shop_kernel.mongo import ReadStore
+from shop_kernel.settings import Settings
+from shop_kernel.sql import create_engine
+from shop_kernel.testing.plugin import MakeDatabase
+from shop_platform.contexts import CONTEXTS, migration_targets
+from shop_platform.testing import TEST_PASSWORD, MailServer, ShopProcess, eventually, wait_ready
+
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+
+ADMIN = ("chaos-admin@example.com", TEST_PASSWORD)
+CUSTOMERS = 6
+PRODUCTS = 4
+
+
+class OwnRedis:
+    """A redis-server of this test's own, append-only, that can be restarted."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:  # pragma: no cover - the machine's Redis is a requirement
+            raise RuntimeError("redis-server is not installed")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if Redis.from_url(self.url).ping():
+                    return
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # an orderly shutdown flushes the AOF
+            self.process.wait(10)
+
+
+@pytest.fixture
+def kills(request: pytest.FixtureRequest) -> int:
+    chosen: int | None = request.config.getoption("--kills")
+    return chosen if chosen is not None else 20
+
+
+@pytest.fixture
+def stack(
+    make_database: MakeDatabase, mongodb_server_url: str, mail_server: MailServer, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    database_url = make_database(migration_targets())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env.update(
+        SHOP_DATABASE_URL=database_url, SHOP_REDIS_URL=redis.url,
+        SHOP_MONGODB_URL=mongodb_server_url, SHOP_MONGODB_DATABASE=f"chaos_{uuid.uuid4().hex[:8]}",
+        SHOP_SMTP_URL=mail_server.url, SHOP_SMTP_TIMEOUT_S="2",
+        SHOP_DATA_DIR=str(tmp_path / "data"),
+        SHOP_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0], SHOP_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
+        SHOP_EVENT_MIN_BACKOFF_MS="100", SHOP_EVENT_MAX_RETRIES="20", SHOP_WORKER_THREADS="4",
+        SHOP_RATE_LIMIT_REGISTER_PER_MINUTE="10000", SHOP_RATE_LIMIT_LOGIN_PER_MINUTE="10000",
+    )  # fmt: skip
+    port = free_port()
+    api = ShopProcess(["api", "--port", str(port)], env, tmp_path, "api")
+    workers = [
+        ShopProcess(["worker"], {**env, "SHOP_WORKER_METRICS_PORT": str(free_port())},
+                    tmp_path, f"worker-{n}")
+        for n in range(2)
+    ]  # fmt: skip
+    everything = [api, *workers]
+    try:
+        for process in everything:
+            process.start()
+        wait_ready(f"http://127.0.0.1:{port}", everything)
+        yield {"url": f"http://127.0.0.1:{port}", "workers": workers, "redis": redis,
+               "settings": _settings(env), "mail": mail_server}  # fmt: skip
+    finally:
+        for process in everything:
+            process.stop()
+        redis.stop()
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env({k: v for k, v in env.items() if k.startswith("SHOP_")})
+
+
+async def test_nothing_is_lost_or_doubled_while_workers_crash_and_redis_restarts(
+    stack: dict[str, Any], kills: int
+) -> None:
+    url, workers, redis = stack["url"], stack["workers"], stack["redis"]
+    settings: Settings = stack["settings"]
+    mail: MailServer = stack["mail"]
+    rng = random.Random(7)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        admin = await _token(client, *ADMIN)
+        skus = []
+        for n in range(PRODUCTS):
+            sku = f"CHAOS-{n}-{uuid.uuid4().hex[:4].upper()}"
+            body = {"sku": sku, "name": f"Chaos {n}", "price": {"amount": 100 + n,
+                    "currency": "EUR"}, "stock": 25}  # fmt: skip
+            assert (await client.post("/products", json=body, headers=admin)).status_code == 201
+            skus.append(sku)
+        shoppers = []
+        for n in range(CUSTOMERS):
+            email = f"chaos-{n}-{uuid.uuid4().hex[:6]}@example.com"
+            made = await client.post("/users", json={"email": email, "password": TEST_PASSWORD,
+                                                     "name": f"C{n}"})  # fmt: skip
+            assert made.status_code == 201
+            shoppers.append((email, await _token(client, email)))
+
+        stop = asyncio.Event()
+        placed: list[str] = []
+
+        async def shop(who: dict[str, str], seed: int) -> None:
+            local = random.Random(seed)
+            while not stop.is_set():
+                items = [{"sku": s, "quantity": local.randint(1, 3)} for s in local.sample(skus, 2)]
+                made = await client.post("/orders", json={"items": items}, headers=who)
+                if made.status_code != 201:
+                    continue
+                order_id = made.json()["id"]
+                if (
+                    await client.post(f"/orders/{order_id}/confirm", headers=who)
+                ).status_code == 202:
+                    placed.append(order_id)
+                await asyncio.sleep(local.uniform(0.05, 0.3))
+                if local.random() < 0.4:
+                    await client.post(f"/orders/{order_id}/cancel", headers=who)
+
+        load = [asyncio.create_task(shop(who, n)) for n, (_, who) in enumerate(shoppers)]
+        killed = 0
+        restarted_redis = False
+        try:
+            while killed < kills:
+                await asyncio.sleep(rng.uniform(0.3, 0.9))
+                victim = rng.choice(workers)
+                victim.kill()
+                killed += 1
+                victim.start()
+                if not restarted_redis and killed == kills // 2:
+                    await asyncio.to_thread(redis.restart)
+                    restarted_redis = True
+        finally:
+            stop.set()
+            await asyncio.gather(*load, return_exceptions=True)
+        assert len(placed) >= 20, "the load placed too few orders to mean anything"
+        await _settled(settings, within=120)
+        await _invariants_hold(settings, mail, [email for email, _ in shoppers])
+    dead = Redis.from_url(redis.url)
+    letters = sum(dead.zcard(key) for key in dead.scan_iter("dramatiq:*.XQ"))
+    assert letters == 0, "messages were dead-lettered"
+
+
+async def _token(
+    client: httpx.AsyncClient, email: str, password: str = TEST_PASSWORD
+) -> dict[str, str]:
+    answer = await client.post("/auth/token", json={"email": email, "password": password})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+async def _settled(settings: Settings, within: float) -> None:
+    engine = create_engine(settings)
+
+    async def quiet() -> bool:
+        async with engine.connect() as conn:
+            pending = (await conn.execute(text(
+                "SELECT (SELECT count(*) FROM orders.orders WHERE status = 'pending')"
+                " + (SELECT count(*) FROM messaging.outbox WHERE published_at IS NULL)"
+                " + (SELECT count(*) FROM notifications.deliveries WHERE status = 'pending')"
+            ))).scalar_one()  # fmt: skip
+        return pending == 0
+
+    try:
+        await eventually(quiet, "every order final, every event published, every email settled",
+                         within=within)  # fmt: skip
+        await asyncio.sleep(3)  # the last projections of the last events
+        await eventually(quiet, "still quiet", within=within)
+    finally:
+        await engine.dispose()
+
+
+async def _invariants_hold(settings: Settings, mail: MailServer, emails: list[str]) -> None:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            held = dict((await conn.execute(text(
+                "SELECT sku, reserved FROM catalog.products WHERE sku LIKE 'CHAOS-%'"
+            ))).tuples().all())  # fmt: skip
+            owed: Counter[str] = Counter()
+            rows = await conn.execute(
+                text("SELECT lines FROM orders.orders WHERE status = 'confirmed'")
+            )
+            for (lines,) in rows:
+                for line in lines:
+                    owed[line["sku"]] += line["quantity"]
+            sent = dict((await conn.execute(text(
+                "SELECT status, count(*) FROM notifications.deliveries GROUP BY status"
+            ))).tuples().all())  # fmt: skip
+            expected_mails = (await conn.execute(text(
+                "SELECT count(*) FROM notifications.deliveries WHERE status = 'sent'"
+            ))).scalar_one()  # fmt: skip
+        assert held == {sku: owed.get(sku, 0) for sku in held}, "reserved stock != confirmed orders"
+        assert set(sent) == {"sent"}, sent
+        ids = Counter(m["Message-ID"] for m in mail.catcher.messages)
+        assert len(ids) == expected_mails, "an email the log counts as sent did not arrive"
+        doubled = {k: v for k, v in ids.items() if v > 1}
+        assert doubled == {}, f"emails sent twice: {doubled}"
+        assert all(mail.catcher.to(email) for email in emails)  # every customer was welcomed
+        await _views_equal_rebuilds(settings)
+    finally:
+        await engine.dispose()
+
+
+async def _views_equal_rebuilds(settings: Settings) -> None:
+    """Every view equals a rebuild from the write store, once the messages a killed worker held
+    have come back (after Dramatiq's heartbeat timeout) and been projected."""
+    from shop_platform.resources import open_resources  # noqa: PLC0415
+
+    async with open_resources(settings, role="cli") as resources:
+        store = ReadStore(cast("Any", resources.mongo)[settings.mongodb_database])
+        differences: list[str] = []
+
+        async def equal() -> bool:
+            differences.clear()
+            for context in CONTEXTS:
+                for view in context.views:
+                    source = view.source(resources.engine)
+                    expected = {doc["_id"]: _stored(doc) async for doc in source.documents()}
+                    found = store.collection(view.collection).find({})
+                    shown = {doc["_id"]: _stored(doc) async for doc in found}
+                    differing = [k for k in expected.keys() | shown.keys()
+                                 if shown.get(k) != expected.get(k)]  # fmt: skip
+                    if differing:
+                        first = _difference(shown.get(differing[0]), expected.get(differing[0]))
+                        differences.append(f"{view.name}: {len(differing)} differ, e.g. {first}")
+            return not differences
+
+        try:
+            await eventually(equal, "every view equal to a rebuild", within=60)
+        except AssertionError:
+            raise AssertionError("; ".join(differences)) from None
+
+
+def _stored(value: Any) -> Any:
+    """A document as the read store keeps it: times in UTC to the millisecond (BSON dates)."""
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC)
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    if isinstance(value, dict):
+        return {key: _stored(item) for key, item in cast("dict[str, Any]", value).items()}
+    if isinstance(value, list):
+        return [_stored(item) for item in cast("list[Any]", value)]
+    return value
+
+
+def _difference(shown: Any, expected: Any) -> str:
+    if not isinstance(shown, dict) or not isinstance(expected, dict):
+        return f"shown {shown!r}, rebuilt {expected!r}"
+    left, right = cast("dict[str, Any]", shown), cast("dict[str, Any]", expected)
+    keys = sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))
+    return "; ".join(f"{k}: shown {left.get(k)!r}, rebuilt {right.get(k)!r}" for k in keys)
