@@ -237,7 +237,7 @@ async def _invariants_hold(settings: Settings, mail: MailServer, emails: list[st
         async with engine.connect() as conn:
             held = dict((await conn.execute(text(
                 "SELECT sku, reserved FROM catalog.products WHERE sku LIKE 'CHAOS-%'"
-            ))).tuples().all())  # fmt: skip
+            ))).all())  # fmt: skip
             owed: Counter[str] = Counter()
             rows = await conn.execute(
                 text("SELECT lines FROM orders.orders WHERE status = 'confirmed'")
@@ -247,7 +247,7 @@ async def _invariants_hold(settings: Settings, mail: MailServer, emails: list[st
                     owed[line["sku"]] += line["quantity"]
             sent = dict((await conn.execute(text(
                 "SELECT status, count(*) FROM notifications.deliveries GROUP BY status"
-            ))).tuples().all())  # fmt: skip
+            ))).all())  # fmt: skip
             expected_mails = (await conn.execute(text(
                 "SELECT count(*) FROM notifications.deliveries WHERE status = 'sent'"
             ))).scalar_one()  # fmt: skip
