@@ -19,7 +19,6 @@ import json
 import os
 import random
 import subprocess
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -30,21 +29,14 @@ from typing import Any
 import httpx
 from perf_support import (
     CLIENT_CPU,
-    claim_redis_database,
-    drop_databases,
-    fresh_database,
+    bench_stores,
     percentile,
     pin_tree,
     pinning,
     server_cpu_seconds,
-    servers,
-    start_server,
     stop_server,
     wait_ready,
 )
-from redis import Redis
-
-from shop_kernel.embedded import free_port
 
 EXPECTED = {"ok": 200, "wrong_password": 401, "unknown_email": 401}
 
@@ -204,33 +196,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        urls, embedded = servers(Path(tmp))
-        redis: Redis | None = None
-        database: str | None = None
+    with bench_stores() as stores:
+        server = stores.start()
+        if pinning():
+            os.sched_setaffinity(0, {CLIENT_CPU})
         try:
-            database, database_url = fresh_database(urls["postgres"])
-            redis, redis_url = claim_redis_database(urls["redis"])
-            data_dir = Path(tmp) / "api"
-            data_dir.mkdir()
-            port = free_port()
-            server = start_server(
-                database_url, redis_url, urls["mongodb"], database, data_dir, port
-            )
-            if pinning():
-                os.sched_setaffinity(0, {CLIENT_CPU})
-            try:
-                report = asyncio.run(bench(server, port, data_dir / "api.log", args))
-            finally:
-                report_exit = stop_server(server)
-            report["server_exit_code"] = report_exit
+            report = asyncio.run(bench(server, stores.port, stores.data_dir / "api.log", args))
         finally:
-            if redis is not None:
-                redis.flushdb()
-                redis.close()
-            if database is not None:
-                drop_databases(urls["postgres"], urls["mongodb"], database)
-            embedded.stop()
+            report_exit = stop_server(server)
+        report["server_exit_code"] = report_exit
     print(json.dumps(report, indent=2))  # noqa: T201 - the report is the output
 
 

@@ -24,7 +24,6 @@ import os
 import random
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,22 +32,15 @@ from typing import Any
 import httpx
 from perf_support import (
     CLIENT_CPU,
-    claim_redis_database,
-    drop_databases,
-    fresh_database,
+    bench_stores,
     percentile,
     pin_tree,
     pinning,
     server_cpu_seconds,
     server_tree,
-    servers,
-    start_server,
     stop_server,
     wait_ready,
 )
-from redis import Redis
-
-from shop_kernel.embedded import free_port
 
 ADMIN = ("bench-admin@example.com", "correct horse battery admin")
 PRODUCTS = 50
@@ -218,37 +210,17 @@ def main() -> None:
         "--profile", type=Path, help="write py-spy's collapsed stacks of the API here"
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        urls, embedded = servers(Path(tmp))
-        redis: Redis | None = None
-        database: str | None = None
+    admin = {"SHOP_BOOTSTRAP_ADMIN_EMAIL": ADMIN[0], "SHOP_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1]}
+    with bench_stores() as stores:
+        api = stores.start(extra_env=admin)
+        worker = stores.start(command=("worker",), cpus=os.sched_getaffinity(0))
+        if pinning():
+            os.sched_setaffinity(0, {CLIENT_CPU})
         try:
-            database, database_url = fresh_database(urls["postgres"])
-            redis, redis_url = claim_redis_database(urls["redis"])
-            data_dir = Path(tmp) / "shop"
-            data_dir.mkdir()
-            port = free_port()
-            stores = (database_url, redis_url, urls["mongodb"], database, data_dir, port)
-            admin = {
-                "SHOP_BOOTSTRAP_ADMIN_EMAIL": ADMIN[0],
-                "SHOP_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1],
-            }
-            api = start_server(*stores, extra_env=admin)
-            worker = start_server(*stores, command=("worker",), cpus=os.sched_getaffinity(0))
-            if pinning():
-                os.sched_setaffinity(0, {CLIENT_CPU})
-            try:
-                report = asyncio.run(bench(port, api, worker, data_dir / "api.log", args))
-            finally:
-                exit_codes = {"api": stop_server(api), "worker": stop_server(worker)}
-            report["exit_codes"] = exit_codes
+            report = asyncio.run(bench(stores.port, api, worker, stores.data_dir / "api.log", args))
         finally:
-            if redis is not None:
-                redis.flushdb()
-                redis.close()
-            if database is not None:
-                drop_databases(urls["postgres"], urls["mongodb"], database)
-            embedded.stop()
+            exit_codes = {"api": stop_server(api), "worker": stop_server(worker)}
+        report["exit_codes"] = exit_codes
     print(json.dumps(report, indent=2))  # noqa: T201 - the report is the output
 
 

@@ -7,8 +7,12 @@ import os
 import random
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +186,46 @@ async def wait_ready(client: httpx.AsyncClient, server: subprocess.Popen[bytes],
             pass
         await asyncio.sleep(0.2)
     raise RuntimeError(f"the API was not ready within 120 s (log: {log})")
+
+
+@dataclass(frozen=True)
+class Stores:
+    """A benchmark's own stores: a fresh migrated database, a free Redis database, Mongo."""
+
+    database_url: str
+    redis_url: str
+    mongodb_url: str
+    database: str
+    data_dir: Path
+    port: int
+
+    def start(self, **options: Any) -> subprocess.Popen[bytes]:
+        """``shop`` on these stores (see start_server for the options)."""
+        return start_server(
+            self.database_url, self.redis_url, self.mongodb_url, self.database, self.data_dir,
+            self.port, **options,
+        )  # fmt: skip
+
+
+@contextmanager
+def bench_stores() -> Iterator[Stores]:
+    """Stores for one benchmark run, dropped (and embedded servers stopped) afterwards."""
+    from shop_kernel.embedded import free_port  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        urls, embedded = servers(Path(tmp))
+        redis: Redis | None = None
+        database: str | None = None
+        try:
+            database, database_url = fresh_database(urls["postgres"])
+            redis, redis_url = claim_redis_database(urls["redis"])
+            data_dir = Path(tmp) / "shop"
+            data_dir.mkdir()
+            yield Stores(database_url, redis_url, urls["mongodb"], database, data_dir, free_port())
+        finally:
+            if redis is not None:
+                redis.flushdb()
+                redis.close()
+            if database is not None:
+                drop_databases(urls["postgres"], urls["mongodb"], database)
+            embedded.stop()
