@@ -16,35 +16,38 @@ from shop_catalog.adapters.sql import sql_transactions
 from shop_catalog.adapters.subscriptions import ReleaseStock, ReserveStock
 from shop_catalog.application.stock import StockKeeping
 from shop_catalog.domain.model import Product, Sku
+from shop_catalog.module import module as catalog_module
 from shop_kernel.domain import Money
 from shop_kernel.messaging.delivery import Delivery
 from shop_kernel.messaging.events import EventRegistry
 from shop_kernel.messaging.subscriptions import Route, subscribe
+from shop_kernel.messaging.tables import MIGRATIONS as MESSAGING
 from shop_kernel.modules import translate_with
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
+from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork, joined
 from shop_orders.contract import OrderCancelled, OrderPlaced
-from shop_platform.contexts import CONTEXTS
 
 
 @pytest.fixture
-async def engine(shop_database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=shop_database_url, db_pool_size=25))
+async def engine(make_database: MakeDatabase) -> AsyncIterator[AsyncEngine]:
+    url = make_database([MESSAGING, catalog_module.migrations])  # the kernel's and its own
+    engine = create_engine(Settings(database_url=url, db_pool_size=25))
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture
 def stock(engine: AsyncEngine) -> StockKeeping:
-    translate = translate_with(CONTEXTS)
+    translate = translate_with([catalog_module])
     return StockKeeping(sql_transactions(lambda: UnitOfWork(engine, translate)))
 
 
 async def stocked(engine: AsyncEngine, on_hand: int) -> str:
     sku = f"T-{uuid.uuid4().hex[:10].upper()}"
     product = Product.create(Sku.parse(sku), "Thing", "", Money(100, "EUR"), on_hand)
-    async with UnitOfWork(engine, translate_with(CONTEXTS)) as uow:
+    async with UnitOfWork(engine, translate_with([catalog_module])) as uow:
         from shop_catalog.adapters.sql import SqlProducts  # noqa: PLC0415
 
         await SqlProducts(uow).add(product)
@@ -156,7 +159,7 @@ async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(
     cancelled = order_cancelled(order, customer_id, 3)
     delivery = Delivery(
         EventRegistry([OrderPlaced, OrderCancelled]),
-        lambda: UnitOfWork(engine, translate_with(CONTEXTS)),
+        lambda: UnitOfWork(engine, translate_with([catalog_module])),
         lambda reactor: reactor(stock),
     )
     reserve = Route("catalog", subscribe(OrderPlaced, ReserveStock))
@@ -177,7 +180,7 @@ async def test_a_cancel_racing_a_reservation_in_flight_still_releases_it(
     sku = await stocked(engine, 10)
     order, customer_id = uuid.uuid4(), uuid.uuid4()
     placed = order_placed(order, customer_id, [(sku, 4)], 2)
-    async with UnitOfWork(engine, translate_with(CONTEXTS)) as delivery:
+    async with UnitOfWork(engine, translate_with([catalog_module])) as delivery:
         with joined(delivery.connection):
             await ReserveStock(stock)(placed, delivery)  # reserved, not yet committed
         cancel = asyncio.create_task(stock.release_stock_for_order(order))
@@ -194,7 +197,7 @@ async def test_a_reservation_that_loses_the_race_announces_nothing(
     sku = await stocked(engine, 10)
     order = uuid.uuid4()
     placed = order_placed(order, uuid.uuid4(), [(sku, 4)])
-    async with UnitOfWork(engine, translate_with(CONTEXTS)) as first:
+    async with UnitOfWork(engine, translate_with([catalog_module])) as first:
         with joined(first.connection):
             await ReserveStock(stock)(placed, first)
         second = asyncio.create_task(stock.reserve_stock_for_order(order, {sku: 4}))
@@ -222,7 +225,7 @@ async def test_of_two_concurrent_saves_the_second_is_refused_and_applies_nothing
     from shop_kernel.domain import ConcurrentChange  # noqa: PLC0415
 
     sku = await stocked(engine, 10)
-    translate = translate_with(CONTEXTS)
+    translate = translate_with([catalog_module])
     async with UnitOfWork(engine, translate) as first, UnitOfWork(engine, translate) as second:
         mine, theirs = await SqlProducts(first).get(sku), await SqlProducts(second).get(sku)
         assert mine is not None
