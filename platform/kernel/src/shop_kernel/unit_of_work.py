@@ -71,6 +71,17 @@ def transactions(
     return transaction
 
 
+class ContextTransaction:
+    """Base of a context's transaction type: it adds its repositories over the unit of work;
+    ``commit`` is the unit of work's."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def commit(self) -> None:
+        await self._uow.commit()
+
+
 class UnitOfWorkNotStarted(RuntimeError):
     """The unit of work was used outside its ``async with`` block."""
 

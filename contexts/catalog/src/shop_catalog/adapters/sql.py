@@ -44,7 +44,7 @@ from shop_catalog.domain.model import (
 )
 from shop_kernel.domain import Money
 from shop_kernel.sql import update_versioned
-from shop_kernel.unit_of_work import UnitOfWork, transactions
+from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, transactions
 
 metadata = MetaData(schema="catalog")
 
@@ -229,9 +229,9 @@ class SqlReservations:
         )  # fmt: skip
 
 
-class SqlCatalogTransaction:
+class SqlCatalogTransaction(ContextTransaction):
     def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+        super().__init__(uow)
         self._products = SqlProducts(uow)
         self._reservations = SqlReservations(uow)
 
@@ -242,9 +242,6 @@ class SqlCatalogTransaction:
     @property
     def reservations(self) -> Reservations:
         return self._reservations
-
-    async def commit(self) -> None:
-        await self._uow.commit()
 
 
 def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> CatalogUnitOfWork:

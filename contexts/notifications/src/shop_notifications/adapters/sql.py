@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.sql import update_versioned
-from shop_kernel.unit_of_work import UnitOfWork, transactions
+from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, transactions
 from shop_notifications.application.ports import (
     Deliveries,
     NotificationsUnitOfWork,
@@ -168,9 +168,9 @@ class SqlRecipients:
         return Recipient(row.user_id, row.email, row.name, row.erased, row.version)
 
 
-class SqlNotificationsTransaction:
+class SqlNotificationsTransaction(ContextTransaction):
     def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+        super().__init__(uow)
         self._deliveries = SqlDeliveries(uow)
         self._recipients = SqlRecipients(uow)
 
@@ -181,9 +181,6 @@ class SqlNotificationsTransaction:
     @property
     def recipients(self) -> Recipients:
         return self._recipients
-
-    async def commit(self) -> None:
-        await self._uow.commit()
 
 
 def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> NotificationsUnitOfWork:

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shop_kernel.domain import Money
 from shop_kernel.sql import update_versioned
-from shop_kernel.unit_of_work import UnitOfWork, transactions
+from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, transactions
 from shop_orders.application.ports import Orders, OrdersUnitOfWork
 from shop_orders.domain.model import Order, OrderLine
 
@@ -129,17 +129,14 @@ class SqlOrders:
         )  # fmt: skip
 
 
-class SqlOrdersTransaction:
+class SqlOrdersTransaction(ContextTransaction):
     def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+        super().__init__(uow)
         self._orders = SqlOrders(uow)
 
     @property
     def orders(self) -> Orders:
         return self._orders
-
-    async def commit(self) -> None:
-        await self._uow.commit()
 
 
 def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> OrdersUnitOfWork:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shop_kernel.auth import PrincipalRecord
 from shop_kernel.messaging.outbox import forget_in_outbox
 from shop_kernel.sql import update_versioned
-from shop_kernel.unit_of_work import UnitOfWork, transactions
+from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, transactions
 from shop_users.application.ports import UserRepository, UsersUnitOfWork
 from shop_users.domain.model import DisplayName, EmailAddress, EmailAlreadyRegistered, Role, User
 
@@ -129,17 +129,14 @@ class SqlUserRepository:
         return user
 
 
-class SqlUsersTransaction:
+class SqlUsersTransaction(ContextTransaction):
     def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+        super().__init__(uow)
         self._users = SqlUserRepository(uow)
 
     @property
     def users(self) -> UserRepository:
         return self._users
-
-    async def commit(self) -> None:
-        await self._uow.commit()
 
 
 def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> UsersUnitOfWork:
