@@ -7,7 +7,7 @@ Another customer's order is 404 for every verb, the same as an unknown id.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -22,7 +22,7 @@ from shop_kernel.di import provide
 from shop_kernel.idempotency import IdempotencyKey, idempotent
 from shop_kernel.pages import Cursor, Limit, page_start
 from shop_kernel.preconditions import IfMatch, expected_version, tagged
-from shop_orders.adapters.view import OrderHistory, is_sort_key, timestamp
+from shop_orders.adapters.view import OrderHistory, is_sort_key
 from shop_orders.application.ordering import Caller, Item, Ordering
 from shop_orders.domain.model import MAX_LINES, Order, OrderNotFound
 
@@ -94,8 +94,8 @@ def _from_aggregate(order: Order) -> OrderOut:
         ],
         total=MoneyOut(order.total.amount, order.total.currency),
         version=order.version,
-        created_at=datetime.fromisoformat(timestamp(order.created_at)),
-        updated_at=datetime.fromisoformat(timestamp(order.updated_at)),
+        created_at=order.created_at.astimezone(UTC),
+        updated_at=order.updated_at.astimezone(UTC),
         rejection_reason=order.rejection_reason,
     )
 

@@ -75,7 +75,7 @@ def _money(value: Any) -> dict[str, Any]:
     return {"amount": value.amount, "currency": value.currency}
 
 
-def _fields(state: OrderState | Any) -> dict[str, Any]:
+def _fields(state: OrderState) -> dict[str, Any]:
     created_at = timestamp(state.created_at)
     return {
         "customer_id": str(state.customer_id),
@@ -108,13 +108,6 @@ class OrderViewProjector:
         )
 
 
-class _StateOf:
-    """An order row seen as the state its events carry (for the rebuild)."""
-
-    def __init__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
-
 class OrderViewSource:
     """The orders as the write store knows them, shaped like the view's documents."""
 
@@ -129,7 +122,7 @@ class OrderViewSource:
         async with self._engine.connect() as conn:
             async for row in await conn.stream(select(orders)):
                 order = order_from_row(row)
-                state = _StateOf(order_state(order))
+                state = OrderState(**order_state(order))
                 yield {"_id": str(order.id), **_fields(state), "version": order.version}
 
 
