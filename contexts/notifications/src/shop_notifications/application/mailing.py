@@ -24,7 +24,7 @@ from shop_notifications.application.ports import (
     Recipient,
     TransientFailure,
 )
-from shop_notifications.domain.model import ERASED, Delivery, Template
+from shop_notifications.domain.model import Delivery, Template
 
 log = get_logger(__name__)
 
@@ -120,7 +120,7 @@ class Mailing:
     async def _settle(self, delivery_id: uuid.UUID, outcome: Callable[[Delivery], None]) -> None:
         async with self._transaction() as tx:
             delivery = await tx.deliveries.lock(delivery_id)
-            if delivery.recipient is None and delivery.last_error == ERASED:
+            if delivery.dropped_for_erasure:
                 return  # erased while it was being sent: the erasure stands
             outcome(delivery)
             await tx.deliveries.save(delivery)

@@ -61,6 +61,11 @@ class Delivery(AggregateRoot):
     def settled(self) -> bool:
         return self.status != "pending"
 
+    @property
+    def dropped_for_erasure(self) -> bool:
+        """The recipient's account was erased before this mail went out."""
+        return self.status == "failed" and self.last_error == ERASED
+
     def attempt(self, recipient: str, *, lease: timedelta, now: datetime | None = None) -> None:
         """Record the next attempt to send to ``recipient``; refused while a lease runs."""
         now = now or _now()
