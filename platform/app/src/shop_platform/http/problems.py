@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import traceback
 from http import HTTPStatus
 from typing import Any
 
@@ -86,22 +85,11 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
 
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if isinstance(exc, RecursionError) and _while_reading_the_body(exc):
-        # Litestar decodes a JSON body untyped first; a body nested deeper than the decoder
-        # goes is the client's doing, not the server's.
-        return problem(request, 400, detail="The request body nests too deeply to be read.")
     log.exception("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
     return problem(
         request,
         500,
         detail="An unexpected error occurred; it has been logged with this request id.",
-    )
-
-
-def _while_reading_the_body(exc: BaseException) -> bool:
-    return any(
-        frame.f_code.co_name == "json" and frame.f_code.co_filename.endswith("request.py")
-        for frame, _ in traceback.walk_tb(exc.__traceback__)
     )
 
 
