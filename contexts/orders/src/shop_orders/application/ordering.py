@@ -52,7 +52,7 @@ class Ordering:
         order = Order.start(caller.user_id, self._currency)
         for index, item in enumerate(items):
             try:
-                _add(order, item, facts)
+                _add(order, item, _offered(item.sku, facts))
             except InvalidField as refused:
                 raise refused.within(f"items[{index}]") from None
         async with self._transaction() as tx:
@@ -63,10 +63,10 @@ class Ordering:
     async def add_item(
         self, caller: Caller, order_id: uuid.UUID, item: Item, *, expected_version: int | None
     ) -> Order:
-        facts = await self._catalog.products([item.sku])
-        _offered(item.sku, facts)  # refused before the order is even read
+        # Refused (unknown, inactive) before the order is even read.
+        fact = _offered(item.sku, await self._catalog.products([item.sku]))
         return await self._change(
-            order_id, lambda order: _add(order, item, facts),
+            order_id, lambda order: _add(order, item, fact),
             caller=caller, expected_version=expected_version,
         )  # fmt: skip
 
@@ -164,7 +164,6 @@ def _offered(sku: str, facts: dict[str, ProductFacts]) -> ProductFacts:
     return fact
 
 
-def _add(order: Order, item: Item, facts: dict[str, ProductFacts]) -> None:
-    fact = _offered(item.sku, facts)
+def _add(order: Order, item: Item, fact: ProductFacts) -> None:
     price = Money(fact.price.amount, fact.price.currency)
     order.add_item(item.sku, fact.name, price, item.quantity)
