@@ -100,7 +100,7 @@ class ShelfStates:
 
 
 def shelf_module(name: str, *, with_view: bool = True) -> ContextModule:
-    users = CONTEXTS[0]
+    users = next(context for context in CONTEXTS if context.name == "users")
     handler = subscribe(ShelfStocked, RecordEffect)
     projector = project(ShelfStocked, ShelfView)
     return ContextModule(

@@ -13,7 +13,7 @@ from shop_platform.contexts import migration_targets
 
 def test_the_kernel_schema_is_migrated_before_every_context() -> None:
     assert [t.schema for t in migration_targets()] == [
-        "messaging", "users", "catalog", "orders", "notifications",
+        "messaging", "catalog", "notifications", "orders", "users",
     ]  # fmt: skip
 
 

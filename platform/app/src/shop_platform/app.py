@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             container = build_container(settings, resources)
             container.register(Tokens, instance=tokens)
             app.state.container = container
+            log.info("contexts composed", contexts=[context.name for context in CONTEXTS])
             if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
                 admin = await ensure_admin(
                     container, settings.bootstrap_admin_email, settings.bootstrap_admin_password

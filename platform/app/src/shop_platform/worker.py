@@ -67,7 +67,12 @@ class WorkerResources(dramatiq.Middleware):
             self._hold(ready, broker), loop_thread.loop
         )
         ready.result(timeout=60)
-        log.info("worker stores open", relay=self.relay, queues=self.backbone.queues)
+        log.info(
+            "worker stores open",
+            contexts=[module.name for module in self.modules],
+            relay=self.relay,
+            queues=self.backbone.queues,
+        )
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         loop_thread = get_event_loop_thread()

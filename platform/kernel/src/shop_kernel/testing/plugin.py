@@ -8,12 +8,10 @@ Nothing is started until a test asks for it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -33,19 +31,6 @@ TEST_REDIS_URL = "SHOP_TEST_REDIS_URL"
 TEST_MONGODB_URL = "SHOP_TEST_MONGODB_URL"
 
 MakeDatabase = Callable[..., str]
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """A context installed alone (``uv sync --package shop-<ctx>``) runs its own tests; those
-    that drive the whole app need the composition root, and wait for the full run."""
-    if (
-        collection_path.suffix == ".py"
-        and collection_path.name.startswith("test_")
-        and importlib.util.find_spec("shop_platform") is None
-        and "shop_platform" in collection_path.read_text(encoding="utf-8")
-    ):
-        return True
-    return None
 
 
 def _unique(prefix: str = "shop_test") -> str:
