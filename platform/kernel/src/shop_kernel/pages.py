@@ -11,11 +11,12 @@ from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
 # The list parameters every list takes; the schema states what page_start checks.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
 SearchText = Annotated[
     str | None,
     QueryParameter(
         max_length=200,
-        pattern=r"^[^\x00-\x1f\x7f-\x9f]*$",
+        pattern=NO_CONTROL_CHARACTERS,
         description="Search text (case-insensitive prefix); no control characters.",
     ),
 ]
@@ -32,13 +33,18 @@ def encode_cursor(last_key: str) -> str:
 
 
 def page_start(
-    q: str | None, cursor: str | None, *, valid_key: Callable[[str], bool]
+    q: str | None,
+    cursor: str | None,
+    *,
+    valid_key: Callable[[str], bool],
+    text_parameter: str = "q",
 ) -> str | None:
-    """The key a page starts after, from a list query's ``q`` and ``cursor``; 400 naming the
-    parameter for search text with control characters or a cursor this list did not hand out.
+    """The key a page starts after, from a list query's search text (``q``, or the parameter
+    named) and ``cursor``; 400 naming the parameter for search text with control characters,
+    422 for a cursor this list did not hand out.
     """
     if q is not None and any(unicodedata.category(char) == "Cc" for char in q):
-        raise _invalid("q", "the search text cannot hold control characters")
+        raise _invalid(text_parameter, "the search text cannot hold control characters")
     if cursor is None:
         return None
     try:

@@ -28,7 +28,8 @@ Name = Annotated[str, msgspec.Meta(max_length=NAME_MAX * 2)]
 
 
 class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
-    amount: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    # Minor units, up to the largest integer every JSON parser reads exactly.
+    amount: Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
 
 

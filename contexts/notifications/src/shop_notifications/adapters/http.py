@@ -14,7 +14,7 @@ from litestar.params import QueryParameter
 
 from shop_kernel.auth import admin_only
 from shop_kernel.di import provide
-from shop_kernel.pages import Cursor, Limit, encode_cursor, page_start
+from shop_kernel.pages import NO_CONTROL_CHARACTERS, Cursor, Limit, encode_cursor, page_start
 from shop_notifications.adapters.sql import DeliveryLog
 from shop_notifications.domain.model import Status, Template
 
@@ -66,12 +66,14 @@ class NotificationsController(Controller):
     async def deliveries(
         self,
         log: NamedDependency[DeliveryLog],
-        recipient: Annotated[str | None, QueryParameter(max_length=320)] = None,
+        recipient: Annotated[
+            str | None, QueryParameter(max_length=320, pattern=NO_CONTROL_CHARACTERS)
+        ] = None,
         limit: Limit = 20,
         cursor: Cursor = None,
     ) -> DeliveryPage:
         """Every email the shop sent or tried to send (admins), optionally to one address."""
-        key = page_start(recipient, cursor, valid_key=_is_cursor)
+        key = page_start(recipient, cursor, valid_key=_is_cursor, text_parameter="recipient")
         after = None
         if key is not None:
             at, _, delivery_id = key.partition("|")

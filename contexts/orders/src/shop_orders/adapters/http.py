@@ -27,7 +27,9 @@ from shop_orders.application.ordering import Caller, Item, Ordering
 from shop_orders.domain.model import MAX_LINES, Order, OrderNotFound
 
 # Bounds on what is read at all; the domain applies the real rules (quantity 1..1000: 422).
-Quantity = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+# Any integer a JSON parser reads exactly (the schema's bounds are exact as JSON numbers too);
+# the domain answers what is out of its own range (1..1000 per line) with a 422.
+Quantity = Annotated[int, msgspec.Meta(ge=-(2**53 - 1), le=2**53 - 1)]
 SkuIn = Annotated[str, msgspec.Meta(max_length=64)]
 StatusName = Literal["draft", "pending", "confirmed", "rejected", "cancelled"]
 
