@@ -151,3 +151,27 @@ def _as_generated(case: Any) -> dict[str, dict[str, str]] | None:
 
     header = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
     return {"as generated": {}} if header is not None and header.mode.is_negative else None
+
+
+def test_every_integer_bound_in_the_schema_is_exact_as_a_json_number(
+    served: tuple[str, dict[str, dict[str, str]]],
+) -> None:
+    # A bound beyond 2**53 reads back as a larger float: generators then send values over
+    # the real bound that the schema seems to allow (found by fuzzing with 2**63 - 1).
+    url, _ = served
+    document = httpx.get(f"{url}/schema/openapi.json").json()
+    bounds: list[tuple[str, float]] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in {"maximum", "minimum"} and isinstance(value, int | float):
+                    bounds.append((f"{where}.{key}", value))
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}[{index}]")
+
+    walk(document, "$")
+    assert bounds, "the document states integer bounds"
+    assert [(where, b) for where, b in bounds if abs(b) > 2**53 - 1] == []

@@ -278,3 +278,16 @@ async def test_only_admins_read_the_delivery_log(
     for bad in ("?limit=0", "?limit=101", "?cursor=nope"):
         response = await shop_client.get(f"/notifications{bad}", headers=admin)
         assert response.status_code in {400, 422}, bad
+
+
+async def test_a_recipient_filter_with_control_characters_is_refused_naming_it(
+    shop_client: Client, shop_settings: Settings
+) -> None:
+    admin = await new_admin(shop_client, shop_settings)
+    response = await shop_client.get("/notifications?recipient=a%16b", headers=admin)
+    assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == ["recipient"]
+    schema = (await shop_client.get("/schema/openapi.json")).json()
+    parameters = schema["paths"]["/notifications"]["get"]["parameters"]
+    recipient = next(p for p in parameters if p["name"] == "recipient")
+    assert recipient["schema"]["pattern"] == r"^[^\x00-\x1f\x7f-\x9f]*$"
