@@ -8,7 +8,7 @@ projection takes. Pages are cached under a generation number the projector bumps
 from __future__ import annotations
 
 import contextlib
-import re
+import sys
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -35,6 +35,9 @@ COLLECTION = "product_catalog"
 CACHE_TTL_S = 300
 _CACHE = f"shop:cache:{COLLECTION}"
 _GENERATION = cache_generation_key(COLLECTION)
+# The view's indexes: active products by sku, and by name then sku.
+BY_SKU = [("is_active", ASCENDING), ("_id", ASCENDING)]
+BY_NAME = [("is_active", ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)]
 
 
 class ProductCatalogEntry(Document):
@@ -52,10 +55,34 @@ class ProductCatalogEntry(Document):
 
     class Settings:
         name = COLLECTION
-        indexes: ClassVar[list[IndexModel]] = [
-            IndexModel([("is_active", ASCENDING), ("_id", ASCENDING)]),
-            IndexModel([("is_active", ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)]),
-        ]
+        indexes: ClassVar[list[IndexModel]] = [IndexModel(BY_SKU), IndexModel(BY_NAME)]
+
+
+def _prefix(text: str) -> dict[str, str]:
+    """The index range of the strings starting with ``text`` (an anchored regex is not
+    turned into index bounds by every MongoDB-wire server; a range always is)."""
+    last = text[-1]
+    if ord(last) == sys.maxunicode:
+        return {"$gte": text, "$lte": text + chr(sys.maxunicode) * 32}
+    return {"$gte": text, "$lt": text[:-1] + chr(ord(last) + 1)}
+
+
+def search_queries(
+    q: str | None, after: str | None
+) -> list[tuple[dict[str, Any], list[tuple[str, int]]]]:
+    """The view's queries (each with the index it walks) for active products after ``after``
+    whose sku or name starts with ``q``: one index range per field, merged by the caller. Not
+    an ``$or`` of anchored regexes, which a server may answer by scanning the collection."""
+    beyond = {} if after is None else {"_id": {"$gt": after}}
+    if not q:
+        return [({"is_active": True, **beyond}, BY_SKU)]
+    sku = _prefix(q.upper())
+    if after is not None and after >= sku["$gte"]:
+        sku = {"$gt": after, **{k: v for k, v in sku.items() if k != "$gte"}}
+    return [
+        ({"is_active": True, "_id": sku}, BY_SKU),
+        ({"is_active": True, "name_key": _prefix(q.casefold()), **beyond}, BY_NAME),
+    ]
 
 
 def _fields(state: dict[str, Any]) -> dict[str, Any]:
@@ -168,19 +195,18 @@ class ProductCatalog:
         generation = await self._cache.generation()
         if after is None and (cached := await self._cache.get(generation, key)) is not None:
             return cached["items"], cached["next"]
-        query: dict[str, Any] = {"is_active": True}
-        if q:
-            query["$or"] = [
-                {"name_key": {"$regex": "^" + re.escape(q.casefold())}},
-                {"_id": {"$regex": "^" + re.escape(q.upper())}},
-            ]
-        if after is not None:
-            query["_id"] = {"$gt": after}
-        found = self._view.find(query).sort("_id", ASCENDING).limit(limit + 1)
-        page = [doc async for doc in found]
+        page = await self._first(limit + 1, q=q, after=after)
         more = len(page) > limit
         page = page[:limit]
         next_cursor = encode_cursor(page[-1]["_id"]) if more and page else None
         if after is None:
             await self._cache.keep(generation, key, {"items": page, "next": next_cursor})
         return page, next_cursor
+
+    async def _first(self, count: int, *, q: str | None, after: str | None) -> list[dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for query, index in search_queries(q, after):
+            found_here = self._view.find(query).hint(index).sort("_id", ASCENDING).limit(count)
+            async for document in found_here:
+                found[document["_id"]] = document
+        return [found[sku] for sku in sorted(found)[:count]]
