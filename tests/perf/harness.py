@@ -74,13 +74,17 @@ from perf_support import (
 )
 from pymongo import AsyncMongoClient
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from shop_kernel.messaging.broker import NAMESPACE
 from shop_kernel.sql import libpq_url
+from shop_kernel.views import cache_generation_key
 
 ADMIN = ("perf-admin@example.com", "correct horse battery admin")
 P99_BOUND_MS = 100.0
 JSON = {"Content-Type": "application/json"}
+# One worker process per core, as a 2-core host would run it.
+WORKER = ("worker", "--processes", "2")
 
 
 @dataclass(frozen=True)
@@ -321,30 +325,41 @@ async def health(shop: Shop, plan: Plan) -> Scenario:
 
 
 async def product_reads(shop: Shop, plan: Plan) -> list[Scenario]:
-    """(b) Browsing: one hot product, any product of the catalog, and search by sku prefix."""
+    """(b) Browsing: a hot product (served from the cache), any product of the catalog with
+    the cache kept cold (its generation bumped every 100 reads, as product changes do), and
+    search by sku prefix (first pages cached, as the service does)."""
     rng = random.Random(7)
     hot = shop.skus[1]
     prefixes = sorted({sku[:-1] for sku in shop.skus})  # "P-0012" matches ten products
+    redis = AsyncRedis.from_url(shop.stores.redis_url)
+    bumps: set[asyncio.Task[Any]] = set()
 
-    def any_product(_number: int) -> Request:
+    def uncached(number: int) -> Request:
+        if number % 100 == 0:
+            bump = asyncio.create_task(redis.incr(cache_generation_key("product_catalog")))
+            bumps.add(bump)
+            bump.add_done_callback(bumps.discard)
         return Request("GET", f"/products/{rng.choice(shop.skus)}")
 
     def search(_number: int) -> Request:
         return Request("GET", f"/products?q={rng.choice(prefixes)}&limit=20")
 
     made = []
-    for key, title, make in [
-        ("b1", "GET /products/{sku}, one hot sku", lambda _n: Request("GET", f"/products/{hot}")),
-        ("b2", "GET /products/{sku}, any of the catalog", any_product),
-        ("b3", "GET /products?q=<sku prefix>", search),
-    ]:
-        scenario = Scenario(key, title, "read")
-        await find_knee(shop, scenario, steady(plain(make)), plan, start=100)
-        if plan.fixed_steps and key in {"b1", "b2"}:
-            # The read target: p99 under 20 ms at 1,000 requests a second.
-            fixed = await step(shop, plain(make), 1000, plan.step_s)
-            scenario.notes["at_1000_per_s"] = fixed.summary()
-        made.append(scenario)
+    try:
+        for key, title, make in [
+            ("b1", "GET /products/{sku}, cached", lambda _n: Request("GET", f"/products/{hot}")),
+            ("b2", "GET /products/{sku}, uncached", uncached),
+            ("b3", "GET /products?q=<sku prefix>", search),
+        ]:
+            scenario = Scenario(key, title, "read")
+            await find_knee(shop, scenario, steady(plain(make)), plan, start=100)
+            if plan.fixed_steps and key in {"b1", "b2"}:
+                # The read target: p99 under 20 ms at 1,000 requests a second.
+                fixed = await step(shop, plain(make), 1000, plan.step_s)
+                scenario.notes["at_1000_per_s"] = fixed.summary()
+            made.append(scenario)
+    finally:
+        await redis.aclose()
     return made
 
 
@@ -393,6 +408,9 @@ async def cart_edits(shop: Shop, plan: Plan) -> Scenario:
     return scenario
 
 
+OUTCOMES = ["confirmed", "rejected"]
+
+
 class Visibility:
     """Watches the order view for orders leaving `pending`: confirm to outcome, as seen by reads.
 
@@ -414,7 +432,7 @@ class Visibility:
     async def _watch(self) -> None:
         while True:
             if self.waiting:
-                query = {"_id": {"$in": list(self.waiting)}, "status": {"$ne": "pending"}}
+                query = {"_id": {"$in": list(self.waiting)}, "status": {"$in": OUTCOMES}}
                 async for seen in self._orders.find(query, {"status": 1}):
                     confirmed_at = self.waiting.pop(seen["_id"], None)
                     if confirmed_at is not None:
@@ -529,7 +547,7 @@ def backlog_drain(shop: Shop, queues: list[str]) -> Scenario:
     """(f) Start the worker on what c and d left in the outbox; time it to the last handled."""
     redis: Redis = Redis.from_url(shop.stores.redis_url)
     backlog, _ = unfinished(shop.stores, redis, queues)
-    shop.worker = shop.stores.start(command=("worker",), cpus=os.sched_getaffinity(0))
+    shop.worker = shop.stores.start(command=WORKER, cpus=os.sched_getaffinity(0))
     first = None
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
@@ -590,10 +608,11 @@ def where_time_goes(path: Path, top: int = 12) -> list[tuple[str, float]]:
 
 
 def _package(file: str) -> str:
+    # py-spy names files from their import root: "sqlalchemy/engine/base.py", "asyncio/..."
     for marker in ("site-packages/", "/src/"):
         if marker in file:
-            return file.split(marker, 1)[1].split("/", 1)[0].removesuffix(".py")
-    return "python: " + Path(file).stem
+            file = file.split(marker, 1)[1]
+    return file.split("/", 1)[0].removesuffix(".py") or "?"
 
 
 def rss_mb(process: subprocess.Popen[bytes] | None) -> list[float]:
@@ -723,7 +742,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     admin = {"SHOP_BOOTSTRAP_ADMIN_EMAIL": ADMIN[0], "SHOP_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1]}
     with bench_stores() as stores:
         api = stores.start(extra_env=admin)
-        worker = stores.start(command=("worker",), cpus=os.sched_getaffinity(0))
+        worker = stores.start(command=WORKER, cpus=os.sched_getaffinity(0))
         if pinning():
             os.sched_setaffinity(0, {CLIENT_CPU})
         session = client_session(f"http://127.0.0.1:{stores.port}")

@@ -301,3 +301,37 @@ async def test_a_body_over_the_limit_is_413(
     )
     assert response.status_code == 413
     assert response.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_a_dropped_database_connection_is_a_503_to_retry_and_the_next_request_works(
+    shop_client: AsyncTestClient[Litestar], shop_settings: Settings
+) -> None:
+    body = {"email": "dropped@example.com", "password": "a long passphrase", "name": "D"}
+    made = await shop_client.post("/users", json=body)
+    assert made.status_code == 201
+    # The API keeps no ping before each checkout: a connection the server dropped (a restart,
+    # a failover) meets the one request that takes it from the pool.
+    engine = create_engine(shop_settings)
+    try:
+        async with engine.begin() as conn:
+            dropped = await conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'shop-api' AND datname = current_database()"
+            ))  # fmt: skip
+            assert any(row[0] for row in dropped)
+    finally:
+        await engine.dispose()
+    statuses = []
+    for _ in range(5):
+        again = await shop_client.post(
+            "/users",
+            json={"email": f"after-{len(statuses)}@example.com", "password": "a long passphrase",
+                  "name": "D"},
+        )  # fmt: skip
+        statuses.append(again.status_code)
+        if again.status_code == 503:
+            assert again.headers["retry-after"] == "1"
+            assert again.headers["content-type"].startswith("application/problem+json")
+    assert 503 in statuses
+    assert 500 not in statuses
+    assert statuses[-1] == 201  # the pool replaced what broke

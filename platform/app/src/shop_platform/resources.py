@@ -28,8 +28,10 @@ async def open_resources(
     settings: Settings, *, role: str, create_indexes: bool = False
 ) -> AsyncGenerator[Resources]:
     """Clients bind to the loop they are made on: call this inside the loop that uses them."""
-    # The worker skips the ping: see create_engine.
-    engine = create_engine(settings, application_name=f"shop-{role}", pre_ping=role != "worker")
+    # The API and the worker skip the ping (see create_engine); the CLI's short runs keep it.
+    engine = create_engine(
+        settings, application_name=f"shop-{role}", pre_ping=role not in {"api", "worker"}
+    )
     mongo = create_mongo_client(settings)
     redis = create_redis(settings)
     try:

@@ -38,9 +38,10 @@ def create_engine(
 ) -> AsyncEngine:
     """The process's engine. ``pre_ping`` tests each pooled connection before handing it out.
 
-    A request must not fail on a connection the server dropped (a restart, a failover), so
-    the API pings. The worker may skip the ping: a failed delivery is retried, and the pool
-    replaces the broken connection it found.
+    The ping is a round trip on every checkout. The API and the worker skip it: a connection
+    the server dropped (a restart, a failover) fails the one request or delivery that meets
+    it (a 503 to retry, or a retried delivery), and the pool then replaces every connection
+    older than the failure.
     """
     url = make_url(database_url(settings))
     return create_async_engine(

@@ -10,6 +10,10 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.types import ExceptionHandlersMap
+from pymongo.errors import ConnectionFailure
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from shop_kernel.domain import (
     BusinessRuleViolated,
@@ -84,6 +88,20 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
     return problem(request, status, code=exc.code, detail=exc.message, extra=dict(exc.details))
 
 
+def store_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A store that dropped the connection (a restart, a failover) or does not answer: 503,
+    to be retried. The pools replace what broke, so the next request gets a fresh connection.
+    Any other database error is a bug, and a 500."""
+    if isinstance(exc, DBAPIError) and not (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return unexpected_error(request, exc)
+    log.warning("store unavailable", path=request.url.path, error=repr(exc))
+    response = problem(request, 503, detail="A store does not answer; try again shortly.")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
     return problem(
@@ -132,5 +150,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {  # pyright: ignore[reportUnknownVar
     ValidationException: validation_exception,
     HTTPException: http_exception,
     DomainError: domain_error,
+    DBAPIError: store_error,
+    RedisConnectionError: store_error,
+    RedisTimeoutError: store_error,
+    ConnectionFailure: store_error,
     Exception: unexpected_error,
 }
