@@ -35,6 +35,7 @@ import platform
 import random
 import re
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -83,6 +84,15 @@ from shop_kernel.views import cache_generation_key
 ADMIN = ("perf-admin@example.com", "correct horse battery admin")
 P99_BOUND_MS = 100.0
 JSON = {"Content-Type": "application/json"}
+# The API under each ASGI server the harness compares (one process; uvloop either way).
+API: dict[str, Callable[[int], tuple[str, ...]]] = {
+    "uvicorn": lambda _port: ("api",),
+    "granian": lambda port: (
+        "granian", "--interface", "asgi", "--factory", "--loop", "uvloop", "--workers", "1",
+        "--host", "127.0.0.1", "--port", str(port), "--no-ws", "--log-level", "warning",
+        "shop_platform.app:create_app",
+    ),
+}  # fmt: skip
 # One worker process per core, as a 2-core host would run it.
 WORKER = ("worker", "--processes", "2")
 
@@ -676,37 +686,48 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
     affinities = pin_tree(shop.api)
     await populate(shop, plan)
     profiles: dict[str, list[tuple[str, float]]] = {}
-    scenarios = [await database_ceiling(libpq_url(shop.stores.database_url), plan.ceiling_s)]
-    scenarios.append(await health(shop, plan))
-    reads = await product_reads(shop, plan)
-    scenarios += reads
+    wanted = set(args.only.split(",")) if args.only else set("abcdefg")
+    scenarios: list[Scenario] = []
+    if "g" in wanted:
+        scenarios.append(
+            await database_ceiling(libpq_url(shop.stores.database_url), plan.ceiling_s)
+        )
+    if "a" in wanted:
+        scenarios.append(await health(shop, plan))
+    if "b" in wanted:
+        scenarios += await product_reads(shop, plan)
     # The writes run alone on the API and the database: the worker stops, and drains later.
-    assert shop.worker is not None
-    stop_server(shop.worker)
-    shop.worker = None
-    scenarios.append(await order_creation(shop, plan))
-    edits = await cart_edits(shop, plan)
-    scenarios.append(edits)
-    events = outbox_size(shop.stores)
-    scenarios.append(backlog_drain(shop, Backbone.of(CONTEXTS).queues))
-    scenarios[-1].notes["outbox_rows_in_total"] = events
-    scenarios.append(await checkouts(shop, plan))
+    if wanted & {"c", "d", "f"}:
+        assert shop.worker is not None
+        stop_server(shop.worker)
+        shop.worker = None
+        if "c" in wanted:
+            scenarios.append(await order_creation(shop, plan))
+        if "d" in wanted:
+            scenarios.append(await cart_edits(shop, plan))
+        events = outbox_size(shop.stores)
+        scenarios.append(backlog_drain(shop, Backbone.of(CONTEXTS).queues))
+        scenarios[-1].notes["outbox_rows_in_total"] = events
+    if "e" in wanted:
+        scenarios.append(await checkouts(shop, plan))
+    by_key = {scenario.key: scenario for scenario in scenarios}
     if args.profile:
-        for scenario in (reads[1], edits):
-            if scenario.knee:
+        for scenario in (by_key.get("b2"), by_key.get("d")):
+            if scenario is not None and scenario.knee:
                 path = args.out / f"profile-{scenario.key}.txt"
                 flow = await _profile_flow(shop, scenario)
                 with profiled(shop, path):
                     await step(shop, flow, scenario.knee["rate"], plan.step_s)
                 profiles[scenario.key] = where_time_goes(path)
     ceilings = {
-        "read": (scenarios[1].knee or {}).get("achieved_rate", 0.0),
-        "write": (scenarios[0].knee or {}).get("achieved_rate", 0.0),
+        "read": ((by_key.get("a") or Scenario("", "", "")).knee or {}).get("achieved_rate", 0.0),
+        "write": ((by_key.get("g") or Scenario("", "", "")).knee or {}).get("achieved_rate", 0.0),
     }
     return {
         "machine": f"{platform.node()} {os.cpu_count()} CPUs, {platform.python_version()}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "uv run python tests/perf/harness.py" + (" --quick" if args.quick else ""),
+        "command": " ".join(["uv run python tests/perf/harness.py", *args.argv]),
+        "server": args.server,
         "p99_bound_ms": P99_BOUND_MS,
         "api_affinity": affinities,
         "generator_affinity": sorted(os.sched_getaffinity(0)),
@@ -741,7 +762,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     plan = Plan.of(args.quick)
     admin = {"SHOP_BOOTSTRAP_ADMIN_EMAIL": ADMIN[0], "SHOP_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1]}
     with bench_stores() as stores:
-        api = stores.start(extra_env=admin)
+        api = stores.start(command=API[args.server](stores.port), extra_env=admin)
         worker = stores.start(command=WORKER, cpus=os.sched_getaffinity(0))
         if pinning():
             os.sched_setaffinity(0, {CLIENT_CPU})
@@ -764,7 +785,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("perf-results"))
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the API at the knees of b2 and d")  # fmt: skip
+    parser.add_argument("--only", help="scenario letters to run, comma-separated (default all)")
+    parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn",
+                        help="the API's ASGI server (uvicorn is what `shop api` runs)")  # fmt: skip
     args = parser.parse_args()
+    args.argv = sys.argv[1:]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     report = uvloop.run(main_async(args))

@@ -120,7 +120,9 @@ def start_server(
         SHOP_RATE_LIMIT_LOGIN_PER_MINUTE="10000", SHOP_RATE_LIMIT_REGISTER_PER_MINUTE="10000",
         **(extra_env or {}),
     )  # fmt: skip
-    argv = ["uv", "run", "--no-sync", "shop", *command]
+    # `shop <command>`, or another program of the environment (an ASGI server) as given.
+    program = [] if command[0] == "granian" else ["shop"]
+    argv = ["uv", "run", "--no-sync", *program, *command]
     if command == ("api",):
         argv += ["--host", "127.0.0.1", "--port", str(port)]
     previous = os.sched_getaffinity(0)

@@ -67,21 +67,21 @@ def _prefix(text: str) -> dict[str, str]:
     return {"$gte": text, "$lt": text[:-1] + chr(ord(last) + 1)}
 
 
-def search_queries(
-    q: str | None, after: str | None
-) -> list[tuple[dict[str, Any], list[tuple[str, int]]]]:
-    """The view's queries (each with the index it walks) for active products after ``after``
-    whose sku or name starts with ``q``: one index range per field, merged by the caller. Not
-    an ``$or`` of anchored regexes, which a server may answer by scanning the collection."""
+def search_queries(q: str | None, after: str | None) -> list[tuple[dict[str, Any], bool]]:
+    """The view's queries for active products after ``after`` whose sku or name starts with
+    ``q``, each with whether the caller may stop at the page size (else it filters by
+    ``after`` itself): one index range per field, merged by the caller. Not an ``$or`` of
+    anchored regexes, and no second range beside the name's, which a server may answer by
+    scanning the whole collection."""
     beyond = {} if after is None else {"_id": {"$gt": after}}
     if not q:
-        return [({"is_active": True, **beyond}, BY_SKU)]
+        return [({"is_active": True, **beyond}, True)]
     sku = _prefix(q.upper())
     if after is not None and after >= sku["$gte"]:
         sku = {"$gt": after, **{k: v for k, v in sku.items() if k != "$gte"}}
     return [
-        ({"is_active": True, "_id": sku}, BY_SKU),
-        ({"is_active": True, "name_key": _prefix(q.casefold()), **beyond}, BY_NAME),
+        ({"is_active": True, "_id": sku}, True),
+        ({"is_active": True, "name_key": _prefix(q.casefold())}, after is None),
     ]
 
 
@@ -205,8 +205,9 @@ class ProductCatalog:
 
     async def _first(self, count: int, *, q: str | None, after: str | None) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for query, index in search_queries(q, after):
-            found_here = self._view.find(query).hint(index).sort("_id", ASCENDING).limit(count)
-            async for document in found_here:
-                found[document["_id"]] = document
+        for query, stops_at_page in search_queries(q, after):
+            cursor = self._view.find(query).sort("_id", ASCENDING)
+            async for document in cursor.limit(count) if stops_at_page else cursor:
+                if after is None or document["_id"] > after:
+                    found[document["_id"]] = document
         return [found[sku] for sku in sorted(found)[:count]]
