@@ -4,7 +4,8 @@ Dockerfile: hadolint-clean; the runtime stage runs as a non-root user, has a HEA
 starts `shop`, and carries only the virtual environment, which holds no dev dependencies.
 compose.yaml: valid against the Compose Specification; every long-running service has a
 healthcheck; api and worker start only after the migrations succeeded; the shop processes do
-not run as root; every SHOP_* variable it sets is a setting the service knows.
+not run as root; the API runs as two replicas reached only through the proxy; every SHOP_*
+variable it sets is a setting the service knows.
 
 Each check is a function returning the broken promises, run once on the real files and once
 on deliberately broken copies (the negative controls), so that no check passes vacuously.
@@ -34,7 +35,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 
-REQUIRED_SERVICES = {"postgres", "mongo", "redis", "mailpit", "migrate", "api", "worker"}
+REQUIRED_SERVICES = {"postgres", "mongo", "redis", "mailpit", "migrate", "api", "worker", "proxy"}
 ONE_SHOT_SERVICES = {"migrate"}
 SHOP_IMAGE_SERVICES = {"migrate", "api", "worker"}
 ROOT_USERS = {"", "root", "0"}
@@ -447,6 +448,12 @@ def compose_problems(document: dict[str, Any]) -> list[str]:
             if re.search(r"\$\{[A-Za-z0-9_]+:?-\}", value):
                 problems.append(f"{name}: {variable} defaults to an empty value")
 
+    api = services.get("api", {})
+    if int((api.get("deploy") or {}).get("replicas", 1)) < 2:
+        problems.append("api: fewer than 2 replicas")
+    if api.get("ports"):
+        problems.append("api: publishes a port; replicas are reached through the proxy")
+
     migrate = services.get("migrate", {})
     if migrate.get("command") != ["db", "upgrade"]:
         problems.append("migrate: does not run `shop db upgrade`")
@@ -532,6 +539,8 @@ COMPOSE_BREAKS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "worker as uid 0": (_set("worker", "user", "0:0"), "worker: runs as root"),
     "migrate without user": (_drop_user("migrate"), "migrate: runs as root"),
     "migrate restarts": (_set("migrate", "restart", "on-failure"), "migrate: restarts"),
+    "one api": (_set("api", "deploy", {"replicas": 1}), "api: fewer than 2 replicas"),
+    "api published": (_set("api", "ports", ["8000:8000"]), "api: publishes a port"),
     "migrate runs the api": (_set("migrate", "command", ["api"]), "migrate: does not run"),
     "empty default": (
         _set("api", "environment", {"SHOP_JWT_SECRET": "${SHOP_JWT_SECRET:-}"}),

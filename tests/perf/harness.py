@@ -69,7 +69,6 @@ from perf_support import (
     bench_stores,
     pin_tree,
     pinning,
-    server_cpu_seconds,
     server_tree,
     stop_server,
 )
@@ -144,12 +143,49 @@ class Scenario:
 # ------------------------------------------------------------------ measuring one step
 
 
+def cpu_by_part(shop: Shop) -> dict[str, float]:
+    """CPU seconds used so far by each part of the system (all their processes)."""
+    own = {"api": tree_pids(shop.api), "worker": tree_pids(shop.worker)}
+    totals = dict.fromkeys(["api", "worker", "postgres", "mongo-wire", "redis"], 0.0)
+    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+        try:
+            part = next((name for name, pids in own.items() if proc.pid in pids), None)
+            name, cmdline = proc.info["name"] or "", " ".join(proc.info["cmdline"] or [])
+            if part is None and name.startswith(("postgres", "postmaster")):
+                part = "postgres"
+            elif part is None and ("secantus" in cmdline or name.startswith("mongod")):
+                part = "mongo-wire"
+            elif part is None and name.startswith("redis"):
+                part = "redis"
+            if part is not None:
+                times = proc.cpu_times()
+                totals[part] += times.user + times.system
+        except psutil.Error:
+            continue
+    return totals
+
+
+def tree_pids(process: subprocess.Popen[bytes] | None) -> set[int]:
+    if process is None or process.poll() is not None:
+        return set()
+    try:
+        return {proc.pid for proc in server_tree(process)}
+    except psutil.Error:
+        return set()
+
+
 async def step(shop: Shop, flow: Flow, rate: float, seconds: float) -> StepResult:
-    """One open-loop step, with the API's CPU per completed request beside it."""
-    cpu_before = server_cpu_seconds(shop.api)
+    """One open-loop step, with each part's CPU per completed request beside it."""
+    cpu_before = cpu_by_part(shop)
     result = await open_loop(shop.session, flow, rate, seconds)
-    api_cpu = server_cpu_seconds(shop.api) - cpu_before
-    result.extra["api_cpu_ms_per_request"] = round(api_cpu * 1000 / max(1, result.completed), 2)
+    cpu_after = cpu_by_part(shop)
+    done = max(1, result.completed)
+    result.extra["api_cpu_ms_per_request"] = round(
+        (cpu_after["api"] - cpu_before["api"]) * 1000 / done, 2
+    )
+    result.extra["cpu_ms_per_request"] = {
+        part: round((cpu_after[part] - cpu_before[part]) * 1000 / done, 2) for part in cpu_after
+    }
     await asyncio.sleep(0.5)  # let the server settle before the next step
     return result
 
@@ -557,6 +593,7 @@ def backlog_drain(shop: Shop, queues: list[str]) -> Scenario:
     """(f) Start the worker on what c and d left in the outbox; time it to the last handled."""
     redis: Redis = Redis.from_url(shop.stores.redis_url)
     backlog, _ = unfinished(shop.stores, redis, queues)
+    cpu_before: dict[str, float] = {}
     shop.worker = shop.stores.start(command=WORKER, cpus=os.sched_getaffinity(0))
     first = None
     deadline = time.monotonic() + 900
@@ -564,15 +601,21 @@ def backlog_drain(shop: Shop, queues: list[str]) -> Scenario:
         waiting, queued = unfinished(shop.stores, redis, queues)
         if first is None and waiting < backlog:
             first = time.monotonic()  # the relay has started: the clock runs from here
+            cpu_before = cpu_by_part(shop)
         if first is not None and waiting == 0 and queued == 0:
             break
         time.sleep(0.05)
     seconds = time.monotonic() - (first or deadline)
+    cpu_after = cpu_by_part(shop)
     redis.close()
     scenario = Scenario("f", "event backlog drain (relay, handlers, projectors)", "write")
     scenario.knee = {
         "events": backlog, "seconds": round(seconds, 2),
         "achieved_rate": round(backlog / seconds, 1) if seconds > 0 else 0.0,
+        "cpu_ms_per_event": {
+            part: round((cpu_after[part] - cpu_before.get(part, 0.0)) * 1000 / max(1, backlog), 2)
+            for part in cpu_after
+        },
     }  # fmt: skip
     scenario.steps.append(scenario.knee)
     return scenario
@@ -663,6 +706,16 @@ def markdown(report: dict[str, Any]) -> str:
             f"{knee.get('generator_cpu', '-')}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    parts = ["api", "worker", "postgres", "mongo-wire", "redis"]
+    lines += ["", "CPU ms per request at the knee (per event for f), by part:", "",
+              "| scenario | " + " | ".join(parts) + " |",
+              "| --- |" + " ---: |" * len(parts)]  # fmt: skip
+    for scenario in report["scenarios"]:
+        knee = scenario["knee"] or {}
+        split = knee.get("cpu_ms_per_request") or knee.get("cpu_ms_per_event")
+        if split:
+            cells = [str(split.get(part, "-")) for part in parts]
+            lines.append(f"| {scenario['key']} | " + " | ".join(cells) + " |")
     lines += ["", "Fixed-rate steps (the targets):", ""]
     for scenario in report["scenarios"]:
         for name, fixed in scenario["notes"].items():

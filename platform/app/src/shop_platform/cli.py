@@ -20,6 +20,12 @@ from shop_kernel.views import ReadView
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# On SIGTERM the API stops accepting and lets requests in flight finish for up to this long;
+# the worker lets the messages in hand finish for up to this long and requeues the rest.
+# Deployments give the processes more than this before they kill (deploy/k8s, compose.yaml).
+API_DRAIN_S = 20
+WORKER_DRAIN_S = 20
+
 
 def _settings(process: str) -> Settings:
     settings = Settings.from_env()
@@ -76,7 +82,7 @@ def api(host: str, port: int) -> None:
         forwarded_allow_ips=trusted_proxies or None,
         server_header=False,
         log_config=None,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=API_DRAIN_S,
     )
 
 
@@ -97,7 +103,7 @@ def worker(processes: int, threads: int | None) -> None:
         sys.executable, "-m", "dramatiq", "shop_platform.worker:setup",
         "--processes", str(processes),
         "--threads", str(threads or settings.worker_threads),
-        "--worker-shutdown-timeout", "20000",
+        "--worker-shutdown-timeout", str(WORKER_DRAIN_S * 1000),
     ]  # fmt: skip
     os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with Dramatiq's CLI
 

@@ -154,7 +154,8 @@ async def new_customer(client: httpx.AsyncClient) -> dict[str, str]:
     return await sign_in(client, email)
 
 
-MailMode = Literal["accept", "busy", "refuse"]  # busy: 451 (try later); refuse: 550 (never)
+# busy: 451 (try later); refuse: 550 (never); slow: accepts after `slow_s` seconds.
+MailMode = Literal["accept", "busy", "refuse", "slow"]
 
 
 @dataclass
@@ -164,9 +165,18 @@ class MailCatcher:
     mode: MailMode = "accept"
     messages: list[EmailMessage] = field(default_factory=list[EmailMessage])
     attempts: int = 0
+    slow_s: float = 3.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        if self.mode == "slow":
+            with self.lock:
+                self.attempts += 1
+            await asyncio.sleep(self.slow_s)
+            received: Any = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            with self.lock:
+                self.messages.append(received)
+            return "250 Message accepted for delivery"
         with self.lock:
             self.attempts += 1
             if self.mode == "busy":
