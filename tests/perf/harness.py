@@ -765,7 +765,7 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
         scenarios.append(await checkouts(shop, plan))
     by_key = {scenario.key: scenario for scenario in scenarios}
     if args.profile:
-        for scenario in (by_key.get("b2"), by_key.get("d")):
+        for scenario in (by_key.get("b1"), by_key.get("b2"), by_key.get("d")):
             if scenario is not None and scenario.knee:
                 path = args.out / f"profile-{scenario.key}.txt"
                 flow = await _profile_flow(shop, scenario)
@@ -807,6 +807,8 @@ async def _profile_flow(shop: Shop, scenario: Scenario) -> Flow:
         body = msgspec.json.encode({"sku": shop.skus[0], "quantity": 1})
         return plain(lambda n: Request("POST", f"/orders/{carts[n % 64][0]}/items",
                                        {**JSON, **carts[n % 64][1]}, body))  # fmt: skip
+    if scenario.key == "b1":
+        return plain(lambda _n: Request("GET", f"/products/{shop.skus[1]}"))
     rng = random.Random(3)
     return plain(lambda _n: Request("GET", f"/products/{rng.choice(shop.skus)}"))
 
@@ -837,7 +839,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run of under 2 minutes")
     parser.add_argument("--out", type=Path, default=Path("perf-results"))
     parser.add_argument("--profile", action="store_true",
-                        help="py-spy the API at the knees of b2 and d")  # fmt: skip
+                        help="py-spy the API at the knees of b1, b2 and d")  # fmt: skip
     parser.add_argument("--only", help="scenario letters to run, comma-separated (default all)")
     parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn",
                         help="the API's ASGI server (uvicorn is what `shop api` runs)")  # fmt: skip
