@@ -70,11 +70,12 @@ def api(host: str, port: int) -> None:
     import uvicorn  # noqa: PLC0415
 
     from shop_platform.app import create_app  # noqa: PLC0415
+    from shop_platform.http.server import DrainingServer  # noqa: PLC0415
 
     settings = _settings("api")
     trusted_proxies = settings.trusted_proxies.strip()
     app = create_app(settings, configure_logs=False)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -84,6 +85,7 @@ def api(host: str, port: int) -> None:
         log_config=None,
         timeout_graceful_shutdown=API_DRAIN_S,
     )
+    DrainingServer(config).run()
 
 
 @shop.command()
