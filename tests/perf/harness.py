@@ -34,6 +34,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -186,8 +187,19 @@ async def step(shop: Shop, flow: Flow, rate: float, seconds: float) -> StepResul
     result.extra["cpu_ms_per_request"] = {
         part: round((cpu_after[part] - cpu_before[part]) * 1000 / done, 2) for part in cpu_after
     }
-    await asyncio.sleep(0.5)  # let the server settle before the next step
+    await settle(shop)
     return result
+
+
+async def settle(shop: Shop, *, within: float = 180) -> None:
+    """Until the API is idle again: requests the generator gave up on (timeouts) may still
+    be queued in the server after a step it could not keep up with."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        before = cpu_by_part(shop)["api"]
+        await asyncio.sleep(0.5)
+        if cpu_by_part(shop)["api"] - before < 0.05:  # under 10 % of a core
+            return
 
 
 async def find_knee(
@@ -830,6 +842,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             report_codes = {"api": stop_server(api)}
             if shop.worker is not None:
                 report_codes["worker"] = stop_server(shop.worker)
+            for log in stores.data_dir.glob("*.log"):  # kept beside the report
+                shutil.copy(log, args.out / log.name)
         report["exit_codes"] = report_codes
     return report
 

@@ -142,7 +142,7 @@ async def open_loop(
     rate: float,
     seconds: float,
     *,
-    max_in_flight: int = 2048,
+    max_in_flight: int = 1024,
 ) -> StepResult:
     """Start ``rate`` flows a second for ``seconds``, on schedule, and wait for them all."""
     loop = asyncio.get_running_loop()

@@ -44,6 +44,20 @@ def joined(connection: AsyncConnection) -> Generator[None]:
         _joined.reset(token)
 
 
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncGenerator[AsyncConnection]:
+    """A connection for reads outside any unit of work: the joined transaction's when there
+    is one, else one from the pool. A request that already holds a connection must not wait
+    for a second one: with as many such requests as the pool has connections, each would
+    wait for the others until the pool's timeout."""
+    outer = _joined.get()
+    if outer is not None:
+        yield outer
+        return
+    async with engine.connect() as connection:
+        yield connection
+
+
 @contextmanager
 def separately() -> Generator[None]:
     """Units of work opened in this block commit on their own, even inside :func:`joined`: for

@@ -44,7 +44,7 @@ from shop_catalog.domain.model import (
 )
 from shop_kernel.domain import Money
 from shop_kernel.sql import update_versioned
-from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, transactions
+from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, reading, transactions
 
 metadata = MetaData(schema="catalog")
 
@@ -259,7 +259,7 @@ class SqlCatalogQueries:
         wanted = sorted({sku for sku in skus if is_sku(sku)})  # others cannot exist
         if not wanted:
             return {}
-        async with self._engine.connect() as conn:
+        async with reading(self._engine) as conn:  # a command's own, when it runs in one
             rows = await conn.execute(select(products).where(products.c.sku.in_(wanted)))
             return {
                 row.sku: ProductFacts(

@@ -1,0 +1,51 @@
+"""The performance harness runs end to end in its quick mode (CI's smoke run).
+
+It asserts that every scenario ran and measured something, never how fast: speed on a shared
+CI machine says little. The full run and its figures are in README, "Performance".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_quick_run_measures_every_scenario_and_writes_both_reports(
+    postgres_server_url: str, redis_server_url: str, mongodb_server_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "SHOP_TEST_DATABASE_URL": postgres_server_url,
+        "SHOP_TEST_REDIS_URL": redis_server_url,
+        "SHOP_TEST_MONGODB_URL": mongodb_server_url,
+    }
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tests/perf/harness.py"), "--quick", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((tmp_path / "results.json").read_text())
+    scenarios = {scenario["key"]: scenario for scenario in report["scenarios"]}
+    assert set(scenarios) == {"g", "a", "b1", "b2", "b3", "c", "d", "f", "e"}
+    for key in ("g", "a", "b1", "b2", "b3", "c", "d"):
+        knee = scenarios[key]["knee"]
+        assert knee is not None, (key, scenarios[key]["steps"])
+        assert knee["achieved_rate"] > 0
+        assert knee["errors"] == 0
+    drained = scenarios["f"]["knee"]
+    assert drained["events"] > 0  # c and d left events for the worker
+    assert drained["achieved_rate"] > 0
+    checkout = scenarios["e"]["steps"][0]
+    assert checkout["outcomes"].get("confirmed", 0) > 0  # confirm -> confirmed was seen
+    assert checkout["never_visible"] == 0
+    assert report["exit_codes"] == {"api": 0, "worker": 0}
+    assert "| a: GET /health/live |" in (tmp_path / "results.md").read_text()
