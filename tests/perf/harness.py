@@ -112,8 +112,8 @@ class Plan:
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls(step_s=1.5, factor=2.0, refine=0, products=200, customers=4,
-                       ceiling_s=2.0, fixed_steps=False)  # fmt: skip
+            return cls(step_s=1.2, factor=2.0, refine=0, products=200, customers=4,
+                       ceiling_s=1.5, fixed_steps=False)  # fmt: skip
         return cls(step_s=6.0, factor=1.5, refine=2, products=5000, customers=20,
                    ceiling_s=8.0, fixed_steps=True)  # fmt: skip
 
