@@ -12,10 +12,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from shop_catalog.adapters.view import GENERATION_CHECK_S, ProductCache
 
 
+async def forget_cached(redis: Redis) -> None:
+    """Drop the catalog's cached answers in Redis, and nothing else: the session's Redis
+    database also holds its claim, queues and other tests' keys."""
+    keys = [key async for key in redis.scan_iter("shop:cache:product_catalog:*:*")]
+    if keys:
+        await redis.delete(*keys)
+
+
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
-    await client.flushdb()
+    await forget_cached(client)
     try:
         yield client
     finally:
@@ -26,7 +34,7 @@ async def test_a_held_answer_is_served_without_asking_redis_for_it(redis: Redis)
     cache = ProductCache(redis)
     generation = await cache.generation()
     await cache.keep(generation, "product:CUP-1", {"_id": "CUP-1", "price": 100})
-    await redis.flushdb()  # Redis forgets it (and the generation stays 0)
+    await forget_cached(redis)  # Redis forgets it (the generation stays)
     assert await cache.get(await cache.generation(), "product:CUP-1") == {
         "_id": "CUP-1", "price": 100,
     }  # fmt: skip
@@ -52,7 +60,7 @@ async def test_answers_another_replica_cached_are_served_from_redis_and_then_hel
     await first.keep(await first.generation(), "page:20:cup", {"items": [], "next": None})
     generation = await second.generation()
     assert await second.get(generation, "page:20:cup") == {"items": [], "next": None}
-    await redis.flushdb()
+    await forget_cached(redis)
     assert await second.get(generation, "page:20:cup") == {"items": [], "next": None}
 
 
@@ -62,7 +70,7 @@ async def test_the_process_holds_a_bounded_number_of_answers(redis: Redis) -> No
     for sku in ("A", "B", "C"):
         await cache.keep(generation, sku, sku)
     await cache.get(generation, "B")
-    await redis.flushdb()
+    await forget_cached(redis)
     assert [await cache.get(generation, sku) for sku in ("A", "B", "C")] == [None, "B", "C"]
 
 
@@ -82,5 +90,5 @@ async def test_while_redis_fails_nothing_held_is_served_and_afterwards_nothing_s
         assert generation is None
         assert await cache.get(generation, "product:CUP-1") is None
     await asyncio.sleep(GENERATION_CHECK_S * 1.5)
-    await redis.flushdb()
+    await forget_cached(redis)
     assert await cache.get(await cache.generation(), "product:CUP-1") is None  # dropped

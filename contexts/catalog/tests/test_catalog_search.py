@@ -29,7 +29,8 @@ async def catalog(
         {"_id": sku, "name": name, "name_key": name.casefold(), "is_active": sku != "CUP-3"}
         for sku, name in names.items()
     ])  # fmt: skip
-    await redis.flushdb()
+    async for key in redis.scan_iter("shop:cache:product_catalog:*:*"):  # cached pages only
+        await redis.delete(key)
     try:
         yield ProductCatalog(ReadStore(mongo[mongodb_database]), redis), view
     finally:

@@ -165,10 +165,13 @@ class MailCatcher:
     mode: MailMode = "accept"
     messages: list[EmailMessage] = field(default_factory=list[EmailMessage])
     attempts: int = 0
+    tried: list[str] = field(default_factory=list[str])  # the recipients of every attempt
     slow_s: float = 3.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        with self.lock:
+            self.tried.extend(address.lower() for address in envelope.rcpt_tos)
         if self.mode == "slow":
             with self.lock:
                 self.attempts += 1
@@ -186,6 +189,10 @@ class MailCatcher:
             parsed: Any = email.message_from_bytes(envelope.content, policy=email.policy.default)
             self.messages.append(parsed)
         return "250 Message accepted for delivery"
+
+    def attempts_to(self, address: str) -> int:
+        with self.lock:
+            return self.tried.count(address.lower())
 
     def to(self, address: str) -> list[EmailMessage]:
         with self.lock:
