@@ -8,6 +8,7 @@ erased -> the admin's search finds nothing. Read-model checks poll with a deadli
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,14 +20,7 @@ import pytest
 from shop_kernel.embedded import free_port
 from shop_kernel.testing.plugin import MakeDatabase
 from shop_platform.contexts import migration_targets
-from shop_platform.testing import (
-    TEST_PASSWORD,
-    MailServer,
-    ShopProcess,
-    eventually,
-    process_environment,
-    wait_ready,
-)
+from shop_platform.testing import TEST_PASSWORD, MailServer, ShopProcess, eventually, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +32,13 @@ def shop_processes(
     make_database: MakeDatabase, redis_url: str, mongodb_server_url: str,
     mail_server: MailServer, tmp_path: Path,
 ) -> Iterator[tuple[str, MailServer]]:  # fmt: skip
-    env = process_environment(
-        database_url=make_database(migration_targets()), redis_url=redis_url,
-        mongodb_url=mongodb_server_url, smtp_url=mail_server.url, data_dir=tmp_path / "data",
-        name="story", SHOP_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0], SHOP_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
-        SHOP_LOG_FORMAT="json", SHOP_WORKER_THREADS="4",
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env.update(
+        SHOP_DATABASE_URL=make_database(migration_targets()), SHOP_REDIS_URL=redis_url,
+        SHOP_MONGODB_URL=mongodb_server_url, SHOP_MONGODB_DATABASE=f"story_{uuid.uuid4().hex[:8]}",
+        SHOP_SMTP_URL=mail_server.url, SHOP_DATA_DIR=str(tmp_path / "data"),
+        SHOP_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0], SHOP_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
+        SHOP_LOG_FORMAT="json", SHOP_WORKER_THREADS="4", SHOP_WORKER_METRICS_PORT=str(free_port()),
     )  # fmt: skip
     port = free_port()
     processes = [

@@ -16,6 +16,7 @@ PostgreSQL and Mongo-wire server and an SMTP server. CI's short run kills at lea
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
 import signal
@@ -39,14 +40,7 @@ from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.testing.plugin import MakeDatabase
 from shop_platform.contexts import CONTEXTS, migration_targets
-from shop_platform.testing import (
-    TEST_PASSWORD,
-    MailServer,
-    ShopProcess,
-    eventually,
-    process_environment,
-    wait_ready,
-)
+from shop_platform.testing import TEST_PASSWORD, MailServer, ShopProcess, eventually, wait_ready
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -107,10 +101,12 @@ def stack(
     redis = OwnRedis(tmp_path)
     redis.start()
     database_url = make_database(migration_targets())
-    env = process_environment(
-        database_url=database_url, redis_url=redis.url, mongodb_url=mongodb_server_url,
-        smtp_url=mail_server.url, data_dir=tmp_path / "data", name="chaos",
-        SHOP_SMTP_TIMEOUT_S="2",
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env.update(
+        SHOP_DATABASE_URL=database_url, SHOP_REDIS_URL=redis.url,
+        SHOP_MONGODB_URL=mongodb_server_url, SHOP_MONGODB_DATABASE=f"chaos_{uuid.uuid4().hex[:8]}",
+        SHOP_SMTP_URL=mail_server.url, SHOP_SMTP_TIMEOUT_S="2",
+        SHOP_DATA_DIR=str(tmp_path / "data"),
         SHOP_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0], SHOP_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
         SHOP_EVENT_MIN_BACKOFF_MS="100", SHOP_EVENT_MAX_RETRIES="20", SHOP_WORKER_THREADS="4",
         SHOP_RATE_LIMIT_REGISTER_PER_MINUTE="10000", SHOP_RATE_LIMIT_LOGIN_PER_MINUTE="10000",

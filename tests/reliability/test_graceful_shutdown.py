@@ -7,6 +7,7 @@ Mongo-wire server and an SMTP server, exactly as a container runs them (PID 1 ge
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
@@ -20,13 +21,7 @@ import pytest
 from shop_kernel.embedded import free_port
 from shop_kernel.testing.plugin import MakeDatabase
 from shop_platform.contexts import migration_targets
-from shop_platform.testing import (
-    TEST_PASSWORD,
-    MailServer,
-    ShopProcess,
-    process_environment,
-    wait_ready,
-)
+from shop_platform.testing import TEST_PASSWORD, MailServer, ShopProcess, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +33,15 @@ def environment(
     make_database: MakeDatabase, redis_url: str, mongodb_server_url: str,
     mail_server: MailServer, tmp_path: Path,
 ) -> dict[str, str]:  # fmt: skip
-    return process_environment(
-        database_url=make_database(migration_targets()), redis_url=redis_url,
-        mongodb_url=mongodb_server_url, smtp_url=mail_server.url, data_dir=tmp_path / "data",
-        name="drain", SHOP_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0], SHOP_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
-        SHOP_WORKER_THREADS="2",
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env.update(
+        SHOP_DATABASE_URL=make_database(migration_targets()), SHOP_REDIS_URL=redis_url,
+        SHOP_MONGODB_URL=mongodb_server_url, SHOP_MONGODB_DATABASE=f"drain_{uuid.uuid4().hex[:8]}",
+        SHOP_SMTP_URL=mail_server.url, SHOP_DATA_DIR=str(tmp_path / "data"),
+        SHOP_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0], SHOP_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
+        SHOP_WORKER_THREADS="2", SHOP_WORKER_METRICS_PORT=str(free_port()),
     )  # fmt: skip
+    return env
 
 
 @pytest.fixture

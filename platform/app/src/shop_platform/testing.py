@@ -235,32 +235,6 @@ def mail_server() -> Iterator[MailServer]:
         server.stop()
 
 
-def process_environment(
-    *,
-    database_url: str,
-    redis_url: str,
-    mongodb_url: str,
-    smtp_url: str,
-    data_dir: Path,
-    name: str,
-    **settings: str,
-) -> dict[str, str]:
-    """The environment of ``shop`` subprocesses: this process's without its SHOP_* variables,
-    then these stores, a MongoDB database of their own (named after ``name``), a data folder
-    and a free port for the worker's metrics; ``settings`` adds or overrides SHOP_* values."""
-    import os  # noqa: PLC0415
-
-    from shop_kernel.embedded import free_port  # noqa: PLC0415
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
-    env.update(
-        SHOP_DATABASE_URL=database_url, SHOP_REDIS_URL=redis_url, SHOP_MONGODB_URL=mongodb_url,
-        SHOP_MONGODB_DATABASE=f"{name}_{uuid.uuid4().hex[:8]}", SHOP_SMTP_URL=smtp_url,
-        SHOP_DATA_DIR=str(data_dir), SHOP_WORKER_METRICS_PORT=str(free_port()), **settings,
-    )  # fmt: skip
-    return env
-
-
 class ShopProcess:
     """One ``shop`` command (``api``, ``worker``) as a subprocess in a session of its own, so
     that it can be stopped gently (SIGTERM) or killed with everything it forked (SIGKILL)."""
