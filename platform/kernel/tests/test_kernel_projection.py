@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
 
 from shop_kernel.messaging.projection import apply_if_newer
 
@@ -43,3 +44,38 @@ async def test_every_permutation_of_three_versions_converges(collection: Any) ->
         for version in order:
             await apply_if_newer(collection, key, version, {"quantity": version})
         assert (await collection.find_one({"_id": key}))["version"] == 3
+
+
+class LosesTheFirstInsert:
+    """The read store's collection, where another writer's first insert of the same document
+    (an older version) lands between this writer's match and its insert: exactly what the
+    server answers then, a duplicate key. Everything else goes to the real collection."""
+
+    def __init__(self, collection: Any, competitor: dict[str, Any]) -> None:
+        self._collection = collection
+        self._competitor = competitor
+        self.raced = False
+
+    async def update_one(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("upsert") and not self.raced:
+            self.raced = True
+            await self._collection.insert_one(self._competitor)
+            raise DuplicateKeyError("E11000 duplicate key error collection: _id_ dup key")
+        return await self._collection.update_one(*args, **kwargs)
+
+
+async def test_the_newer_of_two_racing_first_writes_wins(collection: Any) -> None:
+    racing = LosesTheFirstInsert(collection, {"_id": "shelf-r", "quantity": 10, "version": 1})
+    applied = await apply_if_newer(racing, "shelf-r", 2, {"quantity": 20})
+    assert racing.raced
+    assert applied
+    assert await collection.find_one({"_id": "shelf-r"}) == {
+        "_id": "shelf-r", "quantity": 20, "version": 2,
+    }  # fmt: skip
+
+
+async def test_an_older_first_write_losing_the_race_changes_nothing(collection: Any) -> None:
+    racing = LosesTheFirstInsert(collection, {"_id": "shelf-o", "quantity": 30, "version": 3})
+    applied = await apply_if_newer(racing, "shelf-o", 2, {"quantity": 20})
+    assert not applied
+    assert (await collection.find_one({"_id": "shelf-o"}))["version"] == 3

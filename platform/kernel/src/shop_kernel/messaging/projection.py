@@ -18,15 +18,17 @@ async def apply_if_newer(
     """Set ``fields`` on document ``key`` only if it holds an older version; return if applied.
 
     A missing document is created. A document at ``version`` or newer matches no filter, so
-    the upsert tries to insert a second ``_id`` and the unique index refuses it: that refusal
-    is the "already newer" answer, not an error.
+    the upsert tries to insert a second ``_id`` and the unique index refuses it. The same
+    refusal also answers the loser of two *first* writes racing each other (neither saw a
+    document when it matched, both insert), and that loser may hold the newer version. So a
+    refused upsert is tried once more as a plain guarded update: the document exists now,
+    and its version alone decides.
     """
+    guard = {"_id": key, "version": {"$lt": version}}
+    change = {"$set": {**fields, "version": version}}
     try:
-        result = await collection.update_one(
-            {"_id": key, "version": {"$lt": version}},
-            {"$set": {**fields, "version": version}},
-            upsert=True,
-        )
+        result = await collection.update_one(guard, change, upsert=True)
     except DuplicateKeyError:
-        return False
+        result = await collection.update_one(guard, change)
+        return result.modified_count == 1
     return result.modified_count == 1 or result.upserted_id is not None
