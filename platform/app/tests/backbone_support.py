@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, cast
 
+import pytest
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.projection import apply_if_newer
@@ -19,6 +33,7 @@ from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
 from shop_platform.contexts import CONTEXTS
 from shop_platform.resources import Resources
+from shop_platform.worker import build_broker
 
 EFFECTS_DDL = (
     "CREATE TABLE IF NOT EXISTS public.backbone_effects "
@@ -32,7 +47,8 @@ EFFECTS_DDL = (
 class ShelfStocked(IntegrationEvent, frozen=True, tag="test.ShelfStocked.v1"):
     shelf: str
     quantity: int
-    sleep: float = 0.0
+    sleep: float = 0.0  # the handler takes this long
+    view_sleep: float = 0.0  # the projector takes this long (after marking that it started)
 
 
 RECORD_EFFECT = text(
@@ -66,11 +82,20 @@ class RecordEffect:
             await asyncio.sleep(event.sleep)
 
 
+# Projections that take a while note here when they begin.
+STARTED = "backbone_projections_started"
+
+
 class ShelfView:
     def __init__(self, resources: Resources, settings: Settings) -> None:
-        self.collection: Any = resources.mongo[settings.mongodb_database]["backbone_shelves"]
+        database = resources.mongo[settings.mongodb_database]
+        self.collection: Any = database["backbone_shelves"]
+        self.started: Any = database[STARTED]
 
     async def __call__(self, event: ShelfStocked) -> None:
+        if event.view_sleep:
+            await self.started.insert_one({"_id": str(event.event_id)})
+            await asyncio.sleep(event.view_sleep)
         await apply_if_newer(
             self.collection,
             event.aggregate_id,
@@ -121,7 +146,6 @@ def setup() -> None:
     import dramatiq  # noqa: PLC0415
 
     from shop_kernel.log import configure_logging  # noqa: PLC0415
-    from shop_platform.worker import build_broker  # noqa: PLC0415
 
     settings = Settings.from_env()
     configure_logging(settings, process="worker")
@@ -129,3 +153,137 @@ def setup() -> None:
     module = shelf_module(os.environ["BACKBONE_TEST_CONTEXT"], with_view=with_view)
     metrics = "PROMETHEUS_MULTIPROC_DIR" in os.environ
     dramatiq.set_broker(build_broker(settings, [module], metrics=metrics))
+
+
+# Helpers of the tests that drive this context through real worker programs.
+
+HERE = Path(__file__).parent
+
+
+def worker_process(
+    settings: Settings, module: ContextModule, *, log: Path | None = None, **extra_env: str
+) -> subprocess.Popen[bytes]:
+    """A worker program of ``module`` (its own process group); its output goes to ``log``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    env.update(
+        SHOP_DATABASE_URL=settings.database_url or "",
+        SHOP_REDIS_URL=settings.redis_url or "",
+        SHOP_MONGODB_URL=settings.mongodb_url or "",
+        SHOP_MONGODB_DATABASE=settings.mongodb_database,
+        SHOP_EVENT_MAX_RETRIES="20",
+        SHOP_EVENT_MIN_BACKOFF_MS="50",
+        SHOP_LOG_LEVEL="INFO" if log is not None else "WARNING",
+        BACKBONE_TEST_CONTEXT=module.name,
+        dramatiq_worker_timeout="100",
+        PYTHONPATH=str(HERE),
+    )
+    env.update(extra_env)
+    out = log.open("ab") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", "backbone_support:setup", "--processes", "1",
+             "--threads", "4"],
+            env=env, stdout=out, stderr=out,
+            start_new_session=True,  # its own process group: a kill takes the forked worker too
+        )  # fmt: skip
+    finally:
+        if not isinstance(out, int):
+            out.close()
+
+
+def kill(worker: subprocess.Popen[bytes]) -> None:
+    """What a crash or an OOM kill does to a worker container: every process dies at once."""
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+
+
+def stop(worker: subprocess.Popen[bytes]) -> int:
+    """SIGTERM (the master stops its worker processes in order); its exit status."""
+    status = worker.poll()
+    if status is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            status = worker.wait(30)
+        except subprocess.TimeoutExpired:
+            kill(worker)
+            status = -9
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)  # nothing of it may outlive the test
+    return status
+
+
+async def publish(engine: AsyncEngine, *events: IntegrationEvent, commit: bool = True) -> None:
+    async with UnitOfWork(engine) as uow:
+        for event in events:
+            uow.publish(event)
+        if commit:
+            await uow.commit()
+
+
+def stocked(aggregate: str | None = None, version: int = 1, **fields: Any) -> ShelfStocked:
+    shelf = aggregate or f"s-{uuid.uuid4().hex[:8]}"
+    return ShelfStocked(
+        aggregate_id=shelf,
+        aggregate_version=version,
+        shelf=shelf,
+        quantity=fields.pop("quantity", version * 10),
+        **fields,
+    )
+
+
+async def effects(
+    engine: AsyncEngine, events: Sequence[IntegrationEvent], subscriber: str = "RecordEffect"
+) -> dict[uuid.UUID, int]:
+    """How many times ``subscriber``'s effect happened, per event."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT event_id, count(*) FROM public.backbone_effects "
+                "WHERE event_id = ANY(:ids) AND subscriber = :subscriber GROUP BY event_id"
+            ),
+            {"ids": [e.event_id for e in events], "subscriber": subscriber},
+        )
+        counted = {row[0]: int(row[1]) for row in rows}
+    return {e.event_id: counted.get(e.event_id, 0) for e in events}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
+    """Poll ``check`` until it holds; return how long it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if await check():
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    pytest.fail(f"not within {timeout:.0f} s: {what}")
+
+
+async def all_applied_once(
+    engine: AsyncEngine, events: Sequence[IntegrationEvent], subscriber: str = "RecordEffect"
+) -> bool:
+    return set((await effects(engine, events, subscriber)).values()) == {1}
+
+
+def log_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a worker program's log (Dramatiq's own lines as they are)."""
+    lines: list[dict[str, Any]] = []
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(line)
+            if isinstance(parsed, dict):
+                lines.append(cast("dict[str, Any]", parsed))
+    return lines
+
+
+@contextmanager
+def in_process_worker(
+    settings: Settings, module: ContextModule, *, relay: bool = True
+) -> Iterator[RedisBroker]:
+    broker = build_broker(settings, [module], relay=relay)
+    broker.emit_after("process_boot")
+    worker = Worker(broker, worker_threads=4, worker_timeout=50)
+    worker.start()
+    try:
+        yield broker
+    finally:
+        worker.stop()
+        broker.close()

@@ -7,26 +7,29 @@ commits, the number of relays and workers, or how often a worker is killed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dramatiq
 import httpx
-import pytest
-from backbone_support import EFFECTS_DDL, RecordEffect, ShelfStocked, shelf_module
-from dramatiq import Worker
-from dramatiq.brokers.redis import RedisBroker
-from pymongo import AsyncMongoClient, MongoClient
+from backbone_support import (
+    RecordEffect,
+    ShelfStocked,
+    all_applied_once,
+    effects,
+    eventually,
+    in_process_worker,
+    kill,
+    publish,
+    stocked,
+    stop,
+    worker_process,
+)
+from pymongo import MongoClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,147 +38,13 @@ from shop_kernel.messaging.dead_letters import dead_letters, replay
 from shop_kernel.messaging.outbox import append_to_outbox
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
-from shop_kernel.sql import create_engine
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
 from shop_platform.backbone import Backbone
 from shop_platform.projections import rebuild_views, views_of
-from shop_platform.worker import build_broker, metrics_environment
+from shop_platform.worker import metrics_environment
 
 HERE = Path(__file__).parent
-
-
-@pytest.fixture
-def settings(shop_settings: Settings) -> Settings:
-    return shop_settings.with_overrides(event_max_retries=2, event_min_backoff_ms=50)
-
-
-@pytest.fixture
-def module() -> ContextModule:
-    return shelf_module(f"t{uuid.uuid4().hex[:10]}")
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings)
-    async with engine.begin() as conn:
-        for statement in EFFECTS_DDL:
-            await conn.execute(text(statement))
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def views(settings: Settings) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
-    yield client[settings.mongodb_database]["backbone_shelves"]
-    await client.close()
-
-
-@contextmanager
-def in_process_worker(
-    settings: Settings, module: ContextModule, *, relay: bool = True
-) -> Iterator[RedisBroker]:
-    broker = build_broker(settings, [module], relay=relay)
-    broker.emit_after("process_boot")
-    worker = Worker(broker, worker_threads=4, worker_timeout=50)
-    worker.start()
-    try:
-        yield broker
-    finally:
-        worker.stop()
-        broker.close()
-
-
-def worker_process(
-    settings: Settings, module: ContextModule, **extra_env: str
-) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
-    env.update(extra_env)
-    env.update(
-        SHOP_DATABASE_URL=settings.database_url or "",
-        SHOP_REDIS_URL=settings.redis_url or "",
-        SHOP_MONGODB_URL=settings.mongodb_url or "",
-        SHOP_MONGODB_DATABASE=settings.mongodb_database,
-        SHOP_EVENT_MAX_RETRIES="20",
-        SHOP_EVENT_MIN_BACKOFF_MS="50",
-        SHOP_LOG_LEVEL="WARNING",
-        BACKBONE_TEST_CONTEXT=module.name,
-        dramatiq_worker_timeout="100",
-        PYTHONPATH=str(HERE),
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "backbone_support:setup", "--processes", "1",
-         "--threads", "4"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: a kill takes the forked worker too
-    )  # fmt: skip
-
-
-def kill(worker: subprocess.Popen[bytes]) -> None:
-    """What a crash or an OOM kill does to a worker container: every process dies at once."""
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
-
-
-def stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)  # the master stops its worker processes in order
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            kill(worker)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(worker.pid, signal.SIGKILL)  # nothing of it may outlive the test
-
-
-async def publish(engine: AsyncEngine, *events: ShelfStocked, commit: bool = True) -> None:
-    async with UnitOfWork(engine) as uow:
-        for event in events:
-            uow.publish(event)
-        if commit:
-            await uow.commit()
-
-
-def stocked(aggregate: str | None = None, version: int = 1, **fields: Any) -> ShelfStocked:
-    shelf = aggregate or f"s-{uuid.uuid4().hex[:8]}"
-    return ShelfStocked(
-        aggregate_id=shelf,
-        aggregate_version=version,
-        shelf=shelf,
-        quantity=fields.pop("quantity", version * 10),
-        **fields,
-    )
-
-
-async def effects(engine: AsyncEngine, events: list[ShelfStocked]) -> dict[uuid.UUID, int]:
-    """How many times the handler's effect happened, per event."""
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT event_id, count(*) FROM public.backbone_effects "
-                "WHERE event_id = ANY(:ids) GROUP BY event_id"
-            ),
-            {"ids": [e.event_id for e in events]},
-        )
-        counted = {row[0]: int(row[1]) for row in rows}
-    return {e.event_id: counted.get(e.event_id, 0) for e in events}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
-    """Poll ``check`` until it holds; return how long it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if await check():
-            return time.monotonic() - started
-        await asyncio.sleep(0.1)
-    pytest.fail(f"not within {timeout:.0f} s: {what}")
-
-
-async def all_applied_once(engine: AsyncEngine, events: list[ShelfStocked]) -> bool:
-    return set((await effects(engine, events)).values()) == {1}
 
 
 async def test_only_committed_events_are_delivered(
@@ -307,7 +176,7 @@ async def test_the_worker_serves_per_subscriber_and_relay_metrics(
     tmp_path: Path,
 ) -> None:  # fmt: skip
     port = free_port()
-    env = metrics_environment(settings.with_overrides(worker_metrics_port=port), tmp_path / "m")
+    env = {**metrics_environment(tmp_path / "m"), "SHOP_WORKER_METRICS_PORT": str(port)}
     events = [stocked() for _ in range(5)]
     worker = worker_process(settings, module, **env)
     try:

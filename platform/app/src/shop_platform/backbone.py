@@ -54,9 +54,9 @@ class Backbone:
         if metrics:
             # Per-actor (so per-subscriber) totals, errors, retries, rejects (dead letters)
             # and durations, served by one forked exposition server for all processes.
-            from dramatiq.middleware.prometheus import Prometheus  # noqa: PLC0415
+            from shop_platform.worker_metrics import WorkerPrometheus  # noqa: PLC0415
 
-            broker.add_middleware(Prometheus())
+            broker.add_middleware(WorkerPrometheus())
         return broker
 
     def declare_actors(self, broker: RedisBroker, container: Callable[[], punq.Container]) -> None:

@@ -99,7 +99,7 @@ def worker(processes: int, threads: int | None) -> None:
     settings = Settings.from_env()  # refuse bad settings here, in one line, before forking
     # A fresh folder per worker program: never shared with another worker, never reused.
     metrics_dir = Path(tempfile.mkdtemp(prefix="shop-worker-metrics-"))
-    os.environ.update(metrics_environment(settings, metrics_dir))
+    os.environ.update(metrics_environment(metrics_dir))
     os.environ["dramatiq_worker_timeout"] = str(settings.worker_idle_poll_ms)  # noqa: SIM112 - the name Dramatiq reads
     argv = [
         sys.executable, "-m", "dramatiq", "shop_platform.worker:setup",

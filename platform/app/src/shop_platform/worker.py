@@ -8,6 +8,7 @@ its event loop and runs a relay beside the actors (relays share the outbox safel
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -26,14 +27,26 @@ from shop_platform.backbone import Backbone
 from shop_platform.container import build_container
 from shop_platform.contexts import CONTEXTS
 from shop_platform.resources import open_resources
+from shop_platform.worker_metrics import METRICS_DIR
 
 log = get_logger(__name__)
 
-METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# Opening the stores makes clients (no store needs to answer yet); closing waits for the
+# pools. The relay finishes the batch in hand when asked to stop.
+STORES_OPEN_TIMEOUT_S = 60
+STORES_CLOSE_TIMEOUT_S = 30
+BACKGROUND_STOP_TIMEOUT_S = 15
 
 
 class WorkerResources(dramatiq.Middleware):
-    """Opens the stores on the worker's event loop once it runs, closes them on shutdown."""
+    """The worker's stores, open for exactly as long as any message may need them.
+
+    They open before the worker starts consuming (Dramatiq starts its consumers only after
+    ``before_worker_boot``), so no message is taken by a process that cannot work on it
+    yet. On shutdown the relay stops first (no new events are sent from here), and the
+    stores close only after Dramatiq has joined every worker thread, so a message in hand
+    finishes with them.
+    """
 
     def __init__(
         self,
@@ -48,15 +61,17 @@ class WorkerResources(dramatiq.Middleware):
         self.modules = modules
         self.relay = relay
         self.container: punq.Container | None = None
-        self._stop: asyncio.Event | None = None
+        self._stop_background: asyncio.Event | None = None
+        self._close: asyncio.Event | None = None
+        self._background_done: Future[None] = Future()
         self._running: Future[None] | None = None
 
     def live_container(self) -> punq.Container:
-        if self.container is None:
+        if self.container is None:  # pragma: no cover - consumers start after the stores open
             raise RuntimeError("the worker's stores are not open yet")
         return self.container
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         loop_thread = get_event_loop_thread()
         if loop_thread is None:  # pragma: no cover - the broker always has AsyncIO first
             raise RuntimeError("the AsyncIO middleware must come before WorkerResources")
@@ -66,7 +81,7 @@ class WorkerResources(dramatiq.Middleware):
         self._running = asyncio.run_coroutine_threadsafe(
             self._hold(ready, broker), loop_thread.loop
         )
-        ready.result(timeout=60)
+        ready.result(timeout=STORES_OPEN_TIMEOUT_S)
         log.info(
             "worker stores open",
             contexts=[module.name for module in self.modules],
@@ -75,32 +90,43 @@ class WorkerResources(dramatiq.Middleware):
         )
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Stop what this process does besides messages (the relay); the stores stay open."""
         loop_thread = get_event_loop_thread()
-        if self._stop is not None and loop_thread is not None:
-            loop_thread.loop.call_soon_threadsafe(self._stop.set)
+        if self._stop_background is not None and loop_thread is not None:
+            loop_thread.loop.call_soon_threadsafe(self._stop_background.set)
+            with contextlib.suppress(TimeoutError):
+                self._background_done.result(timeout=BACKGROUND_STOP_TIMEOUT_S)
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Every worker thread has finished its message: now the stores may close."""
+        loop_thread = get_event_loop_thread()
+        if self._close is not None and loop_thread is not None:
+            loop_thread.loop.call_soon_threadsafe(self._close.set)
         if self._running is not None:
-            self._running.result(timeout=30)
+            self._running.result(timeout=STORES_CLOSE_TIMEOUT_S)
         log.info("worker stores closed")
 
     async def _hold(self, ready: Future[None], broker: RedisBroker) -> None:
-        stop = self._stop = asyncio.Event()
+        stop = self._stop_background = asyncio.Event()
+        close = self._close = asyncio.Event()
         try:
             async with open_resources(self.settings, role="worker") as resources:
                 self.container = build_container(self.settings, resources, self.modules)
-                relaying = (
+                background = [
                     asyncio.create_task(
                         self.backbone.relay(self.settings, resources, broker).run(stop)
                     )
-                    if self.relay
-                    else None
-                )
+                ] if self.relay else []  # fmt: skip
                 ready.set_result(None)
                 await stop.wait()
-                if relaying is not None:
-                    await relaying
+                await asyncio.gather(*background)
+                self._background_done.set_result(None)
+                await close.wait()
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc)
+            if not self._background_done.done():
+                self._background_done.set_exception(exc)
             raise
 
 
@@ -127,8 +153,9 @@ def setup(*_: Any) -> None:
     dramatiq.set_broker(build_broker(settings, metrics=metrics))
 
 
-def metrics_environment(settings: Settings, directory: Path) -> dict[str, str]:
-    """Where the worker processes keep their metrics, and where they are served."""
+def metrics_environment(directory: Path) -> dict[str, str]:
+    """Where the worker processes of one program keep their metrics (served by its
+    exposition process, see :mod:`shop_platform.worker_metrics`)."""
     directory.mkdir(parents=True, exist_ok=True)
     if any(directory.iterdir()):
         raise ValueError(
@@ -136,7 +163,5 @@ def metrics_environment(settings: Settings, directory: Path) -> dict[str, str]:
         )
     return {
         METRICS_DIR: str(directory),
-        "dramatiq_prom_db": str(directory),
-        "dramatiq_prom_host": settings.worker_metrics_host,
-        "dramatiq_prom_port": str(settings.worker_metrics_port),
+        "dramatiq_prom_db": str(directory),  # Dramatiq's name for the same folder
     }
