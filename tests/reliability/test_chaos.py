@@ -25,9 +25,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -35,12 +34,18 @@ from redis import Redis
 from sqlalchemy import text
 
 from shop_kernel.embedded import free_port
-from shop_kernel.mongo import ReadStore
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.testing.plugin import MakeDatabase
-from shop_platform.contexts import CONTEXTS, migration_targets
-from shop_platform.testing import TEST_PASSWORD, MailServer, ShopProcess, eventually, wait_ready
+from shop_platform.contexts import migration_targets
+from shop_platform.testing import (
+    TEST_PASSWORD,
+    MailServer,
+    ShopProcess,
+    eventually,
+    views_equal_rebuilds,
+    wait_ready,
+)
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -258,56 +263,6 @@ async def _invariants_hold(settings: Settings, mail: MailServer, emails: list[st
         doubled = {k: v for k, v in ids.items() if v > 1}
         assert doubled == {}, f"emails sent twice: {doubled}"
         assert all(mail.catcher.to(email) for email in emails)  # every customer was welcomed
-        await _views_equal_rebuilds(settings)
+        await views_equal_rebuilds(settings)
     finally:
         await engine.dispose()
-
-
-async def _views_equal_rebuilds(settings: Settings) -> None:
-    """Every view equals a rebuild from the write store, once the messages a killed worker held
-    have come back (after Dramatiq's heartbeat timeout) and been projected."""
-    from shop_platform.resources import open_resources  # noqa: PLC0415
-
-    async with open_resources(settings, role="cli") as resources:
-        store = ReadStore(cast("Any", resources.mongo)[settings.mongodb_database])
-        differences: list[str] = []
-
-        async def equal() -> bool:
-            differences.clear()
-            for context in CONTEXTS:
-                for view in context.views:
-                    source = view.source(resources.engine)
-                    expected = {doc["_id"]: _stored(doc) async for doc in source.documents()}
-                    found = store.collection(view.collection).find({})
-                    shown = {doc["_id"]: _stored(doc) async for doc in found}
-                    differing = [k for k in expected.keys() | shown.keys()
-                                 if shown.get(k) != expected.get(k)]  # fmt: skip
-                    if differing:
-                        first = _difference(shown.get(differing[0]), expected.get(differing[0]))
-                        differences.append(f"{view.name}: {len(differing)} differ, e.g. {first}")
-            return not differences
-
-        try:
-            await eventually(equal, "every view equal to a rebuild", within=60)
-        except AssertionError:
-            raise AssertionError("; ".join(differences)) from None
-
-
-def _stored(value: Any) -> Any:
-    """A document as the read store keeps it: times in UTC to the millisecond (BSON dates)."""
-    if isinstance(value, datetime):
-        moment = value.astimezone(UTC)
-        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-    if isinstance(value, dict):
-        return {key: _stored(item) for key, item in cast("dict[str, Any]", value).items()}
-    if isinstance(value, list):
-        return [_stored(item) for item in cast("list[Any]", value)]
-    return value
-
-
-def _difference(shown: Any, expected: Any) -> str:
-    if not isinstance(shown, dict) or not isinstance(expected, dict):
-        return f"shown {shown!r}, rebuilt {expected!r}"
-    left, right = cast("dict[str, Any]", shown), cast("dict[str, Any]", expected)
-    keys = sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))
-    return "; ".join(f"{k}: shown {left.get(k)!r}, rebuilt {right.get(k)!r}" for k in keys)

@@ -41,7 +41,7 @@ async def test_readiness_queries_every_store(shop_client: AsyncTestClient[Litest
     }
 
 
-async def test_a_down_mongodb_makes_readiness_503_naming_it_while_liveness_stays_up(
+async def test_a_down_mongodb_is_reported_but_leaves_the_api_ready(
     shop_settings: Settings,
 ) -> None:
     closed_port = free_port()
@@ -52,13 +52,11 @@ async def test_a_down_mongodb_makes_readiness_503_naming_it_while_liveness_stays
     async with AsyncTestClient(app=create_app(settings, configure_logs=False)) as client:
         ready = await client.get("/health/ready")
         live = await client.get("/health/live")
-    assert ready.status_code == 503
-    assert ready.headers["content-type"].startswith(PROBLEM)
-    body = ready.json()
-    assert body["failing"] == ["mongodb"]
-    assert "mongodb" in body["detail"]
-    assert body["checks"]["postgres"] == "ok"
-    assert body["checks"]["redis"] == "ok"
+    assert ready.status_code == 200, ready.text
+    checks = ready.json()["checks"]
+    assert checks["mongodb"] != "ok"
+    assert checks["postgres"] == "ok"
+    assert checks["redis"] == "ok"
     assert live.status_code == 200
 
 
@@ -81,11 +79,12 @@ async def test_an_unmigrated_database_is_not_ready(
         ready = await client.get("/health/ready")
     assert ready.status_code == 503
     body = ready.json()
-    assert body["failing"] == ["outbox", "postgres"]  # no outbox table either
+    assert body["failing"] == ["postgres"]
+    assert body["checks"]["outbox"] != "ok"  # no outbox table either, reported only
     assert "shop db upgrade" in body["checks"]["postgres"]
 
 
-async def test_an_outbox_that_is_not_drained_makes_readiness_503_and_shows_in_metrics(
+async def test_an_outbox_that_is_not_drained_is_reported_and_in_metrics_but_fails_nothing(
     shop_settings: Settings, make_database: MakeDatabase
 ) -> None:
     url = make_database(migration_targets())
@@ -107,9 +106,8 @@ async def test_an_outbox_that_is_not_drained_makes_readiness_503_and_shows_in_me
             if "shop_outbox_backlog 1.0" in metrics:
                 break
             await asyncio.sleep(0.1)
-    assert ready.status_code == 503
-    assert ready.json()["failing"] == ["outbox"]
-    assert "unpublished" in ready.json()["checks"]["outbox"]
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["outbox"].startswith("behind: the oldest of 1 unpublished")
     assert "shop_outbox_backlog 1.0" in metrics
     age = re.search(r"^shop_outbox_oldest_age_seconds (\S+)$", metrics, re.MULTILINE)
     assert age is not None

@@ -91,3 +91,24 @@ def test_the_bootstrap_password_is_never_echoed() -> None:
             {"SHOP_BOOTSTRAP_ADMIN_EMAIL": "a@b.co", "SHOP_BOOTSTRAP_ADMIN_PASSWORD": "x" * 600}
         )
     assert "x" * 20 not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("24h", 86_400.0), ("1.5d", 129_600.0),
+     ("250ms", 0.25)],
+)  # fmt: skip
+def test_durations_are_read_with_their_unit(raw: str, seconds: float) -> None:
+    assert Settings.from_env({"SHOP_ORDER_PENDING_TIMEOUT": raw}).order_pending_timeout == seconds
+
+
+@pytest.mark.parametrize("raw", ["soon", "15 minutes", "-5m", "0", "400d"])
+def test_a_bad_duration_is_refused_naming_the_variable(raw: str) -> None:
+    with pytest.raises(SettingsError, match=r"\ASHOP_EVENT_OUTAGE_MAX_AGE: "):
+        Settings.from_env({"SHOP_EVENT_OUTAGE_MAX_AGE": raw})
+
+
+def test_the_inbox_must_outlive_the_dead_letters() -> None:
+    with pytest.raises(SettingsError, match="SHOP_INBOX_RETENTION: must be longer than the 30"):
+        Settings.from_env({"SHOP_INBOX_RETENTION": "30d"})
+    assert Settings.from_env({"SHOP_INBOX_RETENTION": "31d"}).inbox_retention == 31 * 86_400

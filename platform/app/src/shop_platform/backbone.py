@@ -50,6 +50,7 @@ class Backbone:
             max_retries=settings.event_max_retries,
             min_backoff_ms=settings.event_min_backoff_ms,
             time_limit_ms=settings.event_time_limit_ms,
+            outage_max_age_ms=int(settings.event_outage_max_age * 1000),
         )
         if metrics:
             # Per-actor (so per-subscriber) totals, errors, retries, rejects (dead letters)

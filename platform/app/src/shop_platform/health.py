@@ -1,4 +1,11 @@
-"""Liveness and readiness: ready means every store answers and every schema is migrated."""
+"""Liveness and readiness: ready means this process can serve.
+
+PostgreSQL and Redis answer and every schema is migrated: without them no request can be
+served. MongoDB (the read views) and the event backlog are reported too but fail nothing:
+with the read store down the reads answer 503 while sign-in, carts and checkout go on, and a
+backlog (a worker down) is the worker's matter. A readiness probe that failed on either took
+every API pod out of service at once.
+"""
 
 from __future__ import annotations
 
@@ -24,17 +31,26 @@ class NotReady(Exception):
     """A dependency answered, but not as it should (for example an unmigrated schema)."""
 
 
+# The checks whose failure means this process cannot serve.
+REQUIRED = frozenset({"postgres", "redis"})
+
+
 @dataclass(frozen=True)
 class Readiness:
     """Runs every check at once, each bounded by ``timeout`` seconds."""
 
     checks: Mapping[str, Check]
     timeout: float
+    required: frozenset[str] = REQUIRED
 
     async def run(self) -> dict[str, str]:
         names = list(self.checks)
         outcomes = await asyncio.gather(*(self._one(name) for name in names))
         return dict(zip(names, outcomes, strict=True))
+
+    def failing(self, outcomes: Mapping[str, str]) -> list[str]:
+        """The required checks that did not pass: what makes this process unready."""
+        return sorted(n for n, o in outcomes.items() if n in self.required and o != "ok")
 
     async def _one(self, name: str) -> str:
         try:
@@ -86,8 +102,8 @@ def store_checks(
         backlog = await outbox_backlog(resources.engine)
         if backlog.oldest_age_seconds > outbox_max_age:
             raise NotReady(
-                f"the oldest of {backlog.events} unpublished events is "
-                f"{backlog.oldest_age_seconds:.0f} s old (limit {outbox_max_age:g} s); "
+                f"behind: the oldest of {backlog.events} unpublished events is "
+                f"{backlog.oldest_age_seconds:.0f} s old (alert past {outbox_max_age:g} s); "
                 "is a worker running?"
             )
 

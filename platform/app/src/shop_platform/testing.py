@@ -10,9 +10,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import httpx
 import pytest
@@ -294,3 +295,55 @@ def wait_ready(url: str, processes: list[ShopProcess], within: float = 60) -> No
             logs = "\n".join(f"--- {p.name}\n{p.log_tail()}" for p in processes)
             raise RuntimeError(f"{url} was not ready within {within} s:\n{logs}")
         time.sleep(0.2)
+
+
+async def views_equal_rebuilds(settings: Settings, within: float = 60) -> None:
+    """Every view comes to equal a rebuild from the write store within ``within`` seconds
+    (once what is still in flight, a killed worker's messages or a backlog, is projected)."""
+    from shop_kernel.mongo import ReadStore  # noqa: PLC0415
+    from shop_platform.contexts import CONTEXTS  # noqa: PLC0415
+    from shop_platform.resources import open_resources  # noqa: PLC0415
+
+    async with open_resources(settings, role="cli") as resources:
+        store = ReadStore(cast("Any", resources.mongo)[settings.mongodb_database])
+        differences: list[str] = []
+
+        async def equal() -> bool:
+            differences.clear()
+            for context in CONTEXTS:
+                for view in context.views:
+                    source = view.source(resources.engine)
+                    expected = {doc["_id"]: _stored(doc) async for doc in source.documents()}
+                    found = store.collection(view.collection).find({})
+                    shown = {doc["_id"]: _stored(doc) async for doc in found}
+                    differing = [k for k in expected.keys() | shown.keys()
+                                 if shown.get(k) != expected.get(k)]  # fmt: skip
+                    if differing:
+                        first = _difference(shown.get(differing[0]), expected.get(differing[0]))
+                        differences.append(f"{view.name}: {len(differing)} differ, e.g. {first}")
+            return not differences
+
+        try:
+            await eventually(equal, "every view equal to a rebuild", within=within)
+        except AssertionError:
+            raise AssertionError("; ".join(differences)) from None
+
+
+def _stored(value: Any) -> Any:
+    """A document as the read store keeps it: times in UTC to the millisecond (BSON dates)."""
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC)
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    if isinstance(value, dict):
+        return {key: _stored(item) for key, item in cast("dict[str, Any]", value).items()}
+    if isinstance(value, list):
+        return [_stored(item) for item in cast("list[Any]", value)]
+    return value
+
+
+def _difference(shown: Any, expected: Any) -> str:
+    if not isinstance(shown, dict) or not isinstance(expected, dict):
+        return f"shown {shown!r}, rebuilt {expected!r}"
+    left, right = cast("dict[str, Any]", shown), cast("dict[str, Any]", expected)
+    keys = sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))
+    return "; ".join(f"{k}: shown {left.get(k)!r}, rebuilt {right.get(k)!r}" for k in keys)

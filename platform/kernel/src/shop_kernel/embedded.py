@@ -293,7 +293,10 @@ def _redis_ready(port: int) -> bool:
 # MongoDB wire from the SecantusDB wheel
 
 
-def start_mongodb(directory: Path, *, timeout: float = 60.0) -> RunningService:
+def start_mongodb(
+    directory: Path, *, port: int | None = None, timeout: float = 60.0
+) -> RunningService:
+    """The Mongo-wire server on ``port`` (a free one by default), its data under ``directory``."""
     if importlib.util.find_spec("secantus") is None:  # a dev-only dependency
         raise EmbeddedServiceError(
             "embedded MongoDB needs the dev dependencies (uv sync), or set SHOP_MONGODB_URL"
@@ -301,7 +304,7 @@ def start_mongodb(directory: Path, *, timeout: float = 60.0) -> RunningService:
     data = directory / "mongodb"
     data.mkdir(parents=True, exist_ok=True)
     log_file = directory / "mongodb.log"
-    port = free_port()
+    port = port or free_port()
     process = _spawn(
         "mongodb",
         [

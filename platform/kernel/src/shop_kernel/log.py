@@ -58,6 +58,9 @@ def configure_logging(settings: Settings, *, process: str) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # Dramatiq's worker threads log every failed message with its whole payload; the
+    # backbone's retry middleware logs each failure itself, naming the event, not its data.
+    logging.getLogger("dramatiq.worker.WorkerThread").setLevel(logging.CRITICAL)
     # Our own access line carries the request id; uvicorn's would repeat it without.
     logging.getLogger("uvicorn.access").disabled = True
 

@@ -42,6 +42,22 @@ def env_name(field: str) -> str:
 
 
 _Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# A span of time in seconds, written in the environment as "90", "90s", "15m", "24h" or "7d".
+Duration = Annotated[float, msgspec.Meta(gt=0, le=366 * 86_400)]
+_DURATION = re.compile(r"\A\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*\Z")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+# Dramatiq forgets a dead letter after this long (the broker's dead-message TTL).
+DEAD_LETTER_TTL_S = 30 * 86_400
+
+
+def parse_duration(raw: str) -> float | None:
+    """Seconds in ``raw`` ("90", "90s", "15m", "24h", "7d", "250ms"), or None if it is none."""
+    match = _DURATION.match(raw)
+    if match is None:
+        return None
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+
+
 _PLACEHOLDER = re.compile(r"{([^{}]*)}")
 
 
@@ -78,7 +94,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     event_min_backoff_ms: Annotated[int, msgspec.Meta(ge=10, le=3_600_000)] = 500
     event_time_limit_ms: Annotated[int, msgspec.Meta(ge=100, le=3_600_000)] = 60_000
     relay_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    # Past this, /health/ready's report calls the event backlog behind (it fails no probe).
     outbox_max_age: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 60.0
+    # A subscriber that fails because a store or the mail server cannot be reached keeps
+    # retrying (backing off to 30 s) for this long before its message is dead-lettered.
+    event_outage_max_age: Duration = 86_400.0
+    # Published events, handled-event records (the inbox) and Idempotency-Key answers are kept
+    # this long, then purged in bounded batches every purge_interval. The inbox outlives the
+    # dead letters: a dead letter replayed on its last day still finds what was handled.
+    outbox_retention: Duration = 7 * 86_400.0
+    inbox_retention: Duration = 35 * 86_400.0
+    purge_interval: Duration = 300.0
+    # An order still pending (its stock never answered) after this long is rejected.
+    order_pending_timeout: Duration = 900.0
     # The worker's Prometheus endpoint (one per worker program, whatever its process count).
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 9191
@@ -145,8 +173,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 continue
             if raw.strip() == "":
                 raise SettingsError(f"{name}: is set but empty; unset it or give a value")
+            value = raw
+            if field.name in _DURATIONS:
+                seconds = parse_duration(raw)
+                if seconds is None:
+                    raise SettingsError(
+                        f"{name}: a duration like 90s, 15m, 24h or 7d, "
+                        f"got {_shown(field.name, raw)}"
+                    )
+                value = repr(seconds)
             try:
-                parsed = msgspec.convert({field.name: raw}, type=cls, strict=False)
+                parsed = msgspec.convert({field.name: value}, type=cls, strict=False)
             except msgspec.ValidationError as exc:
                 raise SettingsError(_explain(name, field.name, str(exc), raw)) from None
             values[field.name] = getattr(parsed, field.name)
@@ -155,6 +192,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         except msgspec.ValidationError as exc:  # pragma: no cover - fields were checked one by one
             raise SettingsError(str(exc)) from None
         # Checked here, not in __post_init__, which also runs for each field on its own above.
+        if settings.inbox_retention <= DEAD_LETTER_TTL_S:
+            raise SettingsError(
+                f"{env_name('inbox_retention')}: must be longer than the "
+                f"{DEAD_LETTER_TTL_S // 86_400} days dead letters are kept, "
+                "so that a replayed one finds what was handled"
+            )
         if (settings.bootstrap_admin_email is None) != (settings.bootstrap_admin_password is None):
             raise SettingsError(
                 f"{env_name('bootstrap_admin_email')} and "
@@ -177,6 +220,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def with_overrides(self, **changes: Any) -> Settings:
         return msgspec.structs.replace(self, **changes)
+
+
+_DURATIONS = frozenset(
+    field.name for field in msgspec.structs.fields(Settings) if field.type == Duration
+)
 
 
 def _explain(name: str, field: str, message: str, raw: str) -> str:

@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shop_kernel.outages import Unavailable
 from shop_notifications.domain.model import Delivery, Template
 
 
@@ -31,8 +32,9 @@ class Mail:
     html: str
 
 
-class TransientFailure(Exception):
-    """The mail may go through later (connection refused, timeout, a 4xx reply)."""
+class TransientFailure(Unavailable):
+    """The mail may go through later (connection refused, timeout, a 4xx reply): an outage
+    of the mail server, waited out as long as the backbone waits out any outage."""
 
 
 class PermanentFailure(Exception):

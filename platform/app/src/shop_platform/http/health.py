@@ -38,14 +38,20 @@ class HealthController(Controller):
 
     @get(
         "/ready",
-        summary="PostgreSQL, MongoDB and Redis answer and every schema is migrated",
+        summary="This process can serve: PostgreSQL and Redis answer, every schema is migrated",
+        description=(
+            "200 when PostgreSQL and Redis answer and every schema is at its latest migration, "
+            "else 503 naming the failing ones. `checks` also reports MongoDB (the read views) "
+            "and the event backlog (`outbox`), which fail nothing: with the read store down "
+            "the reads answer 503 while commands go on, and a backlog is the worker's matter."
+        ),
         responses={503: _NOT_READY},
     )
     async def ready(
         self, request: Request[Any, Any, Any], readiness: NamedDependency[Readiness]
     ) -> Response[ReadinessReport]:
         checks = await readiness.run()
-        failing = sorted(name for name, outcome in checks.items() if outcome != "ok")
+        failing = readiness.failing(checks)
         if failing:
             return problem(
                 request,

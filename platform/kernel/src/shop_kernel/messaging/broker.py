@@ -11,11 +11,13 @@ import uvloop
 from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
-from dramatiq.middleware import AsyncIO, Retries, TimeLimit
+from dramatiq.middleware import AsyncIO, TimeLimit
 from redis.commands.core import Script
 
 from shop_kernel.messaging.dead_letters import FailureReasons
+from shop_kernel.messaging.retries import BackboneRetries
 from shop_kernel.redis_client import redis_of
+from shop_kernel.settings import DEAD_LETTER_TTL_S
 
 NAMESPACE = "shop"
 
@@ -29,7 +31,8 @@ def create_broker(
     min_backoff_ms: int = 500,
     max_backoff_ms: int = 300_000,
     time_limit_ms: int = 60_000,
-    dead_letter_ttl_ms: int = 30 * 24 * 3600 * 1000,
+    outage_max_age_ms: int = 24 * 3600 * 1000,
+    dead_letter_ttl_ms: int = DEAD_LETTER_TTL_S * 1000,
 ) -> RedisBroker:
     """A broker whose dead workers' messages come back within seconds, not minutes.
 
@@ -43,7 +46,12 @@ def create_broker(
         TimeLimit(time_limit=time_limit_ms),
         # Before Retries: Dramatiq runs "after" hooks in reverse, so this one sees the verdict.
         FailureReasons(),
-        Retries(max_retries=max_retries, min_backoff=min_backoff_ms, max_backoff=max_backoff_ms),
+        BackboneRetries(
+            max_retries=max_retries,
+            min_backoff_ms=min_backoff_ms,
+            max_backoff_ms=max_backoff_ms,
+            outage_max_age_ms=outage_max_age_ms,
+        ),
         UvloopAsyncIO(),
     ]
     return RedisBroker(

@@ -15,6 +15,12 @@ from typing import Any, cast
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
+from shop_kernel.messaging.retries import (
+    LAST_ERROR,
+    OUTAGE_RETRIES_OPTION,
+    OUTAGE_SINCE,
+    RETRIES,
+)
 from shop_kernel.redis_client import redis_of
 
 REASONS_KEY = "__dead_letter_reasons__"
@@ -80,8 +86,8 @@ def dead_letters(broker: RedisBroker, queues: Iterable[str] | None = None) -> li
                     queue=queue,
                     subscriber=message.actor_name,
                     event_type=str(message.options.get("event_type", "?")),
-                    error=reason.decode() if reason else _last_line(message.options),
-                    attempts=int(message.options.get("retries", 0)) + 1,
+                    error=reason.decode() if reason else _last_error(message.options),
+                    attempts=_attempts(message.options),
                     failed_at=datetime.fromtimestamp(score / 1000, UTC),
                     message=message,
                 )
@@ -91,11 +97,7 @@ def dead_letters(broker: RedisBroker, queues: Iterable[str] | None = None) -> li
 
 def replay(broker: RedisBroker, letter: DeadLetter) -> None:
     """Send the message again with fresh retries, then forget the dead letter."""
-    options = {
-        k: v
-        for k, v in letter.message.options.items()
-        if k not in {"retries", "traceback", "redis_message_id", "requeue_timestamp", "eta"}
-    }
+    options = {k: v for k, v in letter.message.options.items() if k not in _ATTEMPT_OPTIONS}
     fresh = dramatiq.Message[Any](
         queue_name=letter.queue,
         actor_name=letter.message.actor_name,
@@ -112,8 +114,17 @@ def replay(broker: RedisBroker, letter: DeadLetter) -> None:
         pipe.execute()
 
 
-def _last_line(options: dict[str, Any]) -> str:
-    traceback = options.get("traceback")
-    if not isinstance(traceback, str) or not traceback.strip():
-        return "unknown"
-    return traceback.strip().splitlines()[-1]
+# What one round of attempts left on a message; a replay starts without them.
+_ATTEMPT_OPTIONS = frozenset({
+    RETRIES, OUTAGE_RETRIES_OPTION, OUTAGE_SINCE, LAST_ERROR,
+    "traceback", "redis_message_id", "requeue_timestamp", "eta",
+})  # fmt: skip
+
+
+def _attempts(options: dict[str, Any]) -> int:
+    return int(options.get(RETRIES, 0)) + int(options.get(OUTAGE_RETRIES_OPTION, 0)) + 1
+
+
+def _last_error(options: dict[str, Any]) -> str:
+    error = options.get(LAST_ERROR)
+    return error if isinstance(error, str) and error else "unknown"

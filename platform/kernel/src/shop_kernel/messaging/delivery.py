@@ -3,8 +3,9 @@
 Handlers run in their own unit of work, and the inbox row (subscriber, event_id) is written
 in that same transaction: a redelivered event finds its row and changes nothing. The units of
 work a handler's use cases open join that transaction (``joined``), so their changes, their
-events and the inbox row commit together. Projectors
-need no inbox; they apply an event only if it is newer than what the view holds.
+events and the inbox row commit together. Projectors need no inbox; they apply an event only
+if it is newer than what the view holds. Each subscriber has a circuit: after an outage its
+messages wait for one probe at a time (see :mod:`shop_kernel.messaging.circuit`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert
 
 from shop_kernel.log import get_logger
+from shop_kernel.messaging.circuit import Circuit
 from shop_kernel.messaging.events import EventRegistry, IntegrationEvent
 from shop_kernel.messaging.metrics import DELIVERY_LAG_SECONDS
 from shop_kernel.messaging.subscriptions import Route
@@ -44,16 +46,26 @@ class Delivery:
         self._registry = registry
         self._unit_of_work = unit_of_work
         self._build = build
+        self._circuits: dict[str, Circuit] = {}
 
     async def deliver(self, route: Route, payload: str) -> bool:
         """Return False when the event had already been handled by this subscriber."""
         event = self._registry.decode(payload)
         reactor = self._build(route.subscription.reactor)
-        if route.subscription.kind == "projector":
-            await reactor(event)
-            applied = True
-        else:
-            applied = await self._handle_once(route, event, reactor)
+        circuit = self._circuits.get(route.subscriber)
+        if circuit is None:
+            circuit = self._circuits[route.subscriber] = Circuit(route.subscriber)
+        circuit.enter()
+        try:
+            if route.subscription.kind == "projector":
+                await reactor(event)
+                applied = True
+            else:
+                applied = await self._handle_once(route, event, reactor)
+        except BaseException as failure:
+            circuit.failed(failure)
+            raise
+        circuit.succeeded()
         if applied:
             lag = (datetime.now(UTC) - event.occurred_at).total_seconds()
             DELIVERY_LAG_SECONDS.labels(route.subscriber, route.subscription.kind).observe(lag)

@@ -6,7 +6,7 @@ process starts, so every worker process writes here and one exposition server re
 
 from __future__ import annotations
 
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RELAY_BATCH_EVENTS = Histogram(
     "shop_relay_batch_events",
@@ -34,4 +34,9 @@ OUTBOX_OLDEST_AGE_SECONDS = Gauge(
 )
 DEAD_LETTERS = Gauge(
     "shop_dead_letters", "Messages waiting in dead-letter queues", multiprocess_mode="max"
+)
+OUTAGE_RETRIES = Counter(
+    "shop_event_outage_retries",
+    "Deliveries retried because a store or the mail server could not be reached",
+    ["subscriber"],
 )
