@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from hypothesis import strategies as st
@@ -12,10 +13,12 @@ from shop_kernel.domain import DomainError, Money
 from shop_kernel.domain.money import MAX_MINOR_UNITS
 from shop_orders.domain.model import (
     MAX_QUANTITY,
+    TIMED_OUT,
     CannotCancel,
     EmptyOrder,
     Order,
     OrderNotDraft,
+    Rejected,
 )
 
 SKUS = st.sampled_from(["A-1", "B-2", "C-3"])
@@ -115,3 +118,46 @@ def test_a_line_in_another_currency_is_refused() -> None:
     order = Order.start(uuid.uuid4(), "EUR")
     with pytest.raises(DomainError):
         order.add_item("A-1", "a", Money(100, "USD"), 1)
+
+
+def _placed() -> Order:
+    order = Order.start(uuid.uuid4(), "EUR")
+    order.add_item("A-1", "Lamp", Money(1500, "EUR"), 2)
+    order.confirm()
+    order.pull_events()
+    return order
+
+
+def test_an_order_pending_past_its_limit_is_rejected_for_timeout() -> None:
+    order = _placed()
+    limit = timedelta(minutes=15)
+    order.time_out(order.updated_at + limit, limit)
+    assert order.status == "rejected"
+    assert order.rejection_reason == TIMED_OUT
+    [event] = order.pull_events()
+    assert isinstance(event, Rejected)
+    assert event.short_skus == ()
+
+
+def test_an_order_within_its_limit_or_no_longer_pending_does_not_time_out() -> None:
+    limit = timedelta(minutes=15)
+    waiting = _placed()
+    waiting.time_out(waiting.updated_at + limit - timedelta(seconds=1), limit)
+    assert waiting.status == "pending"
+    confirmed = _placed()
+    confirmed.stock_reserved()
+    confirmed.time_out(confirmed.updated_at + 2 * limit, limit)
+    assert confirmed.status == "confirmed"
+    draft = Order.start(uuid.uuid4(), "EUR")
+    draft.time_out(draft.updated_at + 2 * limit, limit)
+    assert draft.status == "draft"
+
+
+def test_a_reservation_arriving_after_the_timeout_changes_nothing() -> None:
+    order = _placed()
+    limit = timedelta(seconds=1)
+    order.time_out(order.updated_at + limit, limit)
+    order.pull_events()
+    order.stock_reserved()
+    assert order.status == "rejected"
+    assert order.pull_events() == []

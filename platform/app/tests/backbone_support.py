@@ -276,9 +276,9 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
 
 @contextmanager
 def in_process_worker(
-    settings: Settings, module: ContextModule, *, relay: bool = True
+    settings: Settings, module: ContextModule, *, background: bool = True
 ) -> Iterator[RedisBroker]:
-    broker = build_broker(settings, [module], relay=relay)
+    broker = build_broker(settings, [module], background=background)
     broker.emit_after("process_boot")
     worker = Worker(broker, worker_threads=4, worker_timeout=50)
     worker.start()

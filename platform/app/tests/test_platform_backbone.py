@@ -287,7 +287,7 @@ async def test_an_unknown_event_type_is_dead_lettered_at_once_with_the_reason(
 ) -> None:  # fmt: skip
     backbone = Backbone.of([module])
     route = next(r for r in backbone.routes if r.subscription.kind == "handler")
-    with in_process_worker(settings, module, relay=False) as broker:
+    with in_process_worker(settings, module, background=False) as broker:
         broker.enqueue(
             dramatiq.Message(
                 queue_name=route.queue_name,

@@ -109,6 +109,8 @@ async def test_an_outbox_that_is_not_drained_is_reported_and_in_metrics_but_fail
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["outbox"].startswith("behind: the oldest of 1 unpublished")
     assert "shop_outbox_backlog 1.0" in metrics
+    assert 'shop_table_rows{table="messaging.outbox"}' in metrics
+    assert 'shop_table_rows{table="messaging.inbox"}' in metrics
     age = re.search(r"^shop_outbox_oldest_age_seconds (\S+)$", metrics, re.MULTILINE)
     assert age is not None
     assert float(age.group(1)) >= 120

@@ -85,7 +85,7 @@ async def test_a_worker_started_with_messages_waiting_takes_none_before_its_stor
 ) -> None:
     events = [stocked() for _ in range(30)]
     backbone = Backbone.of([module])
-    sender = build_broker(settings, [module], relay=False)  # only to enqueue: no worker here
+    sender = build_broker(settings, [module], background=False)  # only to enqueue: no worker here
     try:
         for route in backbone.routes:
             for event in events:

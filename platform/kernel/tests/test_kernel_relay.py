@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
 from typing import Any
 
 import dramatiq
 import pytest
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.relay import Relay
 from shop_kernel.messaging.subscriptions import Route, project, subscribe
-from shop_kernel.messaging.tables import MIGRATIONS, idempotency_keys, outbox
+from shop_kernel.messaging.tables import MIGRATIONS, outbox
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.testing.plugin import MakeDatabase
@@ -122,38 +121,3 @@ async def test_two_relays_never_claim_the_same_rows(engine: AsyncEngine) -> None
     await asyncio.gather(relay(engine, box_a).drain(), relay(engine, box_b).drain())
     sent = [m.args[0] for m in box_a.sent + box_b.sent if m.actor_name == "tower.CountRings"]
     assert len(sent) == len(set(sent)) == 60
-
-
-async def test_published_rows_past_their_retention_are_purged(engine: AsyncEngine) -> None:
-    box = Outbox()
-    await publish(engine, BellRung(aggregate_id="old", aggregate_version=1, times=1))
-    the_relay = relay(engine, box)
-    await the_relay.drain()
-    await publish(engine, BellRung(aggregate_id="new", aggregate_version=1, times=1))
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(outbox)
-            .where(outbox.c.aggregate_id == "old")
-            .values(published_at=func.now() - timedelta(days=8))
-        )
-    assert await the_relay.purge() == 1
-    async with engine.connect() as conn:
-        left = (await conn.execute(text("SELECT aggregate_id FROM messaging.outbox"))).scalars()
-        assert list(left) == ["new"]
-
-
-async def test_idempotency_answers_past_their_day_are_purged_with_the_outbox(
-    engine: AsyncEngine,
-) -> None:
-    async with engine.begin() as conn:
-        for digest, age in (("old", timedelta(hours=25)), ("young", timedelta(hours=23))):
-            await conn.execute(
-                insert(idempotency_keys).values(
-                    caller="user-1", key_digest=digest, fingerprint="f", status=201,
-                    headers=[], body=b"{}", expires_at=func.now() + timedelta(hours=24) - age,
-                )
-            )  # fmt: skip
-    await relay(engine, Outbox()).purge()
-    async with engine.connect() as conn:
-        left = (await conn.execute(select(idempotency_keys.c.key_digest))).scalars()
-        assert list(left) == ["young"]

@@ -37,7 +37,7 @@ from shop_kernel.mongo import ReadStore
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
-from shop_orders.contract import OrderCancelled, OrderPlaced
+from shop_orders.contract import OrderCancelled, OrderPlaced, OrderRejected
 
 
 def register(container: punq.Container, settings: Settings) -> None:
@@ -64,6 +64,7 @@ module = ContextModule(
     subscriptions=[
         subscribe(OrderPlaced, ReserveStock),
         subscribe(OrderCancelled, ReleaseStock),
+        subscribe(OrderRejected, ReleaseStock),  # a timed-out order's late reservation
         *(project(event, ProductCatalogProjector) for event in PRODUCT_STATES),
     ],
     views=[ReadView("product_catalog", COLLECTION, ProductCatalogSource)],

@@ -11,9 +11,11 @@ from shop_kernel.messaging.subscriptions import project, subscribe
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
 from shop_kernel.mongo import ReadStore
+from shop_kernel.schedules import Schedule
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
+from shop_orders.adapters.deadlines import TimeOutPendingOrders, check_every
 from shop_orders.adapters.http import OrdersController
 from shop_orders.adapters.sql import metadata, sql_transactions
 from shop_orders.adapters.subscriptions import ConfirmOrder, RejectOrder
@@ -64,4 +66,5 @@ module = ContextModule(
         *(project(event, OrderViewProjector) for event in ORDER_STATES),
     ],
     views=[ReadView("order_views", COLLECTION, OrderViewSource)],
+    schedules=[Schedule("orders.pending-timeout", check_every, TimeOutPendingOrders)],
 )

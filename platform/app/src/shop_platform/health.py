@@ -18,7 +18,12 @@ from sqlalchemy import text
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.backlog import outbox_backlog
 from shop_kernel.messaging.broker import NAMESPACE
-from shop_kernel.messaging.metrics import DEAD_LETTERS, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE_SECONDS
+from shop_kernel.messaging.metrics import (
+    DEAD_LETTERS,
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE_SECONDS,
+    TABLE_ROWS,
+)
 from shop_kernel.migrations import MigrationTarget
 from shop_platform.resources import Resources
 
@@ -110,11 +115,21 @@ def store_checks(
     return {"postgres": postgres, "mongodb": mongodb, "redis": redis, "outbox": outbox}
 
 
+# PostgreSQL's running estimate of each table's rows: no scan, however large they grow.
+_TABLE_ROWS = text(
+    "SELECT schemaname || '.' || relname, n_live_tup FROM pg_stat_user_tables "
+    "WHERE schemaname = 'messaging'"
+)
+
+
 async def refresh_backbone_gauges(resources: Resources) -> None:
-    """Publish the outbox backlog and the dead-letter count as Prometheus gauges."""
+    """Publish the outbox backlog, the backbone's table sizes and the dead-letter count."""
     backlog = await outbox_backlog(resources.engine)
     OUTBOX_BACKLOG.set(backlog.events)
     OUTBOX_OLDEST_AGE_SECONDS.set(backlog.oldest_age_seconds)
+    async with resources.engine.connect() as conn:
+        for table, rows in await conn.execute(_TABLE_ROWS):
+            TABLE_ROWS.labels(table).set(rows)
     dead = 0
     async for key in resources.redis.scan_iter(match=f"{NAMESPACE}:*.XQ", count=500):  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         dead += int(await resources.redis.zcard(key))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportGeneralTypeIssues]

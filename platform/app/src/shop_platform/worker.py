@@ -21,7 +21,9 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 
 from shop_kernel.log import configure_logging, get_logger
+from shop_kernel.messaging.retention import RETENTION
 from shop_kernel.modules import ContextModule
+from shop_kernel.schedules import Scheduled, run_schedules
 from shop_kernel.settings import Settings
 from shop_platform.backbone import Backbone
 from shop_platform.container import build_container
@@ -54,12 +56,12 @@ class WorkerResources(dramatiq.Middleware):
         backbone: Backbone,
         modules: Sequence[ContextModule],
         *,
-        relay: bool,
+        background: bool,
     ) -> None:
         self.settings = settings
         self.backbone = backbone
         self.modules = modules
-        self.relay = relay
+        self.background = background
         self.container: punq.Container | None = None
         self._stop_background: asyncio.Event | None = None
         self._close: asyncio.Event | None = None
@@ -85,7 +87,7 @@ class WorkerResources(dramatiq.Middleware):
         log.info(
             "worker stores open",
             contexts=[module.name for module in self.modules],
-            relay=self.relay,
+            background=self.background,
             queues=self.backbone.queues,
         )
 
@@ -106,17 +108,32 @@ class WorkerResources(dramatiq.Middleware):
             self._running.result(timeout=STORES_CLOSE_TIMEOUT_S)
         log.info("worker stores closed")
 
+    def _schedules(self, container: punq.Container) -> list[Scheduled]:
+        """The kernel's retention and every context's scheduled jobs, built once."""
+        schedules = [RETENTION, *(s for module in self.modules for s in module.schedules)]
+        return [
+            Scheduled(s, container.instantiate(s.job), s.interval(self.settings))  # pyright: ignore[reportUnknownMemberType]
+            for s in schedules
+        ]
+
     async def _hold(self, ready: Future[None], broker: RedisBroker) -> None:
         stop = self._stop_background = asyncio.Event()
         close = self._close = asyncio.Event()
         try:
             async with open_resources(self.settings, role="worker") as resources:
                 self.container = build_container(self.settings, resources, self.modules)
-                background = [
-                    asyncio.create_task(
-                        self.backbone.relay(self.settings, resources, broker).run(stop)
-                    )
-                ] if self.relay else []  # fmt: skip
+                background = (
+                    [
+                        asyncio.create_task(
+                            self.backbone.relay(self.settings, resources, broker).run(stop)
+                        ),
+                        asyncio.create_task(
+                            run_schedules(resources.engine, self._schedules(self.container), stop)
+                        ),
+                    ]
+                    if self.background
+                    else []
+                )
                 ready.set_result(None)
                 await stop.wait()
                 await asyncio.gather(*background)
@@ -134,12 +151,14 @@ def build_broker(
     settings: Settings,
     modules: Sequence[ContextModule] = CONTEXTS,
     *,
-    relay: bool = True,
+    background: bool = True,
     metrics: bool = False,
 ) -> RedisBroker:
+    """The worker's broker; with ``background`` each process also runs the outbox relay and
+    the scheduled jobs (the kernel's retention and the contexts' schedules)."""
     backbone = Backbone.of(modules)
     broker = backbone.broker(settings, metrics=metrics)
-    resources = WorkerResources(settings, backbone, modules, relay=relay)
+    resources = WorkerResources(settings, backbone, modules, background=background)
     broker.add_middleware(resources)
     backbone.declare_actors(broker, resources.live_container)
     return broker

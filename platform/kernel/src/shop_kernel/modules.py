@@ -14,6 +14,7 @@ from shop_kernel.domain import AggregateRoot, DomainEvent
 from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.subscriptions import Subscription
 from shop_kernel.migrations import MigrationTarget
+from shop_kernel.schedules import Schedule
 from shop_kernel.settings import Settings
 from shop_kernel.views import ReadView
 
@@ -43,6 +44,8 @@ class ContextModule:
     subscriptions: Sequence[Subscription[Any]] = ()
     # The read views it keeps in MongoDB, rebuildable from its write store.
     views: Sequence[ReadView] = ()
+    # Work the worker runs on a clock (deadlines), one process at a time.
+    schedules: Sequence[Schedule] = ()
 
 
 def translate_with(

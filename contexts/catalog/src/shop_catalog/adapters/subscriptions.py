@@ -9,7 +9,7 @@ from __future__ import annotations
 from shop_catalog.application.stock import StockKeeping
 from shop_catalog.domain.model import merge_lines
 from shop_kernel.unit_of_work import UnitOfWork
-from shop_orders.contract import OrderCancelled, OrderPlaced
+from shop_orders.contract import OrderCancelled, OrderPlaced, OrderRejected
 
 
 class ReserveStock:
@@ -22,8 +22,12 @@ class ReserveStock:
 
 
 class ReleaseStock:
+    """A cancelled order gives its stock back; so does a rejected one whose reservation came
+    too late (it timed out waiting): if the reservation has not run yet, the order is marked
+    settled, and the late reservation holds nothing. A rejection for short stock held none."""
+
     def __init__(self, stock: StockKeeping) -> None:
         self._stock = stock
 
-    async def __call__(self, event: OrderCancelled, uow: UnitOfWork) -> None:
+    async def __call__(self, event: OrderCancelled | OrderRejected, uow: UnitOfWork) -> None:
         await self._stock.release_stock_for_order(event.order_id)

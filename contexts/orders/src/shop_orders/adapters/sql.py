@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -55,9 +57,17 @@ orders = Table(
     ),
     CheckConstraint("total_amount >= 0", name="orders_total_not_negative"),
     Index("orders_customer_created", "customer_id", "created_at"),
+    # The pending-timeout's range: only the orders waiting for their stock.
+    Index("orders_pending_since", "updated_at", postgresql_where=text("status = 'pending'")),
 )
 
 _LOCK = select(orders).where(orders.c.id == bindparam("order_id")).with_for_update()
+_PENDING_SINCE = (
+    select(orders.c.id)
+    .where(orders.c.status == "pending", orders.c.updated_at < bindparam("before"))
+    .order_by(orders.c.updated_at)
+    .limit(bindparam("limit"))
+)
 
 
 def _lines(order: Order) -> list[dict[str, Any]]:
@@ -127,6 +137,12 @@ class SqlOrders:
             self._uow.connection, orders, orders.c.id == order.id, order, _values(order),
             name=str(order.id),
         )  # fmt: skip
+
+    async def pending_since(self, before: datetime, limit: int) -> list[uuid.UUID]:
+        found = await self._uow.connection.execute(
+            _PENDING_SINCE, {"before": before, "limit": limit}
+        )
+        return list(found.scalars())
 
 
 class SqlOrdersTransaction(ContextTransaction):

@@ -14,12 +14,13 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from shop_catalog.contract import CatalogQueries, ProductFacts
 from shop_kernel.domain import ConcurrentChange, InvalidField, Money, PreconditionFailed
 from shop_kernel.log import get_logger
 from shop_orders.application.ports import OrdersUnitOfWork
-from shop_orders.domain.model import Order, OrderNotFound
+from shop_orders.domain.model import TIMED_OUT, Order, OrderNotFound
 
 log = get_logger(__name__)
 
@@ -109,6 +110,27 @@ class Ordering:
 
     async def stock_short(self, order_id: uuid.UUID, short_skus: Sequence[str]) -> Order | None:
         return await self._saga(order_id, lambda order: order.stock_short(short_skus))
+
+    async def time_out_pending(
+        self, limit: timedelta, *, now: datetime | None = None, batch: int = 100
+    ) -> list[uuid.UUID]:
+        """Reject every order pending for ``limit`` or longer; return the ones rejected now.
+
+        A reservation that arrives afterwards is released by catalog (the rejection tells it),
+        exactly as when a cancel overtakes a reservation.
+        """
+        moment = now or datetime.now(UTC)
+        rejected: list[uuid.UUID] = []
+        while True:
+            async with self._transaction() as tx:
+                waiting = await tx.orders.pending_since(moment - limit, batch)
+            for order_id in waiting:
+                order = await self._saga(order_id, lambda o: o.time_out(moment, limit))
+                if order is not None and order.rejection_reason == TIMED_OUT:
+                    rejected.append(order_id)
+                    log.warning("pending order timed out; rejected", order_id=str(order_id))
+            if len(waiting) < batch:
+                return rejected
 
     async def _saga(self, order_id: uuid.UUID, outcome: Callable[[Order], None]) -> Order | None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Protocol
 
 from shop_orders.domain.model import Order
@@ -18,6 +19,10 @@ class Orders(Protocol):
 
     async def save(self, order: Order) -> None:
         """Write the order if it still holds the version it was read at (ConcurrentChange)."""
+        ...
+
+    async def pending_since(self, before: datetime, limit: int) -> list[uuid.UUID]:
+        """Orders pending since before ``before``, longest waiting first, at most ``limit``."""
         ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
 from shop_kernel.domain import (
@@ -101,7 +101,11 @@ class Confirmed(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class Rejected(DomainEvent):
-    short_skus: tuple[str, ...]
+    short_skus: tuple[str, ...]  # empty when the stock never answered in time
+
+
+# The rejection reason of an order whose stock never answered in time.
+TIMED_OUT = "timeout"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +208,20 @@ class Order(AggregateRoot):
             self.rejection_reason = "not enough stock: " + ", ".join(short)
             self._touch()
             self.record(Rejected(short_skus=short))
+
+    def waited_too_long(self, now: datetime, limit: timedelta) -> bool:
+        """Pending for ``limit`` or longer: its stock never answered (a placed order's last
+        change is the confirmation, so ``updated_at`` is when it began to wait)."""
+        return self.status == "pending" and now - self.updated_at >= limit
+
+    def time_out(self, now: datetime, limit: timedelta) -> None:
+        """Reject an order whose stock never answered; a reservation arriving later is
+        released like one that a cancel overtook. Not pending, or not that long: nothing."""
+        if self.waited_too_long(now, limit):
+            self.status = "rejected"
+            self.rejection_reason = TIMED_OUT
+            self._touch()
+            self.record(Rejected(short_skus=()))
 
     def _replace_line(self, line: OrderLine) -> None:
         line.total  # noqa: B018 - refuses a line total beyond what money can hold

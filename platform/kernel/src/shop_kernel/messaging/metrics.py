@@ -40,3 +40,10 @@ OUTAGE_RETRIES = Counter(
     "Deliveries retried because a store or the mail server could not be reached",
     ["subscriber"],
 )
+PURGED_ROWS = Counter("shop_purged_rows", "Rows the backbone's retention deleted", ["table"])
+TABLE_ROWS = Gauge(
+    "shop_table_rows",
+    "Rows in the backbone's tables (PostgreSQL's live-tuple estimate)",
+    ["table"],
+    multiprocess_mode="max",
+)

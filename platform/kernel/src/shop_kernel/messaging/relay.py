@@ -14,19 +14,17 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, cast
 
 import dramatiq
 import psycopg
-from sqlalchemy import CursorResult, Text, delete, func, select, update
+from sqlalchemy import Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.metrics import RELAY_BATCH_EVENTS, RELAY_BATCH_SECONDS
 from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.subscriptions import Route
-from shop_kernel.messaging.tables import idempotency_keys, outbox
+from shop_kernel.messaging.tables import outbox
 from shop_kernel.sql import libpq_url
 
 log = get_logger(__name__)
@@ -51,7 +49,6 @@ class Relay:
         *,
         batch_size: int = 500,
         poll_interval: float = 0.25,
-        retention: timedelta = timedelta(days=7),
     ) -> None:
         self._engine = engine
         self._listen_url = libpq_url(listen_url)
@@ -59,7 +56,6 @@ class Relay:
         self._enqueue = enqueue
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._retention = retention
 
     async def relay_once(self) -> RelayBatch:
         """Claim one batch, enqueue its messages, mark it published; all or nothing."""
@@ -114,33 +110,15 @@ class Relay:
             total += batch.events
         return total
 
-    async def purge(self) -> int:
-        """Forget published rows older than the retention, and expired Idempotency-Key answers."""
-        async with self._engine.begin() as connection:
-            result = await connection.execute(
-                delete(outbox).where(
-                    outbox.c.published_at < func.now() - self._retention,
-                )
-            )
-            await connection.execute(
-                delete(idempotency_keys).where(idempotency_keys.c.expires_at <= func.now())
-            )
-        return cast("CursorResult[Any]", result).rowcount
-
-    async def run(self, stop: asyncio.Event, *, purge_every: float = 600.0) -> None:
-        """Relay until ``stop`` is set: on every NOTIFY, and every ``poll_interval`` anyway."""
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set: on every NOTIFY, and every ``poll_interval`` anyway.
+        (Published rows are purged on the worker's schedule, see ``messaging.retention``.)"""
         wake = asyncio.Event()
         listener = asyncio.create_task(self._listen(wake, stop))
-        next_purge = time.monotonic()
         try:
             while not stop.is_set():
                 try:
                     await self.drain()
-                    if time.monotonic() >= next_purge:
-                        purged = await self.purge()
-                        if purged:
-                            log.info("outbox purged", rows=purged)
-                        next_purge = time.monotonic() + purge_every
                 except Exception:  # a database or Redis outage: log, back off, try again
                     log.exception("relay batch failed; retrying")
                     await asyncio.sleep(1.0)

@@ -56,6 +56,7 @@ inbox = Table(
     Column("event_id", Uuid, nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("subscriber", "event_id", name="inbox_pkey"),
+    Index("inbox_processed_at", "processed_at"),  # the retention's range
 )
 
 # The answer to a creating request that carried an Idempotency-Key, per caller and key.
