@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,12 @@ from perf_support import percentile, servers  # noqa: E402
 
 from shop_kernel.messaging.broker import NAMESPACE, create_broker, enqueue_many  # noqa: E402
 from shop_kernel.messaging.relay import Relay  # noqa: E402
-from shop_kernel.messaging.subscriptions import Route  # noqa: E402
 from shop_kernel.migrations import upgrade  # noqa: E402
 from shop_kernel.redis_client import redis_of  # noqa: E402
 from shop_kernel.settings import Settings  # noqa: E402
 from shop_kernel.sql import create_engine, libpq_url  # noqa: E402
 from shop_kernel.unit_of_work import UnitOfWork  # noqa: E402
+from shop_platform.backbone import Backbone  # noqa: E402
 from shop_platform.contexts import migration_targets  # noqa: E402
 
 
@@ -209,12 +210,13 @@ async def relay_alone(settings: Settings, size: int) -> dict[str, Any]:
     """The relay by itself: outbox rows to Redis messages, nobody consuming them."""
     context = f"relay{uuid.uuid4().hex[:6]}"
     module = shelf_module(context, with_view=False)
-    routes = [Route(context, s) for s in module.subscriptions]
     insert_backlog(libpq_url(settings.database_url or ""), context, size)
     broker = create_broker(settings.redis_url or "")
     engine = create_engine(settings)
-    relay = Relay(engine, settings.database_url or "", routes,
-                  lambda messages: enqueue_many(broker, messages), batch_size=1000)  # fmt: skip
+    relay = Relay(
+        engine, settings.database_url or "", lambda messages: enqueue_many(broker, messages),
+        release=Backbone.of([module]).release, release_ttl=timedelta(hours=1), batch_size=1000,
+    )  # fmt: skip
     started = time.monotonic()
     relayed = await relay.drain()
     seconds = time.monotonic() - started

@@ -18,10 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
-import signal
-import subprocess
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -41,6 +37,7 @@ from shop_platform.contexts import migration_targets
 from shop_platform.testing import (
     TEST_PASSWORD,
     MailServer,
+    OwnRedis,
     ShopProcess,
     eventually,
     views_equal_rebuilds,
@@ -52,45 +49,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 ADMIN = ("chaos-admin@example.com", TEST_PASSWORD)
 CUSTOMERS = 6
 PRODUCTS = 4
-
-
-class OwnRedis:
-    """A redis-server of this test's own, append-only, that can be restarted."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.port = folder, free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:  # pragma: no cover - the machine's Redis is a requirement
-            raise RuntimeError("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if Redis.from_url(self.url).ping():
-                    return
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # an orderly shutdown flushes the AOF
-            self.process.wait(10)
 
 
 @pytest.fixture

@@ -22,9 +22,12 @@ from shop_kernel.embedded import RunningService, free_port, start_mongodb
 from shop_kernel.messaging.broker import NAMESPACE
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
+from shop_kernel.testing.plugin import MakeDatabase
+from shop_platform.contexts import migration_targets
 from shop_platform.testing import (
     TEST_PASSWORD,
     MailServer,
+    OwnRedis,
     eventually,
     new_admin,
     new_customer,
@@ -68,10 +71,13 @@ def own_mongo(tmp_path: Path) -> Iterator[OwnMongo]:
 
 @pytest.fixture
 def shop_settings(
-    shop_settings: Settings, own_mongo: OwnMongo, mail_server: MailServer
-) -> Settings:
+    shop_settings: Settings, own_mongo: OwnMongo, own_redis: OwnRedis, mail_server: MailServer,
+    make_database: MakeDatabase,
+) -> Settings:  # fmt: skip
+    # Stores of this test's own: what other tests left queued or stored plays no part.
     # A retry budget of one retry 50 ms later: any outage of a second outlasts it.
     return shop_settings.with_overrides(
+        database_url=make_database(migration_targets()), redis_url=own_redis.url,
         mongodb_url=own_mongo.url, smtp_url=mail_server.url, smtp_timeout_s=2.0,
         event_max_retries=1, event_min_backoff_ms=50,
     )  # fmt: skip

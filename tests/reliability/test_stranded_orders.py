@@ -23,18 +23,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shop_kernel.messaging.dead_letters import dead_letters, replay
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
+from shop_kernel.testing.plugin import MakeDatabase
 from shop_platform.backbone import Backbone
-from shop_platform.contexts import CONTEXTS
-from shop_platform.testing import MailServer, eventually, new_admin, sign_in
+from shop_platform.contexts import CONTEXTS, migration_targets
+from shop_platform.testing import MailServer, OwnRedis, eventually, new_admin, sign_in
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def shop_settings(shop_settings: Settings, mail_server: MailServer) -> Settings:
+def shop_settings(
+    shop_settings: Settings, mail_server: MailServer, own_redis: OwnRedis,
+    make_database: MakeDatabase,
+) -> Settings:  # fmt: skip
+    # Stores of this test's own: the dead letters it reads are its own.
     return shop_settings.with_overrides(
-        order_pending_timeout=2.0, event_max_retries=0, smtp_url=mail_server.url
-    )
+        database_url=make_database(migration_targets()), redis_url=own_redis.url,
+        order_pending_timeout=2.0, event_max_retries=0, smtp_url=mail_server.url,
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.projection import apply_if_newer
-from shop_kernel.messaging.subscriptions import project, subscribe
+from shop_kernel.messaging.subscriptions import Subscription, project, subscribe
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
@@ -51,9 +51,17 @@ class ShelfStocked(IntegrationEvent, frozen=True, tag="test.ShelfStocked.v1"):
     view_sleep: float = 0.0  # the projector takes this long (after marking that it started)
 
 
+class ShelfStockedV2(IntegrationEvent, frozen=True, tag="test.ShelfStocked.v2"):
+    """A newer version of the event, which only the newer release publishes and reads."""
+
+    shelf: str
+    quantity: int
+    unit: str = "pieces"
+
+
 RECORD_EFFECT = text(
     "INSERT INTO public.backbone_effects (subscriber, event_id, shelf) "
-    "VALUES ('RecordEffect', :event_id, :shelf)"
+    "VALUES (:subscriber, :event_id, :shelf)"
 )
 # The write store's current state of the shelf: what a rebuild reads.
 RECORD_STATE = text(
@@ -68,18 +76,29 @@ class RecordEffect:
 
     jammed: ClassVar[set[str]] = set()
 
-    async def __call__(self, event: ShelfStocked, uow: UnitOfWork) -> None:
+    async def __call__(self, event: ShelfStocked | ShelfStockedV2, uow: UnitOfWork) -> None:
         if event.shelf in self.jammed:
             raise RuntimeError(f"shelf {event.shelf} is jammed")
         await uow.connection.execute(
-            RECORD_EFFECT, {"event_id": event.event_id, "shelf": event.shelf}
+            RECORD_EFFECT,
+            {"subscriber": "RecordEffect", "event_id": event.event_id, "shelf": event.shelf},
         )
         await uow.connection.execute(
             RECORD_STATE,
             {"shelf": event.shelf, "quantity": event.quantity, "version": event.aggregate_version},
         )
-        if event.sleep:
+        if isinstance(event, ShelfStocked) and event.sleep:
             await asyncio.sleep(event.sleep)
+
+
+class AuditShelf:
+    """A subscriber only the newer release has."""
+
+    async def __call__(self, event: ShelfStocked | ShelfStockedV2, uow: UnitOfWork) -> None:
+        await uow.connection.execute(
+            RECORD_EFFECT,
+            {"subscriber": "AuditShelf", "event_id": event.event_id, "shelf": event.shelf},
+        )
 
 
 # Projections that take a while note here when they begin.
@@ -124,17 +143,26 @@ class ShelfStates:
                 yield {"_id": shelf, "shelf": shelf, "quantity": quantity, "version": version}
 
 
-def shelf_module(name: str, *, with_view: bool = True) -> ContextModule:
+def shelf_module(name: str, *, with_view: bool = True, newer: bool = False) -> ContextModule:
+    """The test context; ``newer`` is its next release: a new version of the event, read by
+    the same handler, and a new subscriber of both versions."""
     users = next(context for context in CONTEXTS if context.name == "users")
-    handler = subscribe(ShelfStocked, RecordEffect)
-    projector = project(ShelfStocked, ShelfView)
+    subscriptions: list[Subscription[Any]] = [subscribe(ShelfStocked, RecordEffect)]
+    if with_view:
+        subscriptions.append(project(ShelfStocked, ShelfView))
+    if newer:
+        subscriptions += [
+            subscribe(ShelfStockedV2, RecordEffect),
+            subscribe(ShelfStocked, AuditShelf),
+            subscribe(ShelfStockedV2, AuditShelf),
+        ]
     return ContextModule(
         name=name,
         migrations=MigrationTarget(
             name, users.migrations.metadata, users.migrations.script_location
         ),
-        events=[ShelfStocked],
-        subscriptions=[handler, projector] if with_view else [handler],
+        events=[ShelfStocked, ShelfStockedV2] if newer else [ShelfStocked],
+        subscriptions=subscriptions,
         views=[ReadView("backbone_shelves", "backbone_shelves", ShelfStates)],
     )
 
@@ -150,7 +178,8 @@ def setup() -> None:
     settings = Settings.from_env()
     configure_logging(settings, process="worker")
     with_view = os.environ.get("BACKBONE_TEST_VIEW", "1") == "1"
-    module = shelf_module(os.environ["BACKBONE_TEST_CONTEXT"], with_view=with_view)
+    newer = os.environ.get("BACKBONE_TEST_RELEASE") == "newer"
+    module = shelf_module(os.environ["BACKBONE_TEST_CONTEXT"], with_view=with_view, newer=newer)
     metrics = "PROMETHEUS_MULTIPROC_DIR" in os.environ
     dramatiq.set_broker(build_broker(settings, [module], metrics=metrics))
 

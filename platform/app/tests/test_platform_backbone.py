@@ -29,6 +29,7 @@ from backbone_support import (
     stop,
     worker_process,
 )
+from prometheus_client import REGISTRY
 from pymongo import MongoClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -282,7 +283,7 @@ async def test_a_failing_handler_ends_in_the_dead_letters_and_a_replay_applies_i
         RecordEffect.jammed.discard(event.shelf)
 
 
-async def test_an_unknown_event_type_is_dead_lettered_at_once_with_the_reason(
+async def test_a_payload_that_cannot_be_decoded_is_dead_lettered_at_once_with_the_reason(
     settings: Settings, module: ContextModule,
 ) -> None:  # fmt: skip
     backbone = Backbone.of([module])
@@ -292,9 +293,9 @@ async def test_an_unknown_event_type_is_dead_lettered_at_once_with_the_reason(
             dramatiq.Message(
                 queue_name=route.queue_name,
                 actor_name=route.actor_name,
-                args=('{"type": "test.NoSuchThing.v1"}',),
+                args=('{"type": "test.NoSuchThing.v1"}',),  # not what its type says it is
                 kwargs={},
-                options={"event_type": "test.NoSuchThing.v1"},
+                options={"event_type": route.event_tag},
             )
         )
 
@@ -306,3 +307,44 @@ async def test_an_unknown_event_type_is_dead_lettered_at_once_with_the_reason(
     assert letter.attempts == 1
     assert "EventDecodeError" in letter.error
     assert "test.NoSuchThing.v1" in letter.error
+
+
+async def test_a_message_this_worker_does_not_handle_is_handed_back_then_dead_lettered_in_time(
+    settings: Settings, module: ContextModule,
+) -> None:  # fmt: skip
+    """A newer release's subscriber, or a newer event version, on this worker's queue."""
+    settings = settings.with_overrides(event_outage_max_age=3.0)
+    backbone = Backbone.of([module])
+    queue = next(r.queue_name for r in backbone.routes if r.subscription.kind == "handler")
+    strangers = [
+        (f"{module.name}.RecordEffect", "test.ShelfStocked.v9"),  # a version it cannot read
+        (f"{module.name}.Newcomer", "test.ShelfStocked.v1"),  # a subscriber it does not have
+    ]
+    before = sum(_deferrals(actor) for actor, _ in strangers)
+    with in_process_worker(settings, module, background=False) as broker:
+        for actor, event_type in strangers:
+            broker.enqueue(
+                dramatiq.Message(
+                    queue_name=queue, actor_name=actor, args=('{"type": "x"}',), kwargs={},
+                    options={"event_type": event_type},
+                )
+            )  # fmt: skip
+
+        async def handed_back() -> bool:
+            return sum(_deferrals(actor) for actor, _ in strangers) - before >= 4
+
+        await eventually(handed_back, 20, "both handed back, again and again")
+        assert dead_letters(broker, backbone.queues) == []  # not failed: waiting for its worker
+
+        async def given_up() -> bool:
+            return len(dead_letters(broker, backbone.queues)) == 2
+
+        await eventually(given_up, 30, "both dead-lettered once no worker took them in time")
+        letters = dead_letters(broker, backbone.queues)
+    assert {letter.subscriber for letter in letters} == {actor for actor, _ in strangers}
+    assert all("no running worker handles" in letter.error for letter in letters)
+
+
+def _deferrals(subscriber: str) -> float:
+    value = REGISTRY.get_sample_value("shop_event_deferrals_total", {"subscriber": subscriber})
+    return value or 0.0

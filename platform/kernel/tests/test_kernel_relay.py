@@ -1,9 +1,11 @@
-"""The relay publishes each committed event once per subscriber, all or nothing per batch."""
+"""The relay publishes each committed event once per subscriber of every running release,
+all or nothing per batch, and keeps back (parks) what no running release knows."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
@@ -12,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.messaging.events import IntegrationEvent
+from shop_kernel.messaging.registry import Registration, Release, RouteEntry, unrouted
 from shop_kernel.messaging.relay import Relay
 from shop_kernel.messaging.subscriptions import Route, project, subscribe
 from shop_kernel.messaging.tables import MIGRATIONS, outbox
@@ -29,6 +32,11 @@ class Unheard(IntegrationEvent, frozen=True, tag="test.Unheard.v1"):
     pass
 
 
+class BellRungV2(IntegrationEvent, frozen=True, tag="test.BellRung.v2"):
+    times: int
+    loud: bool
+
+
 class CountRings:
     async def __call__(self, event: BellRung, uow: UnitOfWork) -> None: ...
 
@@ -41,6 +49,30 @@ ROUTES = [
     Route("tower", subscribe(BellRung, CountRings)),
     Route("tower", project(BellRung, RingView)),
 ]
+TTL = timedelta(hours=24)
+
+
+def release_of(routes: Sequence[Route], published: Sequence[str] = ()) -> Release:
+    entries = [RouteEntry(r.event_tag, r.subscriber, r.queue_name, r.actor_name) for r in routes]
+    return Release.of(entries, published)
+
+
+# This relay's own release: it publishes Unheard, which nobody subscribes to.
+OWN = release_of(ROUTES, ["test.BellRung.v1", "test.Unheard.v1"])
+
+
+class Audit:
+    async def __call__(self, event: BellRung, uow: UnitOfWork) -> None: ...
+
+
+# A newer release: one more subscriber, and a new version of the event.
+NEWER = release_of(
+    [
+        *ROUTES,
+        Route("tower", subscribe(BellRung, Audit)),
+        Route("tower", subscribe(BellRungV2, Audit)),
+    ]
+)
 
 
 @pytest.fixture
@@ -61,14 +93,29 @@ class Outbox:
         self.sent.extend(messages)
 
 
-def relay(engine: AsyncEngine, box: Outbox) -> Relay:
+def relay(engine: AsyncEngine, box: Outbox, release: Release = OWN) -> Relay:
     return Relay(
         engine,
         str(engine.url.render_as_string(hide_password=False)),
-        ROUTES,
         box.enqueue,
+        release=release,
+        release_ttl=TTL,
         batch_size=3,
     )
+
+
+def running(engine: AsyncEngine, release: Release) -> Registration:
+    return Registration(engine, release, role="worker", ttl=TTL)
+
+
+def delivered(box: Outbox) -> set[tuple[str, str]]:
+    return {(m.actor_name, m.options["event_type"]) for m in box.sent}
+
+
+async def parked(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        query = select(func.count()).select_from(outbox).where(outbox.c.parked_at.is_not(None))
+        return int((await conn.execute(query)).scalar_one())
 
 
 async def publish(engine: AsyncEngine, *events: IntegrationEvent) -> None:
@@ -98,6 +145,7 @@ async def test_each_event_goes_to_each_subscriber_queue_and_is_marked_published(
         ("tower-projections", "tower.RingView"),
     ]
     assert len(box.sent) == 14  # 7 events x 2 subscribers; nobody listens to Unheard
+    assert await parked(engine) == 0  # a known event without subscribers is simply published
 
 
 async def test_a_failed_enqueue_leaves_the_batch_unpublished_for_the_next_try(
@@ -121,3 +169,82 @@ async def test_two_relays_never_claim_the_same_rows(engine: AsyncEngine) -> None
     await asyncio.gather(relay(engine, box_a).drain(), relay(engine, box_b).drain())
     sent = [m.args[0] for m in box_a.sent + box_b.sent if m.actor_name == "tower.CountRings"]
     assert len(sent) == len(set(sent)) == 60
+
+
+async def test_an_old_relay_routes_to_the_subscribers_a_newer_running_release_added(
+    engine: AsyncEngine,
+) -> None:
+    newer = running(engine, NEWER)
+    await newer.register()
+    box = Outbox()
+    await publish(engine, BellRung(aggregate_id="b", aggregate_version=1, times=1))
+    await publish(engine, BellRungV2(aggregate_id="b", aggregate_version=2, times=2, loud=True))
+    assert await relay(engine, box).drain() == 2  # the relay of the older release
+    assert delivered(box) == {
+        ("tower.CountRings", "test.BellRung.v1"), ("tower.RingView", "test.BellRung.v1"),
+        ("tower.Audit", "test.BellRung.v1"), ("tower.Audit", "test.BellRung.v2"),
+    }  # fmt: skip
+    await newer.leave()  # the newer release stops (a rollback): its own routes go with it
+    box = Outbox()
+    await publish(engine, BellRung(aggregate_id="b", aggregate_version=3, times=3))
+    await relay(engine, box).drain()
+    assert delivered(box) == {
+        ("tower.CountRings", "test.BellRung.v1"), ("tower.RingView", "test.BellRung.v1"),
+    }  # fmt: skip
+
+
+async def test_an_event_no_running_release_knows_is_parked_and_goes_out_once_one_does(
+    engine: AsyncEngine,
+) -> None:
+    box = Outbox()
+    the_relay = relay(engine, box)
+    await publish(engine, BellRungV2(aggregate_id="b", aggregate_version=1, times=1, loud=False))
+    await publish(engine, BellRung(aggregate_id="b", aggregate_version=2, times=2))
+    assert await the_relay.drain() == 1  # the v1 event; the v2 one is kept back
+    assert delivered(box) == {
+        ("tower.CountRings", "test.BellRung.v1"), ("tower.RingView", "test.BellRung.v1"),
+    }  # fmt: skip
+    assert await parked(engine) == 1
+    assert await unpublished(engine) == 1  # never marked published
+    [entry] = await unrouted(engine)
+    assert (entry.event_type, entry.events) == ("test.BellRung.v2", 1)
+    assert await the_relay.drain() == 0  # parked: not claimed again and again
+
+    await running(engine, NEWER).register()  # a release that knows v2 starts
+    assert await parked(engine) == 0
+    assert await the_relay.drain() == 1
+    assert ("tower.Audit", "test.BellRung.v2") in delivered(box)
+    assert await unrouted(engine) == []
+
+
+async def test_a_release_registering_while_relays_work_never_has_its_events_parked(
+    engine: AsyncEngine,
+) -> None:
+    box = Outbox()
+    relays = [relay(engine, box) for _ in range(3)]
+    stop = asyncio.Event()
+
+    async def relaying(one: Relay) -> None:
+        while not stop.is_set():
+            await one.drain()
+            await asyncio.sleep(0)
+
+    async def publishing() -> None:
+        for n in range(60):
+            await publish(engine, BellRungV2(aggregate_id="b", aggregate_version=n, times=n,
+                                             loud=True))  # fmt: skip
+            await asyncio.sleep(0.005)
+
+    tasks = [asyncio.create_task(relaying(one)) for one in relays]
+    writing = asyncio.create_task(publishing())
+    await asyncio.sleep(0.1)
+    await running(engine, NEWER).register()  # in the middle of it all
+    await writing
+    for one in relays:  # whatever was parked before the registration went out after it
+        await one.drain()
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert await parked(engine) == 0
+    assert await unpublished(engine) == 0
+    audited = [m for m in box.sent if m.actor_name == "tower.Audit"]
+    assert len(audited) == len({m.args[0] for m in audited}) == 60

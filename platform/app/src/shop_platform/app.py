@@ -30,8 +30,10 @@ from shop_kernel.auth import (
     rate_limit_store,
 )
 from shop_kernel.log import configure_logging, get_logger
+from shop_kernel.messaging.registry import stay_registered
 from shop_kernel.settings import Settings
 from shop_platform.admins import ensure_admin
+from shop_platform.backbone import Backbone
 from shop_platform.container import build_container
 from shop_platform.contexts import CONTEXTS, migration_targets
 from shop_platform.health import Readiness, refresh_backbone_gauges, store_checks
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         configure_logging(settings, process="api")
     targets = migration_targets()
     tokens = Tokens(settings)
+    backbone = Backbone.of(CONTEXTS)
 
     @asynccontextmanager
     async def stores(app: Litestar) -> AsyncGenerator[None]:
@@ -76,16 +79,21 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             )
             stop = asyncio.Event()
             gauges = asyncio.create_task(_keep_gauges_current(resources, stop))
+            # The API registers its release too: a relay routes its events to every
+            # subscriber of this release even before a worker of it runs.
+            registration = backbone.registration(settings, resources.engine, role="api")
+            registered = asyncio.create_task(stay_registered(registration, stop))
             try:
                 yield
             finally:
-                # Let a refresh in flight finish: cancelling it mid-query can leave its
+                # Let what is in flight finish: cancelling it mid-query can leave its
                 # connection checked out while the engine is disposed.
                 stop.set()
-                try:
-                    await asyncio.wait_for(asyncio.shield(gauges), timeout=10)
-                except TimeoutError:
-                    gauges.cancel()
+                for task in (gauges, registered):
+                    try:
+                        await asyncio.wait_for(asyncio.shield(task), timeout=10)
+                    except TimeoutError:
+                        task.cancel()
 
     def provide_readiness(state: State) -> Readiness:
         readiness: Readiness = state.readiness

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
 import punq
 from dramatiq.brokers.redis import RedisBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.messaging.broker import create_broker, enqueue_many
+from shop_kernel.messaging.deferral import DeferUnfamiliar
 from shop_kernel.messaging.delivery import Delivery
 from shop_kernel.messaging.events import EventDecodeError, EventRegistry
+from shop_kernel.messaging.registry import Registration, Release, RouteEntry
 from shop_kernel.messaging.relay import Relay
 from shop_kernel.messaging.subscriptions import Route
 from shop_kernel.modules import ContextModule
@@ -58,6 +62,10 @@ class Backbone:
             from shop_platform.worker_metrics import WorkerPrometheus  # noqa: PLC0415
 
             broker.add_middleware(WorkerPrometheus())
+        # Last, so that every other middleware has seen the message it may hand back.
+        broker.add_middleware(
+            DeferUnfamiliar(self.handled, max_age_ms=int(settings.event_outage_max_age * 1000))
+        )
         return broker
 
     def declare_actors(self, broker: RedisBroker, container: Callable[[], punq.Container]) -> None:
@@ -81,10 +89,37 @@ class Backbone:
         return Relay(
             resources.engine,
             database_url(settings),
-            self.routes,
             lambda messages: enqueue_many(broker, messages),
+            release=self.release,
+            release_ttl=release_ttl(settings),
             batch_size=settings.relay_batch_size,
         )
+
+    @property
+    def release(self) -> Release:
+        """What this build declares to the registry: its routes and the event types it knows."""
+        entries = (
+            RouteEntry(route.event_tag, route.subscriber, route.queue_name, route.actor_name)
+            for route in self.routes
+        )
+        return Release.of(entries, self.registry.tags())
+
+    def registration(self, settings: Settings, engine: AsyncEngine, *, role: str) -> Registration:
+        return Registration(engine, self.release, role=role, ttl=release_ttl(settings))
+
+    @property
+    def handled(self) -> dict[str, frozenset[str]]:
+        """Per actor, the event types it handles here (anything else is deferred)."""
+        found: dict[str, set[str]] = {}
+        for route in self.routes:
+            found.setdefault(route.actor_name, set()).add(route.event_tag)
+        return {actor: frozenset(types) for actor, types in found.items()}
+
+
+def release_ttl(settings: Settings) -> timedelta:
+    """How long a release whose processes went silent (crashed, no goodbye) still counts as
+    running: as long as an outage is waited out."""
+    return timedelta(seconds=settings.event_outage_max_age)
 
 
 def _deliverer(

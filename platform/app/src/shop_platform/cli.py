@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 from dramatiq.brokers.redis import RedisBroker
@@ -16,6 +16,9 @@ from dramatiq.brokers.redis import RedisBroker
 from shop_kernel.log import configure_logging
 from shop_kernel.settings import Settings, SettingsError
 from shop_kernel.views import ReadView
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -211,6 +214,50 @@ def replay_dead_letters(letter_id: str | None, replay_all: bool) -> None:
     for letter in letters:
         replay(broker, letter)
         click.echo(f"replayed {letter.id} ({letter.event_type} -> {letter.subscriber})")
+
+
+@events.command("unrouted")
+@_config_errors_in_one_line
+def list_unrouted() -> None:
+    """Events kept back because no running release knows their type (never dropped)."""
+    import asyncio  # noqa: PLC0415
+
+    from shop_kernel.messaging.registry import unrouted  # noqa: PLC0415
+
+    parked = asyncio.run(_with_engine(unrouted))
+    for entry in parked:
+        click.echo(
+            f"{entry.event_type}: {entry.events} event(s), oldest {entry.oldest_age_seconds:.0f} s"
+        )
+    click.echo(f"{sum(e.events for e in parked)} unrouted event(s)")
+
+
+@events.command("releases")
+@_config_errors_in_one_line
+def list_releases() -> None:
+    """The running releases the relays route by: their processes and their routes."""
+    import asyncio  # noqa: PLC0415
+    from functools import partial  # noqa: PLC0415
+
+    from shop_kernel.messaging.registry import running_releases  # noqa: PLC0415
+    from shop_platform.backbone import release_ttl  # noqa: PLC0415
+
+    settings = _settings("cli")
+    found = asyncio.run(_with_engine(partial(running_releases, ttl=release_ttl(settings))))
+    for release in found:
+        processes = ", ".join(f"{role}@{host}:{pid}" for role, host, pid in release.processes)
+        click.echo(f"{release.release}: {release.routes} route(s); {processes}")
+    click.echo(f"{len(found)} running release(s)")
+
+
+async def _with_engine(query: Callable[[AsyncEngine], Awaitable[R]]) -> R:
+    from shop_kernel.sql import create_engine  # noqa: PLC0415
+
+    engine = create_engine(_settings("cli"))
+    try:
+        return await query(engine)
+    finally:
+        await engine.dispose()
 
 
 @shop.group()

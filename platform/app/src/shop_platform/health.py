@@ -22,8 +22,10 @@ from shop_kernel.messaging.metrics import (
     DEAD_LETTERS,
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_AGE_SECONDS,
+    OUTBOX_UNROUTED,
     TABLE_ROWS,
 )
+from shop_kernel.messaging.registry import unrouted
 from shop_kernel.migrations import MigrationTarget
 from shop_platform.resources import Resources
 
@@ -115,6 +117,8 @@ def store_checks(
     return {"postgres": postgres, "mongodb": mongodb, "redis": redis, "outbox": outbox}
 
 
+# Event types once seen parked: their gauge goes back to 0 once they are relayed.
+_UNROUTED_SEEN: set[str] = set()
 # PostgreSQL's running estimate of each table's rows: no scan, however large they grow.
 _TABLE_ROWS = text(
     "SELECT schemaname || '.' || relname, n_live_tup FROM pg_stat_user_tables "
@@ -130,6 +134,10 @@ async def refresh_backbone_gauges(resources: Resources) -> None:
     async with resources.engine.connect() as conn:
         for table, rows in await conn.execute(_TABLE_ROWS):
             TABLE_ROWS.labels(table).set(rows)
+    parked = {entry.event_type: entry.events for entry in await unrouted(resources.engine)}
+    for event_type in parked.keys() | _UNROUTED_SEEN:
+        OUTBOX_UNROUTED.labels(event_type).set(parked.get(event_type, 0))
+    _UNROUTED_SEEN.update(parked)
     dead = 0
     async for key in resources.redis.scan_iter(match=f"{NAMESPACE}:*.XQ", count=500):  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         dead += int(await resources.redis.zcard(key))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportGeneralTypeIssues]

@@ -236,6 +236,66 @@ def mail_server() -> Iterator[MailServer]:
         server.stop()
 
 
+class OwnRedis:
+    """A redis-server of the test's own (the machine's binary), append-only, that can be
+    restarted: no other test's queued messages reach it."""
+
+    def __init__(self, folder: Path) -> None:
+        from shop_kernel.embedded import free_port  # noqa: PLC0415
+
+        self.folder, self.port = folder, free_port()
+        self.process: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import shutil  # noqa: PLC0415
+        import subprocess  # noqa: PLC0415
+
+        from redis import Redis  # noqa: PLC0415
+
+        binary = shutil.which("redis-server")
+        if binary is None:  # pragma: no cover - the machine's Redis is a requirement
+            raise RuntimeError("redis-server is not installed")
+        self.process = subprocess.Popen(  # noqa: S603 - the machine's redis-server
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if Redis.from_url(self.url).ping():  # pyright: ignore[reportUnknownMemberType]
+                    return
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        import signal  # noqa: PLC0415
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # an orderly shutdown flushes the AOF
+            self.process.wait(10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A Redis server of the test's own (for tests that count what lands in queues)."""
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
 class ShopProcess:
     """One ``shop`` command (``api``, ``worker``) as a subprocess in a session of its own, so
     that it can be stopped gently (SIGTERM) or killed with everything it forked (SIGKILL)."""

@@ -21,6 +21,7 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 
 from shop_kernel.log import configure_logging, get_logger
+from shop_kernel.messaging.registry import stay_registered
 from shop_kernel.messaging.retention import RETENTION
 from shop_kernel.modules import ContextModule
 from shop_kernel.schedules import Scheduled, run_schedules
@@ -119,26 +120,29 @@ class WorkerResources(dramatiq.Middleware):
     async def _hold(self, ready: Future[None], broker: RedisBroker) -> None:
         stop = self._stop_background = asyncio.Event()
         close = self._close = asyncio.Event()
+        leaving = asyncio.Event()  # the registry hears of this process until the stores close
         try:
             async with open_resources(self.settings, role="worker") as resources:
-                self.container = build_container(self.settings, resources, self.modules)
-                background = (
-                    [
-                        asyncio.create_task(
-                            self.backbone.relay(self.settings, resources, broker).run(stop)
-                        ),
-                        asyncio.create_task(
-                            run_schedules(resources.engine, self._schedules(self.container), stop)
-                        ),
-                    ]
-                    if self.background
-                    else []
+                container = self.container = build_container(self.settings, resources, self.modules)
+                registration = self.backbone.registration(
+                    self.settings, resources.engine, role="worker"
                 )
+                registered = asyncio.create_task(stay_registered(registration, leaving))
+                background = []
+                if self.background:
+                    relay = self.backbone.relay(self.settings, resources, broker)
+                    schedules = self._schedules(container)
+                    background = [
+                        asyncio.create_task(relay.run(stop)),
+                        asyncio.create_task(run_schedules(resources.engine, schedules, stop)),
+                    ]
                 ready.set_result(None)
                 await stop.wait()
                 await asyncio.gather(*background)
                 self._background_done.set_result(None)
                 await close.wait()
+                leaving.set()
+                await registered
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc)

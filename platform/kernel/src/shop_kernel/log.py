@@ -31,7 +31,12 @@ def configure_logging(settings: Settings, *, process: str) -> None:
     renderer: Processor
     if settings.log_format == "json":
         renderer = structlog.processors.JSONRenderer()
-        shared.append(structlog.processors.dict_tracebacks)
+        # Frames without their local variables: those hold payloads and personal data.
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
     else:
         renderer = structlog.dev.ConsoleRenderer()
     structlog.configure(

@@ -1,4 +1,5 @@
-"""How far behind the backbone is: the outbox's unpublished events and the dead letters."""
+"""How far behind the backbone is: the outbox's unpublished events (parked ones, which no
+running release knows, are counted apart: ``messaging.registry.unrouted``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ async def outbox_backlog(engine: AsyncEngine) -> OutboxBacklog:
     query = select(
         func.count(),
         func.coalesce(func.extract("epoch", func.now() - func.min(outbox.c.created_at)), 0),
-    ).where(outbox.c.published_at.is_(None))
+    ).where(outbox.c.published_at.is_(None), outbox.c.parked_at.is_(None))
     async with engine.connect() as conn:
         count, age = (await conn.execute(query)).one()
     return OutboxBacklog(int(count), max(0.0, float(age)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import dramatiq
@@ -11,6 +12,7 @@ import uvloop
 from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
+from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import AsyncIO, TimeLimit
 from redis.commands.core import Script
 
@@ -54,7 +56,7 @@ def create_broker(
         ),
         UvloopAsyncIO(),
     ]
-    return RedisBroker(
+    return BackboneBroker(
         url=url,
         # Dramatiq forgets dead letters after this; the shop_dead_letters gauge alerts first.
         dead_message_ttl=dead_letter_ttl_ms,
@@ -63,6 +65,28 @@ def create_broker(
         heartbeat_timeout=heartbeat_timeout_ms,
         maintenance_chance=maintenance_chance,
     )
+
+
+@dataclass(frozen=True)
+class _StandIn:
+    """What the broker answers for an actor this worker does not have: enough for Dramatiq
+    to queue the message up, so that :class:`DeferUnfamiliar` hands it back (Dramatiq itself
+    would dead-letter a message for an unknown actor at once)."""
+
+    actor_name: str
+    priority: int = 0
+    options: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - deferred first
+        raise RuntimeError(f"{self.actor_name} is not an actor of this worker")
+
+
+class BackboneBroker(RedisBroker):
+    def get_actor(self, actor_name: str) -> Any:
+        try:
+            return super().get_actor(actor_name)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        except ActorNotFound:
+            return _StandIn(actor_name)
 
 
 class UvloopAsyncIO(AsyncIO):

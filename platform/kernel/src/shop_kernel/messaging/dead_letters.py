@@ -37,13 +37,22 @@ class FailureReasons(dramatiq.Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        if exception is None or not message.failed or not isinstance(broker, RedisBroker):
+        if exception is not None:
+            self._remember(broker, message, f"{type(exception).__name__}: {exception}")
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        """A message a middleware gave up on (no worker handles it) says why in its options."""
+        self._remember(broker, message, str(message.options.get(LAST_ERROR, "skipped")))
+
+    def _remember(
+        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, reason: str
+    ) -> None:
+        if not message.failed or not isinstance(broker, RedisBroker):
             return
         redis_id = message.options.get("redis_message_id")
         if redis_id is None:
             return
-        reason = f"{type(exception).__name__}: {exception}"[:2000]
-        redis_of(broker).hset(f"{broker.namespace}:{REASONS_KEY}", redis_id, reason)
+        redis_of(broker).hset(f"{broker.namespace}:{REASONS_KEY}", redis_id, reason[:2000])
 
 
 @dataclass(frozen=True)

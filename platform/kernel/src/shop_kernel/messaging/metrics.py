@@ -47,3 +47,14 @@ TABLE_ROWS = Gauge(
     ["table"],
     multiprocess_mode="max",
 )
+DEFERRALS = Counter(
+    "shop_event_deferrals",
+    "Messages handed back because this worker's release does not handle them (rolling deploys)",
+    ["subscriber"],
+)
+OUTBOX_UNROUTED = Gauge(
+    "shop_outbox_unrouted",
+    "Events kept back because no running release knows their type (`shop events unrouted`)",
+    ["event_type"],
+    multiprocess_mode="max",
+)

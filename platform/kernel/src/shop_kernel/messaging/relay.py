@@ -5,6 +5,10 @@ the work), enqueues one message per (event, subscriber), and marks the rows publ
 same transaction. It scans for *unpublished rows*, not past a "highest id seen", so an event
 whose transaction commits late (with a lower id than rows already published) is never
 skipped. It wakes on NOTIFY and polls as a fallback.
+
+It routes by the registry of running releases (:mod:`shop_kernel.messaging.registry`), not by
+its own code: during a rolling deploy an old relay delivers a new release's events to the new
+release's subscribers, and an event no running release knows is parked, never dropped.
 """
 
 from __future__ import annotations
@@ -12,31 +16,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import dramatiq
 import psycopg
 from sqlalchemy import Text, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.metrics import RELAY_BATCH_EVENTS, RELAY_BATCH_SECONDS
 from shop_kernel.messaging.outbox import CHANNEL
-from shop_kernel.messaging.subscriptions import Route
+from shop_kernel.messaging.registry import (
+    GENERATION,
+    Release,
+    RouteTable,
+    hold_routes,
+    load_routes,
+)
 from shop_kernel.messaging.tables import outbox
 from shop_kernel.sql import libpq_url
 
 log = get_logger(__name__)
 
 Enqueue = Callable[[Sequence[dramatiq.Message[None]]], None]
+# How often a relay reloads the routes even when no release came or went: a release whose
+# processes all stopped answering drops out of the routes this much after its TTL.
+ROUTES_REFRESH_S = 30.0
 
 
 @dataclass(frozen=True)
 class RelayBatch:
-    events: int
+    claimed: int  # rows taken from the outbox
+    events: int  # of those, published
     messages: int
     seconds: float
+    parked: int = 0  # of those, kept back: no running release knows their type
 
 
 class Relay:
@@ -44,28 +60,49 @@ class Relay:
         self,
         engine: AsyncEngine,
         listen_url: str,
-        routes: Sequence[Route],
         enqueue: Enqueue,
         *,
+        release: Release,
+        release_ttl: timedelta,
         batch_size: int = 500,
         poll_interval: float = 0.25,
+        routes_refresh_s: float = ROUTES_REFRESH_S,
     ) -> None:
         self._engine = engine
         self._listen_url = libpq_url(listen_url)
-        self._routes: Mapping[str, list[Route]] = _by_event(routes)
         self._enqueue = enqueue
+        self._release = release
+        self._release_ttl = release_ttl
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._routes_refresh_s = routes_refresh_s
+        self._table: RouteTable | None = None
+        self._loaded_at = 0.0
+
+    async def _route_table(self, connection: AsyncConnection, generation: int) -> RouteTable:
+        """The live routes: reloaded when a release came or went (and now and then, for the
+        ones that stopped answering), read under the lock that registrations wait for."""
+        table = self._table
+        stale = time.monotonic() - self._loaded_at > self._routes_refresh_s
+        if table is None or table.generation != generation or stale:
+            loaded = await load_routes(connection, self._release_ttl, generation)
+            table = self._table = loaded.with_release(self._release)
+            self._loaded_at = time.monotonic()
+        return table
 
     async def relay_once(self) -> RelayBatch:
         """Claim one batch, enqueue its messages, mark it published; all or nothing."""
         started = time.perf_counter()
         async with self._engine.begin() as connection:
+            # Held to the end: a release registering now commits after this batch, so this
+            # batch routes by a generation it reads below, and parks nothing that release
+            # would have unparked.
+            await hold_routes(connection)
             # Claim and mark in one statement: the marks only count if the enqueue below
             # succeeds, since a failure rolls the whole transaction back.
             claimed = (
                 select(outbox.c.id)
-                .where(outbox.c.published_at.is_(None))
+                .where(outbox.c.published_at.is_(None), outbox.c.parked_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self._batch_size)
                 .with_for_update(skip_locked=True)
@@ -80,12 +117,18 @@ class Relay:
                         outbox.c.event_type,
                         outbox.c.payload.cast(Text).label("payload"),
                         outbox.c.request_id,
+                        GENERATION.label("generation"),
                     )
                 )
             ).all()
             if not returned:
-                return RelayBatch(0, 0, time.perf_counter() - started)
+                return RelayBatch(0, 0, 0, time.perf_counter() - started)
+            table = await self._route_table(connection, int(returned[0].generation))
             rows = sorted(returned, key=lambda row: row.id)  # RETURNING has no order
+            unknown = [row for row in rows if not table.knows(row.event_type)]
+            if unknown:
+                await self._park(connection, [(row.id, row.event_type) for row in unknown])
+                rows = [row for row in rows if table.knows(row.event_type)]
             messages: list[dramatiq.Message[None]] = [
                 dramatiq.Message[None](
                     queue_name=route.queue_name,
@@ -95,10 +138,12 @@ class Relay:
                     options={"request_id": row.request_id, "event_type": row.event_type},
                 )
                 for row in rows
-                for route in self._routes.get(row.event_type, ())
+                for route in table.of(row.event_type)
             ]
             await asyncio.to_thread(self._enqueue, messages)
-        batch = RelayBatch(len(rows), len(messages), time.perf_counter() - started)
+        batch = RelayBatch(
+            len(returned), len(rows), len(messages), time.perf_counter() - started, len(unknown)
+        )
         RELAY_BATCH_EVENTS.observe(batch.events)
         RELAY_BATCH_SECONDS.observe(batch.seconds)
         return batch
@@ -106,9 +151,23 @@ class Relay:
     async def drain(self) -> int:
         """Relay until nothing is left to claim; return how many events were published."""
         total = 0
-        while (batch := await self.relay_once()).events:
+        while (batch := await self.relay_once()).claimed:
             total += batch.events
         return total
+
+    async def _park(self, connection: AsyncConnection, rows: Sequence[tuple[int, str]]) -> None:
+        """Keep back events no running release knows (``(id, type)`` each): visible, and
+        unparked by the first release that registers knowing their type."""
+        await connection.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([row_id for row_id, _ in rows]))
+            .values(published_at=None, parked_at=func.now())
+        )
+        for event_type in sorted({event_type for _, event_type in rows}):
+            log.warning(
+                "events parked: no running release knows their type",
+                event_type=event_type, events=sum(t == event_type for _, t in rows),
+            )  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set: on every NOTIFY, and every ``poll_interval`` anyway.
@@ -143,10 +202,3 @@ class Relay:
             except Exception as exc:  # noqa: BLE001 - polling carries on; listening comes back
                 log.warning("relay cannot listen for notifications; polling", error=repr(exc))
                 await asyncio.sleep(2.0)
-
-
-def _by_event(routes: Sequence[Route]) -> dict[str, list[Route]]:
-    grouped: dict[str, list[Route]] = {}
-    for route in routes:
-        grouped.setdefault(route.event_tag, []).append(route)
-    return grouped

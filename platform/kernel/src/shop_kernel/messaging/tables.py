@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Identity,
@@ -42,7 +43,14 @@ outbox = Table(
     Column("traceparent", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("published_at", DateTime(timezone=True)),
-    Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    # Set when no running release knows the event's type: kept, not relayed (messaging.registry).
+    Column("parked_at", DateTime(timezone=True)),
+    Index(
+        "outbox_unpublished",
+        "id",
+        postgresql_where=text("published_at IS NULL AND parked_at IS NULL"),
+    ),
+    Index("outbox_parked", "event_type", postgresql_where=text("parked_at IS NOT NULL")),
     Index("outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
     # Erasure blanks personal data in an aggregate's events (forget_in_outbox).
     Index("outbox_aggregate_id", "aggregate_id"),
@@ -73,6 +81,56 @@ idempotency_keys = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("caller", "key_digest", name="idempotency_keys_pkey"),
     Index("idempotency_keys_expires_at", "expires_at"),
+)
+
+# The registry of running releases and what they declare (messaging.registry).
+releases = Table(
+    "releases",
+    metadata,
+    Column("release", Text, primary_key=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+release_routes = Table(
+    "release_routes",
+    metadata,
+    Column("release", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("subscriber", Text, nullable=False),
+    Column("queue_name", Text, nullable=False),
+    Column("actor_name", Text, nullable=False),
+    PrimaryKeyConstraint("release", "event_type", "subscriber", name="release_routes_pkey"),
+)
+
+# Every event type a release publishes or subscribes to: one it knows is never parked.
+release_events = Table(
+    "release_events",
+    metadata,
+    Column("release", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    PrimaryKeyConstraint("release", "event_type", name="release_events_pkey"),
+)
+
+processes = Table(
+    "processes",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("release", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("processes_release", "release"),
+)
+
+# One row: bumped whenever a process registers or leaves, so relays know to reload routes.
+route_generation = Table(
+    "route_generation",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="route_generation_one_row"),
 )
 
 MIGRATIONS = MigrationTarget(
