@@ -9,7 +9,10 @@ PostgreSQL and Mongo-wire server and an SMTP server. CI's short run kills at lea
 - every committed order reaches its final state (none stays pending);
 - stock reserved equals the sum over confirmed orders, per product;
 - every read view equals a rebuild from the write store;
-- each expected email arrived, once per Message-ID, and each delivery is settled;
+- each expected email arrived and each delivery is settled; a Message-ID arrived twice only
+  where the delivery log shows an attempt cut off by one of the kills (the process that made
+  it was killed after the attempt began, before its outcome was written): at least once,
+  and a copy only for a kill inside a send;
 - the dead-letter queues are empty.
 """
 
@@ -21,18 +24,22 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from redis import Redis
 from sqlalchemy import text
 
 from shop_kernel.embedded import free_port
+from shop_kernel.messaging.broker import NAMESPACE
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.testing.plugin import MakeDatabase
+from shop_notifications.adapters.compose import message_id
 from shop_platform.contexts import migration_targets
 from shop_platform.testing import (
     TEST_PASSWORD,
@@ -124,6 +131,7 @@ async def test_nothing_is_lost_or_doubled_while_workers_crash_and_redis_restarts
 
         stop = asyncio.Event()
         placed: list[str] = []
+        kill_log: list[tuple[datetime, set[int]]] = []  # when, and the pids that died
 
         async def shop(who: dict[str, str], seed: int) -> None:
             local = random.Random(seed)
@@ -148,6 +156,7 @@ async def test_nothing_is_lost_or_doubled_while_workers_crash_and_redis_restarts
             while killed < kills:
                 await asyncio.sleep(rng.uniform(0.3, 0.9))
                 victim = rng.choice(workers)
+                kill_log.append((datetime.now(UTC), _processes_of(victim)))
                 victim.kill()
                 killed += 1
                 victim.start()
@@ -159,9 +168,9 @@ async def test_nothing_is_lost_or_doubled_while_workers_crash_and_redis_restarts
             await asyncio.gather(*load, return_exceptions=True)
         assert len(placed) >= 20, "the load placed too few orders to mean anything"
         await _settled(settings, within=120)
-        await _invariants_hold(settings, mail, [email for email, _ in shoppers])
+        await _invariants_hold(settings, mail, [email for email, _ in shoppers], kill_log)
     dead = Redis.from_url(redis.url)
-    letters = sum(dead.zcard(key) for key in dead.scan_iter("dramatiq:*.XQ"))
+    letters = sum(dead.zcard(key) for key in dead.scan_iter(f"{NAMESPACE}:*.XQ"))
     assert letters == 0, "messages were dead-lettered"
 
 
@@ -194,7 +203,40 @@ async def _settled(settings: Settings, within: float) -> None:
         await engine.dispose()
 
 
-async def _invariants_hold(settings: Settings, mail: MailServer, emails: list[str]) -> None:
+def _processes_of(program: ShopProcess) -> set[int]:
+    """The program's own pid and those of everything it forked (Dramatiq's worker processes)."""
+    try:
+        root = psutil.Process(program.process.pid)
+        return {root.pid, *(child.pid for child in root.children(recursive=True))}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+async def _copies_explained(
+    conn: Any, doubled: dict[str, int], kill_log: list[tuple[datetime, set[int]]]
+) -> list[str]:
+    """Each extra copy of a Message-ID must match an attempt of its delivery that a kill cut
+    off: one whose end was never written, made by a process killed after it began."""
+    rows = await conn.execute(text(
+        "SELECT d.event_id, d.template, a.process, a.started_at FROM notifications.deliveries d"
+        " JOIN notifications.delivery_attempts a ON a.delivery_id = d.id WHERE a.ended_at IS NULL"
+    ))  # fmt: skip
+    cut_off: Counter[str] = Counter()
+    for event_id, template, process, started_at in rows:
+        pid = int(process.rsplit(":", 1)[1])
+        if any(pid in pids and at >= started_at for at, pids in kill_log):
+            cut_off[message_id(event_id, template, "localhost")] += 1
+    return [
+        f"{mid}: {copies} copies, {cut_off[mid]} attempt(s) cut off by a kill"
+        for mid, copies in doubled.items()
+        if copies - 1 > cut_off[mid]
+    ]
+
+
+async def _invariants_hold(
+    settings: Settings, mail: MailServer, emails: list[str],
+    kill_log: list[tuple[datetime, set[int]]],
+) -> None:  # fmt: skip
     engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
@@ -219,7 +261,11 @@ async def _invariants_hold(settings: Settings, mail: MailServer, emails: list[st
         ids = Counter(m["Message-ID"] for m in mail.catcher.messages)
         assert len(ids) == expected_mails, "an email the log counts as sent did not arrive"
         doubled = {k: v for k, v in ids.items() if v > 1}
-        assert doubled == {}, f"emails sent twice: {doubled}"
+        async with engine.connect() as conn:
+            unexplained = await _copies_explained(conn, doubled, kill_log)
+        assert unexplained == [], f"emails sent twice with no kill inside a send: {unexplained}"
+        if doubled:
+            print(f"{len(doubled)} email(s) arrived twice, each after a kill inside its send")  # noqa: T201
         assert all(mail.catcher.to(email) for email in emails)  # every customer was welcomed
         await views_equal_rebuilds(settings)
     finally:

@@ -95,8 +95,15 @@ async def test_without_an_smtp_server_mails_are_eml_files_named_by_message_id(
     assert mail.message_id == message_id(delivery.event_id, "order_confirmed", "example.org")
     assert "1.234,56\xa0€" in mail.text  # German writing of EUR 1234.56
     mailer = FileMailer(tmp_path / "mail", "Shop <shop@example.org>")
-    await mailer.send(mail)
-    await mailer.send(mail)  # a resend replaces the same file
+    taken: list[str] = []
+
+    async def accepted() -> None:
+        taken.append(mail.message_id)
+        assert list((tmp_path / "mail").glob("*.eml"))  # said only once the file is there
+
+    await mailer.send(mail, accepted)
+    await mailer.send(mail, accepted)  # a resend replaces the same file
+    assert taken == [mail.message_id] * 2
     [file] = list((tmp_path / "mail").iterdir())
     parsed = email.message_from_bytes(file.read_bytes(), policy=email.policy.default)
     assert parsed["Message-ID"] == mail.message_id

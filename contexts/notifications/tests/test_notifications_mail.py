@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from email.message import EmailMessage
 from typing import Any
@@ -295,3 +297,58 @@ async def test_a_recipient_filter_with_control_characters_is_refused_naming_it(
     parameters = schema["paths"]["/notifications"]["get"]["parameters"]
     recipient = next(p for p in parameters if p["name"] == "recipient")
     assert recipient["schema"]["pattern"] == r"^[^\x00-\x1f\x7f-\x9f]*$"
+
+
+async def attempts_of(settings: Settings, email: str) -> list[tuple[int, str, str | None]]:
+    """(number, process, outcome) of every attempt to send to ``email``."""
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text(
+                "SELECT a.number, a.process, a.outcome FROM notifications.delivery_attempts a"
+                " JOIN notifications.deliveries d ON d.id = a.delivery_id"
+                " WHERE d.recipient = :email ORDER BY a.number"
+            ), {"email": email})  # fmt: skip
+            return [(int(n), str(p), o) for n, p, o in rows]
+    finally:
+        await engine.dispose()
+
+
+async def test_sent_is_recorded_the_moment_the_server_takes_the_mail_before_goodbye(
+    shop_client: Client, shop_settings: Settings, shop_worker: None, mail_server: MailServer
+) -> None:
+    admin = await new_admin(shop_client, shop_settings)
+    mail_server.catcher.goodbye_s = 3.0  # the server takes its time to answer QUIT
+    email, _ = await register(shop_client)
+
+    async def saying_goodbye() -> bool:
+        return mail_server.catcher.saying_goodbye and bool(mail_server.catcher.to(email))
+
+    await eventually(saying_goodbye, "the mail taken, the goodbye under way", within=60)
+    [entry] = await log_of(shop_client, admin, email)
+    assert entry["status"] == "sent"  # recorded while the SMTP session is still open
+    assert mail_server.catcher.saying_goodbye
+
+
+async def test_every_attempt_is_logged_with_its_process_and_how_it_ended(
+    shop_client: Client, shop_settings: Settings, shop_worker: None, mail_server: MailServer
+) -> None:
+    mail_server.catcher.mode = "busy"
+    email, _ = await register(shop_client)
+
+    async def refused_once() -> bool:
+        return [o for _, _, o in await attempts_of(shop_settings, email)] == ["later"]
+
+    await eventually(refused_once, "a first attempt put off by the server", within=60)
+    mail_server.catcher.mode = "accept"
+    await arrived(mail_server, email)
+
+    async def sent() -> bool:
+        logged = await attempts_of(shop_settings, email)
+        return bool(logged) and logged[-1][2] == "sent"
+
+    await eventually(sent, "the attempt that went through, logged", within=60)
+    logged = await attempts_of(shop_settings, email)
+    assert [n for n, _, _ in logged] == list(range(1, len(logged) + 1))
+    assert {o for _, _, o in logged[:-1]} == {"later"}
+    assert {p for _, p, _ in logged} == {f"{socket.gethostname()}:{os.getpid()}"}

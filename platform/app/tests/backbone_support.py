@@ -134,11 +134,13 @@ class ShelfStates:
             result = await conn.execute(text("SELECT count(*) FROM public.backbone_shelf_state"))
             return int(result.scalar_one())
 
-    async def documents(self) -> AsyncIterator[dict[str, Any]]:
+    async def documents(self, keys: Sequence[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        query = "SELECT shelf, quantity, version FROM public.backbone_shelf_state"
         async with self.engine.connect() as conn:
-            rows = await conn.stream(
-                text("SELECT shelf, quantity, version FROM public.backbone_shelf_state")
-            )
+            if keys is None:
+                rows = await conn.stream(text(query))
+            else:
+                rows = await conn.stream(text(f"{query} WHERE shelf = ANY(:keys)"), {"keys": keys})
             async for shelf, quantity, version in rows:
                 yield {"_id": shelf, "shelf": shelf, "quantity": quantity, "version": version}
 

@@ -35,10 +35,13 @@ async def test_liveness_answers_ok(shop_client: AsyncTestClient[Litestar]) -> No
 async def test_readiness_queries_every_store(shop_client: AsyncTestClient[Litestar]) -> None:
     response = await shop_client.get("/health/ready")
     assert response.status_code == 200, response.text
-    assert response.json() == {
-        "status": "ok",
-        "checks": {"postgres": "ok", "mongodb": "ok", "redis": "ok", "outbox": "ok"},
-    }
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"postgres", "mongodb", "redis", "outbox"}
+    # The backlog (other tests' events, with no worker running here) is only reported.
+    assert {k: v for k, v in body["checks"].items() if k != "outbox"} == {
+        "postgres": "ok", "mongodb": "ok", "redis": "ok",
+    }  # fmt: skip
 
 
 async def test_a_down_mongodb_is_reported_but_leaves_the_api_ready(

@@ -16,7 +16,12 @@ from shop_kernel.unit_of_work import UnitOfWork
 from shop_notifications.adapters.compose import TemplateComposer
 from shop_notifications.adapters.http import NotificationsController
 from shop_notifications.adapters.mail import FileMailer, SmtpMailer, SmtpServer
-from shop_notifications.adapters.sql import DeliveryLog, metadata, sql_transactions
+from shop_notifications.adapters.sql import (
+    DeliveryLog,
+    SqlSentRecords,
+    metadata,
+    sql_transactions,
+)
 from shop_notifications.adapters.subscriptions import KeepRecipient, OrderMail, Welcome
 from shop_notifications.application.mailing import Mailing
 from shop_notifications.application.ports import Mailer
@@ -53,8 +58,16 @@ def register(container: punq.Container, settings: Settings) -> None:
     )  # fmt: skip
     # A second delivery of the same event waits this long for a send in flight to finish.
     lease = timedelta(seconds=settings.smtp_timeout_s * 2)
+    engine = resolve(AsyncEngine)  # pyright: ignore[reportUnknownVariableType]
     container.register(
-        Mailing, instance=Mailing(transactions, composer, mailer(settings), lease=lease)
+        Mailing,
+        instance=Mailing(
+            transactions,
+            composer,
+            mailer(settings),
+            SqlSentRecords(engine),
+            lease=lease,  # pyright: ignore[reportUnknownArgumentType]
+        ),
     )
     container.register(DeliveryLog, instance=DeliveryLog(resolve(AsyncEngine)))
 

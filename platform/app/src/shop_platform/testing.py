@@ -168,7 +168,18 @@ class MailCatcher:
     attempts: int = 0
     tried: list[str] = field(default_factory=list[str])  # the recipients of every attempt
     slow_s: float = 3.0
+    goodbye_s: float = 0.0  # how long the server takes to answer QUIT
+    saying_goodbye: bool = False  # a QUIT is being answered right now
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        if self.goodbye_s:
+            self.saying_goodbye = True
+            try:
+                await asyncio.sleep(self.goodbye_s)
+            finally:
+                self.saying_goodbye = False
+        return "221 Bye"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         with self.lock:

@@ -1,15 +1,18 @@
-"""Read views that can be rebuilt from the write store at any time.
+"""Read views that can be rebuilt from the write store at any time, while they serve.
 
 A context declares each view with the class that reads its current state from PostgreSQL
-(:class:`ViewSource`). A rebuild fills a shadow collection, folds in whatever the live
-projector wrote meanwhile (newer versions win), and swaps the shadow in with one atomic
-rename, so readers see the old view until the new one is complete.
+(:class:`ViewSource`). A rebuild writes that state over the live collection document by
+document, each write guarded by version like the projector's, and then removes what the
+write store no longer has. Guarded writes commute: whatever the projector writes meanwhile,
+in any interleaving, the newer version stays, so nothing projected during a rebuild is lost
+(a rebuild into a shadow collection renamed over the live one dropped whatever was
+projected between its last look at the live one and the rename). Readers see each document
+either as it was or as rebuilt, never missing.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 Document = dict[str, Any]
+_DUPLICATE_KEY = 11000
 
 
 class ViewSource(Protocol):
@@ -26,7 +30,9 @@ class ViewSource(Protocol):
 
     async def count(self) -> int: ...
 
-    def documents(self) -> AsyncIterator[Document]: ...
+    def documents(self, keys: Sequence[str] | None = None) -> AsyncIterator[Document]:
+        """Every document, or only those of ``keys`` (the ones that exist)."""
+        ...
 
 
 def cache_generation_key(collection: str) -> str:
@@ -53,74 +59,69 @@ async def rebuild_view(
     batch_size: int = 500,
     progress: Callable[[int], None] = lambda _done: None,
 ) -> int:
-    """Rebuild ``collection`` from ``source``; return how many documents the new view holds."""
+    """Rebuild ``collection`` from ``source`` in place; return how many documents it holds."""
     live = database[collection]
-    shadow_name = f"{collection}__rebuild_{uuid.uuid4().hex[:8]}"
-    shadow = database[shadow_name]
-    done = 0
-    try:
-        batch: list[Document] = []
-        async for document in source.documents():
-            batch.append(document)
-            if len(batch) >= batch_size:
-                await shadow.insert_many(batch, ordered=False)
-                done += len(batch)
-                progress(done)
-                batch = []
-        if batch:
-            await shadow.insert_many(batch, ordered=False)
-            done += len(batch)
-            progress(done)
-        await _copy_indexes(live, shadow)
-        await _fold_in_newer(live, shadow)
-        await database.client.admin.command(
-            "renameCollection",
-            f"{database.name}.{shadow_name}",
-            to=f"{database.name}.{collection}",
-            dropTarget=True,
-        )
-    except BaseException:
-        await database.drop_collection(shadow_name)
-        raise
+    rebuilt: set[Any] = set()
+    batch: list[Document] = []
+    async for document in source.documents():
+        batch.append(document)
+        if len(batch) >= batch_size:
+            await write_if_not_older(live, batch)
+            rebuilt.update(d["_id"] for d in batch)
+            progress(len(rebuilt))
+            batch = []
+    if batch:
+        await write_if_not_older(live, batch)
+        rebuilt.update(d["_id"] for d in batch)
+        progress(len(rebuilt))
+    await _remove_what_the_source_lacks(live, source, rebuilt, batch_size)
     return await live.count_documents({})
 
 
-async def _copy_indexes(live: AsyncCollection[Document], shadow: AsyncCollection[Document]) -> None:
-    for name, spec in (await live.index_information()).items():
-        if name == "_id_":
-            continue
-        options = {
-            k: v for k, v in spec.items() if k in {"unique", "sparse", "partialFilterExpression"}
-        }
-        await shadow.create_index(spec["key"], name=name, **options)
-
-
-async def _fold_in_newer(
-    live: AsyncCollection[Document], shadow: AsyncCollection[Document]
+async def write_if_not_older(
+    collection: AsyncCollection[Document], documents: list[Document]
 ) -> None:
-    """Documents the projector updated while the shadow was filled keep their newer version."""
-    writes: list[ReplaceOne[Document]] = []
-    async for document in live.find({}):
-        writes.append(
-            ReplaceOne(
-                {"_id": document["_id"], "version": {"$lt": document.get("version", 0)}},
-                document,
-                upsert=True,
-            )
-        )
-        if len(writes) >= 500:
-            await _apply(shadow, writes)
-            writes = []
-    if writes:
-        await _apply(shadow, writes)
+    """Replace each document unless the collection holds a newer version of it.
 
-
-async def _apply(shadow: AsyncCollection[Document], writes: list[ReplaceOne[Document]]) -> None:
+    At the same version the rebuilt one wins (it repairs a damaged document). A duplicate key
+    means a first insert raced this one (or a newer version is held): the write is tried
+    again as a plain guarded replace, which the version alone decides.
+    """
+    writes = [_guarded(document, upsert=True) for document in documents]
     try:
-        await shadow.bulk_write(writes, ordered=False)
+        await collection.bulk_write(writes, ordered=False)
     except BulkWriteError as exc:
-        # A duplicate _id means the shadow already holds that document at the same or a newer
-        # version: exactly the case to leave alone. Anything else is a real failure.
         errors: list[dict[str, Any]] = exc.details.get("writeErrors", [])
-        if any(error.get("code") != 11000 for error in errors):
+        if any(error.get("code") != _DUPLICATE_KEY for error in errors):
             raise
+        again = [_guarded(documents[int(error["index"])], upsert=False) for error in errors]
+        await collection.bulk_write(again, ordered=False)
+
+
+def _guarded(document: Document, *, upsert: bool) -> ReplaceOne[Document]:
+    return ReplaceOne(
+        {"_id": document["_id"], "version": {"$lte": document["version"]}}, document, upsert=upsert
+    )
+
+
+async def _remove_what_the_source_lacks(
+    live: AsyncCollection[Document], source: ViewSource, rebuilt: set[Any], batch_size: int
+) -> None:
+    """Documents the rebuild did not write: the write store lost them (delete) or made them
+    after the rebuild's read began (write them too; the projector may have been first)."""
+    unseen = {
+        document["_id"]: document.get("version")
+        async for document in live.find({}, {"_id": True, "version": True})
+        if document["_id"] not in rebuilt
+    }
+    keys = list(unseen)
+    for start in range(0, len(keys), batch_size):
+        chunk = keys[start : start + batch_size]
+        found = [document async for document in source.documents([str(k) for k in chunk])]
+        if found:
+            await write_if_not_older(live, found)
+        present = {document["_id"] for document in found}
+        for key in chunk:
+            if key not in present:
+                # Only as it was seen: a document written since is not this rebuild's to judge.
+                await live.delete_one({"_id": key, "version": unseen[key]})

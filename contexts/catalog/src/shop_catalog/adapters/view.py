@@ -12,7 +12,7 @@ import contextlib
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 import msgspec
@@ -198,9 +198,12 @@ class ProductCatalogSource:
             result = await conn.execute(select(func.count()).select_from(products))
             return int(result.scalar_one())
 
-    async def documents(self) -> AsyncIterator[dict[str, Any]]:
+    async def documents(self, keys: Sequence[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        query = select(products)
+        if keys is not None:
+            query = query.where(products.c.sku.in_(keys))
         async with self._engine.connect() as conn:
-            async for row in await conn.stream(select(products)):
+            async for row in await conn.stream(query):
                 state = {
                     "name": row.name, "description": row.description,
                     "price": {"amount": row.price_amount, "currency": row.currency},

@@ -21,7 +21,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 
 from shop_kernel.settings import SettingsError
-from shop_notifications.application.ports import Mail, PermanentFailure, TransientFailure
+from shop_notifications.application.ports import (
+    Accepted,
+    Mail,
+    PermanentFailure,
+    TransientFailure,
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -80,18 +85,22 @@ class SmtpMailer:
         self._sender = sender
         self._timeout = timeout_s
 
-    async def send(self, mail: Mail) -> None:
+    async def send(self, mail: Mail, accepted: Accepted) -> None:
         server = self._server
         try:
             Address(addr_spec=mail.to)
         except (ValueError, IndexError) as invalid:
             raise PermanentFailure(f"not a deliverable address: {invalid}") from None
+        session = aiosmtplib.SMTP(
+            hostname=server.host, port=server.port, username=server.username,
+            password=server.password, start_tls=server.start_tls, use_tls=server.use_tls,
+            timeout=self._timeout,
+        )  # fmt: skip
         try:
-            await aiosmtplib.send(
-                message(mail, self._sender), hostname=server.host, port=server.port,
-                username=server.username, password=server.password,
-                start_tls=server.start_tls, use_tls=server.use_tls, timeout=self._timeout,
-            )  # fmt: skip
+            async with session:
+                await session.send_message(message(mail, self._sender))
+                # Taken: say so before anything else (QUIT is one more round trip).
+                await accepted()
         except aiosmtplib.SMTPRecipientsRefused as refused:
             codes = [r.code for r in refused.recipients]
             failure = PermanentFailure if all(c >= 500 for c in codes) else TransientFailure
@@ -110,8 +119,9 @@ class FileMailer:
         self._folder = folder
         self._sender = sender
 
-    async def send(self, mail: Mail) -> None:
+    async def send(self, mail: Mail, accepted: Accepted) -> None:
         await asyncio.to_thread(self._write, mail)
+        await accepted()
 
     def _write(self, mail: Mail) -> None:
         self._folder.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -12,16 +15,21 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Row,
     Table,
     Text,
     UniqueConstraint,
     Uuid,
+    func,
     select,
+    text,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,14 +37,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shop_kernel.sql import update_versioned
 from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, transactions
 from shop_notifications.application.ports import (
+    AttemptOutcome,
     Deliveries,
     NotificationsUnitOfWork,
     Recipient,
     Recipients,
+    RecordSent,
 )
 from shop_notifications.domain.model import Delivery, Template
 
 metadata = MetaData(schema="notifications")
+
+
+def this_process() -> str:
+    """Who makes an attempt: host and process (the delivery log says which was cut off)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
 
 deliveries = Table(
     "deliveries",
@@ -58,6 +74,22 @@ deliveries = Table(
     Index("deliveries_newest", "created_at", "id"),
     Index("deliveries_by_recipient", "recipient", "created_at", "id"),
     Index("deliveries_by_user", "user_id"),
+)
+
+# Each attempt of a delivery; one without an end was cut off between the send and its outcome.
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("delivery_id", Uuid, ForeignKey("notifications.deliveries.id", ondelete="CASCADE")),
+    Column("number", Integer, nullable=False),
+    Column("process", Text, nullable=False),  # host:pid of the worker process
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("outcome", Text, nullable=True),
+    PrimaryKeyConstraint("delivery_id", "number"),
+    CheckConstraint(
+        "outcome IN ('sent', 'failed', 'later')", name="delivery_attempts_outcome_known"
+    ),
 )
 
 # Who each customer is to the mails, from the users' events (newest version wins).
@@ -138,6 +170,55 @@ class SqlDeliveries:
             self._uow.connection, deliveries, deliveries.c.id == delivery.id, delivery,
             _values(delivery), name=str(delivery.id),
         )  # fmt: skip
+
+    async def log_attempt(self, delivery: Delivery) -> None:
+        await self._uow.connection.execute(
+            insert(delivery_attempts).values(
+                delivery_id=delivery.id, number=delivery.attempts, process=this_process(),
+                started_at=func.now(),
+            )
+        )  # fmt: skip
+
+    async def log_outcome(self, delivery: Delivery, outcome: AttemptOutcome) -> None:
+        await self._uow.connection.execute(
+            update(delivery_attempts)
+            .where(
+                delivery_attempts.c.delivery_id == delivery.id,
+                delivery_attempts.c.number == delivery.attempts,
+            )
+            .values(outcome=outcome, ended_at=func.now())
+        )
+
+
+# The sent outcome in one statement: the delivery (unless an erasure dropped it meanwhile,
+# which leaves it failed) and its attempt.
+_SENT = text(
+    "WITH sent AS ("
+    " UPDATE notifications.deliveries SET status = 'sent', sent_at = now(), last_error = NULL,"
+    " lease_until = NULL, version = version + 1 WHERE id = :delivery_id AND status = 'pending'"
+    " RETURNING id)"
+    " UPDATE notifications.delivery_attempts SET outcome = 'sent', ended_at = now()"
+    " WHERE delivery_id = :delivery_id AND number = :number"
+)
+
+
+class SqlSentRecords:
+    """Writes "sent" the moment the mail server took a mail: on a connection checked out
+    before the send, in autocommit, one statement, so that a crash between the server's
+    answer and the record (the one moment a mail can go twice) is as short as it can be."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @asynccontextmanager
+    async def ready(self) -> AsyncGenerator[RecordSent]:
+        async with self._engine.connect() as held:
+            conn = await held.execution_options(isolation_level="AUTOCOMMIT")
+
+            async def record(delivery: Delivery) -> None:
+                await conn.execute(_SENT, {"delivery_id": delivery.id, "number": delivery.attempts})
+
+            yield record
 
 
 class SqlRecipients:

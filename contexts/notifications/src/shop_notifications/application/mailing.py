@@ -4,6 +4,13 @@ Each send runs in its own transactions (not the event delivery's): the attempt i
 before the mail leaves and the outcome after, so a crash in between is visible and retried.
 A transient failure is recorded and raised again, so the backbone retries the event with
 back-off; a permanent one is recorded as ``failed`` and the event counts as handled.
+
+The guarantee is at least once, with one stable Message-ID per event and template: a mail
+goes out twice only if the process dies after the mail server took it and before "sent" is
+recorded. That window is one database statement long: the record is made ready (a
+connection checked out) before the send, and written the moment the server answers, before
+the SMTP session is even closed. Each attempt is logged with the process that made it, so an
+attempt that was cut off (and any copy it may have caused) is visible in the delivery log.
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ from shop_kernel.domain import Conflict
 from shop_kernel.log import get_logger
 from shop_kernel.unit_of_work import separately
 from shop_notifications.application.ports import (
+    AttemptOutcome,
     Composer,
     Mailer,
     NotificationsUnitOfWork,
     PermanentFailure,
     Recipient,
+    SentRecords,
     TransientFailure,
 )
 from shop_notifications.domain.model import Delivery, Template
@@ -42,12 +51,14 @@ class Mailing:
         transaction: NotificationsUnitOfWork,
         composer: Composer,
         mailer: Mailer,
+        sent_records: SentRecords,
         *,
         lease: timedelta,
     ) -> None:
         self._transaction = transaction
         self._composer = composer
         self._mailer = mailer
+        self._sent_records = sent_records
         self._lease = lease
 
     async def remember(self, recipient: Recipient) -> None:
@@ -94,34 +105,46 @@ class Mailing:
                 return delivery.status
             delivery.attempt(recipient.email, lease=self._lease)
             await tx.deliveries.save(delivery)
+            await tx.deliveries.log_attempt(delivery)
             await tx.commit()
         mail = self._composer.compose(delivery, recipient, facts)
-        try:
-            await self._mailer.send(mail)
-        except PermanentFailure as failure:
-            error = str(failure)
-            await self._settle(delivery.id, lambda d: d.failed(error))
-            log.warning(
-                "email refused for good", delivery_id=str(delivery.id), template=template,
-                error=error,
-            )  # fmt: skip
-            return "failed"
-        except TransientFailure as failure:
-            error = str(failure)
-            await self._settle(delivery.id, lambda d: d.failed_for_now(error))
-            log.info(
-                "email not sent yet; retried later", delivery_id=str(delivery.id),
-                template=template, attempts=delivery.attempts, error=error,
-            )  # fmt: skip
-            raise
-        await self._settle(delivery.id, Delivery.sent)
+        taken = False
+        async with self._sent_records.ready() as record_sent:
+
+            async def accepted() -> None:
+                nonlocal taken
+                taken = True
+                await record_sent(delivery)
+
+            try:
+                await self._mailer.send(mail, accepted)
+            except PermanentFailure as failure:
+                error = str(failure)
+                await self._settle(delivery, "failed", lambda d: d.failed(error))
+                log.warning(
+                    "email refused for good", delivery_id=str(delivery.id), template=template,
+                    error=error,
+                )  # fmt: skip
+                return "failed"
+            except TransientFailure as failure:
+                if taken:  # taken, then the goodbye failed: the mail is out, recorded as sent
+                    return "sent"
+                error = str(failure)
+                await self._settle(delivery, "later", lambda d: d.failed_for_now(error))
+                log.info(
+                    "email not sent yet; retried later", delivery_id=str(delivery.id),
+                    template=template, attempts=delivery.attempts, error=error,
+                )  # fmt: skip
+                raise
         return "sent"
 
-    async def _settle(self, delivery_id: uuid.UUID, outcome: Callable[[Delivery], None]) -> None:
+    async def _settle(
+        self, attempted: Delivery, ended: AttemptOutcome, outcome: Callable[[Delivery], None]
+    ) -> None:
         async with self._transaction() as tx:
-            delivery = await tx.deliveries.lock(delivery_id)
-            if delivery.dropped_for_erasure:
-                return  # erased while it was being sent: the erasure stands
-            outcome(delivery)
-            await tx.deliveries.save(delivery)
+            delivery = await tx.deliveries.lock(attempted.id)
+            await tx.deliveries.log_outcome(attempted, ended)
+            if not delivery.dropped_for_erasure:  # erased while being sent: the erasure stands
+                outcome(delivery)
+                await tx.deliveries.save(delivery)
             await tx.commit()

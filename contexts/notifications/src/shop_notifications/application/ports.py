@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from shop_kernel.outages import Unavailable
 from shop_notifications.domain.model import Delivery, Template
@@ -41,9 +41,24 @@ class PermanentFailure(Exception):
     """The mail will never go through as it is (a 5xx reply, a refused recipient)."""
 
 
+Accepted = Callable[[], Awaitable[None]]
+
+
 class Mailer(Protocol):
-    async def send(self, mail: Mail) -> None:
-        """Hand ``mail`` over, or raise TransientFailure or PermanentFailure."""
+    async def send(self, mail: Mail, accepted: Accepted) -> None:
+        """Hand ``mail`` over and await ``accepted`` the moment it is taken (before anything
+        else, such as saying goodbye), or raise TransientFailure or PermanentFailure."""
+        ...
+
+
+# How an attempt ended: sent, refused for good, or to be tried again.
+AttemptOutcome = Literal["sent", "failed", "later"]
+RecordSent = Callable[["Delivery"], Awaitable[None]]
+
+
+class SentRecords(Protocol):
+    def ready(self) -> AbstractAsyncContextManager[RecordSent]:
+        """A way to record "sent" at once, made ready before the mail leaves."""
         ...
 
 
@@ -65,6 +80,12 @@ class Deliveries(Protocol):
         ...
 
     async def save(self, delivery: Delivery) -> None: ...
+
+    async def log_attempt(self, delivery: Delivery) -> None:
+        """Record that the attempt ``delivery.attempts`` starts now, and who makes it."""
+        ...
+
+    async def log_outcome(self, delivery: Delivery, outcome: AttemptOutcome) -> None: ...
 
 
 class Recipients(Protocol):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -118,9 +118,12 @@ class OrderViewSource:
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(orders))).scalar_one())
 
-    async def documents(self) -> AsyncIterator[dict[str, Any]]:
+    async def documents(self, keys: Sequence[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        query = select(orders)
+        if keys is not None:
+            query = query.where(orders.c.id.in_([uuid.UUID(key) for key in keys]))
         async with self._engine.connect() as conn:
-            async for row in await conn.stream(select(orders)):
+            async for row in await conn.stream(query):
                 order = order_from_row(row)
                 state = OrderState(**order_state(order))
                 yield {"_id": str(order.id), **_fields(state), "version": order.version}

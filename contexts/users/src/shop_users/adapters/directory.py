@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -96,9 +96,12 @@ class UserDirectorySource:
         async with self._engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
 
-    async def documents(self) -> AsyncIterator[dict[str, Any]]:
+    async def documents(self, keys: Sequence[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        query = select(users)
+        if keys is not None:
+            query = query.where(users.c.id.in_([uuid.UUID(key) for key in keys]))
         async with self._engine.connect() as conn:
-            rows = await conn.stream(select(users))
+            rows = await conn.stream(query)
             async for row in rows:
                 state = {
                     "email": row.email,
