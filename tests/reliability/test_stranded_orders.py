@@ -126,40 +126,61 @@ async def handled(engine: AsyncEngine, subscriber: str, event_id: str) -> bool:
     return bool(rows)
 
 
+async def stranded(
+    client: httpx.AsyncClient, engine: AsyncEngine, broker: RedisBroker, mail_server: MailServer,
+    order: dict[str, Any], *, table: str, refusal: str, subscriber: str,
+) -> Any:  # fmt: skip
+    """Confirm ``order`` while ``table`` refuses (``refusal`` true) the write ``subscriber``
+    makes for it: that delivery is dead-lettered, the order times out and the customer hears
+    of it. Returns the dead letter, the constraint gone again."""
+    name = f"refuse_{order['id'][:8]}"
+    await sql(engine, f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({refusal})")
+    try:
+        confirmed = await client.post(f"/orders/{order['id']}/confirm", headers=order["customer"])
+        assert confirmed.status_code == 202
+        letter = await dead_letter_of(broker, subscriber)
+        await timed_out(client, order)
+        await rejection_mailed(mail_server, order)
+    finally:
+        await sql(engine, f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+    return letter
+
+
+async def arrives_late(broker: RedisBroker, engine: AsyncEngine, letter: Any) -> None:
+    """Replay the dead letter and wait until its subscriber has handled it."""
+    replay(broker, letter)
+    event_id = event_id_of(letter)
+
+    async def late_one_handled() -> bool:
+        return await handled(engine, letter.subscriber, event_id)
+
+    await eventually(late_one_handled, f"the late {letter.subscriber} handled", within=60)
+
+
+async def movements(engine: AsyncEngine, order: dict[str, Any]) -> list[int]:
+    rows = await sql(
+        engine,
+        "SELECT reserved_delta FROM catalog.stock_movements WHERE order_id = :o ORDER BY id",
+        o=uuid.UUID(order["id"]),
+    )  # fmt: skip
+    return [int(delta) for (delta,) in rows]
+
+
 async def test_an_order_whose_reservation_was_dead_lettered_times_out_and_the_late_one_holds_none(
     shop_server: httpx.AsyncClient, shop_worker: None, shop_settings: Settings,
     engine: AsyncEngine, broker: RedisBroker, mail_server: MailServer,
 ) -> None:  # fmt: skip
-    client = shop_server
-    order = await placed_order(client, shop_settings)
+    order = await placed_order(shop_server, shop_settings)
     # Catalog cannot record this order's reservation (only a "settled" marker passes).
-    await sql(engine, f"ALTER TABLE catalog.reservations ADD CONSTRAINT refuse_{order['id'][:8]} "
-                      f"CHECK (order_id <> '{order['id']}' OR status = 'released')")  # fmt: skip
-    try:
-        confirmed = await client.post(f"/orders/{order['id']}/confirm", headers=order["customer"])
-        assert confirmed.status_code == 202
-        letter = await dead_letter_of(broker, "catalog.ReserveStock")
-        await timed_out(client, order)
-        await rejection_mailed(mail_server, order)
-    finally:
-        await sql(
-            engine, f"ALTER TABLE catalog.reservations DROP CONSTRAINT refuse_{order['id'][:8]}"
-        )
-    assert await held(engine, order["sku"]) == 0
-
-    replay(broker, letter)  # the reservation arrives, late
-    event_id = event_id_of(letter)
-
-    async def late_one_handled() -> bool:
-        return await handled(engine, "catalog.ReserveStock", event_id)
-
-    await eventually(late_one_handled, "the late reservation handled", within=60)
-    assert await held(engine, order["sku"]) == 0
-    moved = await sql(
-        engine, "SELECT reserved_delta FROM catalog.stock_movements WHERE order_id = :o",
-        o=uuid.UUID(order["id"]),
+    letter = await stranded(
+        shop_server, engine, broker, mail_server, order, table="catalog.reservations",
+        refusal=f"order_id <> '{order['id']}' OR status = 'released'",
+        subscriber="catalog.ReserveStock",
     )  # fmt: skip
-    assert moved == []  # never held, so never given back
+    assert await held(engine, order["sku"]) == 0
+    await arrives_late(broker, engine, letter)
+    assert await held(engine, order["sku"]) == 0
+    assert await movements(engine, order) == []  # never held, so never given back
     [(status,)] = await sql(engine, "SELECT status FROM orders.orders WHERE id = :o",
                             o=uuid.UUID(order["id"]))  # fmt: skip
     assert status == "rejected"
@@ -169,37 +190,20 @@ async def test_stock_held_for_an_order_that_timed_out_is_given_back_exactly_once
     shop_server: httpx.AsyncClient, shop_worker: None, shop_settings: Settings,
     engine: AsyncEngine, broker: RedisBroker, mail_server: MailServer,
 ) -> None:  # fmt: skip
-    client = shop_server
-    order = await placed_order(client, shop_settings)
+    order = await placed_order(shop_server, shop_settings)
     # The stock is reserved, but orders cannot record the confirmation.
-    await sql(engine, f"ALTER TABLE orders.orders ADD CONSTRAINT refuse_{order['id'][:8]} "
-                      f"CHECK (id <> '{order['id']}' OR status <> 'confirmed')")  # fmt: skip
-    try:
-        confirmed = await client.post(f"/orders/{order['id']}/confirm", headers=order["customer"])
-        assert confirmed.status_code == 202
-        letter = await dead_letter_of(broker, "orders.ConfirmOrder")
-        await timed_out(client, order)
-        await rejection_mailed(mail_server, order)
-    finally:
-        await sql(engine, f"ALTER TABLE orders.orders DROP CONSTRAINT refuse_{order['id'][:8]}")
+    letter = await stranded(
+        shop_server, engine, broker, mail_server, order, table="orders.orders",
+        refusal=f"id <> '{order['id']}' OR status <> 'confirmed'",
+        subscriber="orders.ConfirmOrder",
+    )  # fmt: skip
 
     async def given_back() -> bool:
         return await held(engine, order["sku"]) == 0
 
     await eventually(given_back, "the held stock given back", within=60)
-    replay(broker, letter)  # the confirmation arrives, late
-    event_id = event_id_of(letter)
-
-    async def late_one_handled() -> bool:
-        return await handled(engine, "orders.ConfirmOrder", event_id)
-
-    await eventually(late_one_handled, "the late confirmation handled", within=60)
-    moved = await sql(
-        engine,
-        "SELECT reserved_delta FROM catalog.stock_movements WHERE order_id = :o ORDER BY id",
-        o=uuid.UUID(order["id"]),
-    )  # fmt: skip
-    assert [delta for (delta,) in moved] == [2, -2]  # held once, given back once
+    await arrives_late(broker, engine, letter)
+    assert await movements(engine, order) == [2, -2]  # held once, given back once
     assert await held(engine, order["sku"]) == 0
-    shown = (await client.get(f"/orders/{order['id']}", headers=order["customer"])).json()
+    shown = (await shop_server.get(f"/orders/{order['id']}", headers=order["customer"])).json()
     assert (shown["status"], shown["rejection_reason"]) == ("rejected", "timeout")

@@ -33,6 +33,7 @@ from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
 from shop_platform.contexts import CONTEXTS
 from shop_platform.resources import Resources
+from shop_platform.testing import patience
 from shop_platform.worker import build_broker
 
 EFFECTS_DDL = (
@@ -279,7 +280,9 @@ async def effects(
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
-    """Poll ``check`` until it holds; return how long it took."""
+    """Poll ``check`` until it holds; return how long it took (``SHOP_TEST_PATIENCE`` stretches
+    the time allowed)."""
+    timeout *= patience()
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if await check():
