@@ -37,6 +37,7 @@ from shop_platform.backbone import Backbone
 from shop_platform.container import build_container
 from shop_platform.contexts import CONTEXTS, migration_targets
 from shop_platform.health import Readiness, refresh_backbone_gauges, store_checks
+from shop_platform.http.body_limit import body_limit_middleware
 from shop_platform.http.content_type import require_json
 from shop_platform.http.health import HealthController
 from shop_platform.http.openapi import Access, complete
@@ -162,8 +163,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             ],
         ),
     )
-    # Outermost, so unmatched routes (404/405) get a request id and an access line too.
-    app.asgi_handler = request_context_middleware(app.asgi_handler)
+    # Outermost, so unmatched routes (404/405) get a request id and an access line too; the
+    # body limit next, so that no work starts on a body over it.
+    app.asgi_handler = request_context_middleware(
+        body_limit_middleware(app.asgi_handler, settings.request_max_body_size)
+    )
     return app
 
 

@@ -10,11 +10,14 @@ answer, or the other way round: a crash anywhere leaves both or neither.
 A repeat with the same body gets the kept answer with ``Idempotent-Replayed: true``; with
 another body, 422; while the first still runs (it holds a transaction-scoped advisory lock
 on the key), 409. A 5xx answer is not kept and its effect is rolled back, so it can be
-retried. A request with a key holds one database connection for its duration.
+retried. A request with a key checks out its connection only when its first unit of work
+begins (or to keep a 4xx answer of a request that needed none), and holds it to the commit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from datetime import timedelta
 from typing import Annotated, Any, cast
@@ -105,6 +108,65 @@ class _Answer:
             await send(message)
 
 
+class _KeyedTransaction:
+    """The transaction of a keyed request, begun when its first unit of work needs it.
+
+    A request checks out no pooled connection while it does what needs none: reading and
+    checking its body, hashing a password (which may wait for one of the hasher's slots).
+    Beginning takes the key's lock and looks for an answer kept meanwhile; either one
+    refuses the request (409, ``KeyInUse``), and the middleware answers for it.
+    """
+
+    def __init__(self, engine: AsyncEngine, slot: dict[str, str]) -> None:
+        self._engine = engine
+        self._slot = slot
+        self._begun: AsyncConnection | None = None
+        self._beginning = asyncio.Lock()
+        self.kept: dict[str, Any] | None = None  # an answer that appeared meanwhile
+        self.refused = False
+
+    async def connection(self) -> AsyncConnection:
+        async with self._beginning:
+            if self._begun is None:
+                if self.refused:
+                    raise KeyInUse
+                self._begun = await self._begin()
+            return self._begun
+
+    async def _begin(self) -> AsyncConnection:
+        connection = await self._engine.connect()
+        try:
+            await connection.begin()
+            if not await _lock(connection, self._slot["caller"], self._slot["key_digest"]):
+                self.refused = True
+            else:
+                self.kept = await _kept(connection, self._slot)
+                self.refused = self.kept is not None
+            if self.refused:
+                raise KeyInUse
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
+
+    async def keep(self, answer: dict[str, Any]) -> None:
+        connection = await self.connection()
+        await connection.execute(_KEEP, {**self._slot, **answer})
+        await connection.commit()
+
+    async def close(self) -> None:
+        if self._begun is not None:
+            await self._begun.close()  # rolls back what was not committed
+            self._begun = None
+
+
+class KeyInUse(HTTPException):
+    """Another request with this key runs (or has just answered)."""
+
+    status_code = 409
+    detail = "A request with this Idempotency-Key is still running"
+
+
 def idempotent(app: ASGIApp) -> ASGIApp:
     """Route middleware for a POST that creates something."""
 
@@ -117,36 +179,42 @@ def idempotent(app: ASGIApp) -> ASGIApp:
         text_key = key.decode("latin-1")
         if not 1 <= len(text_key) <= KEY_MAX:
             raise ClientException(f"Idempotency-Key must be 1..{KEY_MAX} characters")
-        body = await _read_body(receive)
+        body = await _read_body(receive)  # within the body limit, which comes first
         slot = {
             "caller": caller_of(scope),
             "key_digest": key_digest(request["path"], text_key),
         }
         fingerprint = hashlib.sha256(body).hexdigest()
-        async with _engine(scope).connect() as connection:
-            await connection.begin()
-            if not await _lock(connection, slot["caller"], slot["key_digest"]):
-                raise HTTPException(
-                    status_code=409, detail="A request with this Idempotency-Key is still running"
-                )
-            kept = (await connection.execute(_KEPT, slot)).first()
-            if kept is not None:
-                await connection.rollback()
-                await _answer_from(kept._asdict(), fingerprint, send)
-                return
-            answer = _Answer()
-            with joined(connection):
+        engine = _engine(scope)
+        # A repeat is answered at once, without running anything (one short read).
+        async with engine.connect() as connection:
+            kept = await _kept(connection, slot)
+        if kept is not None:
+            await _answer_from(kept, fingerprint, send)
+            return
+        transaction = _KeyedTransaction(engine, slot)
+        answer = _Answer()
+        try:
+            with joined(transaction):
                 await app(scope, _replay(body), answer.capture)
-            if answer.complete and answer.status < 500:
-                await connection.execute(
-                    _KEEP, {**slot, "fingerprint": fingerprint, **answer.kept()}
-                )
-                await connection.commit()
-            else:
-                await connection.rollback()
-        await answer.send(send)
+            if not transaction.refused and answer.complete and answer.status < 500:
+                with contextlib.suppress(KeyInUse):  # refused: answered below
+                    await transaction.keep({"fingerprint": fingerprint, **answer.kept()})
+        finally:
+            await transaction.close()
+        if transaction.kept is not None:
+            await _answer_from(transaction.kept, fingerprint, send)
+        elif transaction.refused:
+            raise KeyInUse
+        else:
+            await answer.send(send)
 
     return middleware
+
+
+async def _kept(connection: AsyncConnection, slot: dict[str, str]) -> dict[str, Any] | None:
+    row = (await connection.execute(_KEPT, slot)).first()
+    return None if row is None else dict(row._mapping)  # pyright: ignore[reportPrivateUsage]
 
 
 async def _lock(connection: AsyncConnection, caller: str, digest: str) -> bool:

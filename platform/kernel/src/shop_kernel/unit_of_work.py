@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
@@ -30,14 +30,33 @@ def publish_nothing(_aggregate: AggregateRoot, _event: DomainEvent) -> None:
 
 T = TypeVar("T")
 
-_joined: ContextVar[AsyncConnection | None] = ContextVar("shop_joined_transaction", default=None)
+
+class JoinableTransaction(Protocol):
+    """A transaction that units of work join: its connection, which it may check out and
+    begin only when the first of them asks (so nothing is held before it is needed)."""
+
+    async def connection(self) -> AsyncConnection: ...
+
+
+class _Begun:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def connection(self) -> AsyncConnection:
+        return self._connection
+
+
+_joined: ContextVar[JoinableTransaction | None] = ContextVar(
+    "shop_joined_transaction", default=None
+)
 
 
 @contextmanager
-def joined(connection: AsyncConnection) -> Generator[None]:
-    """Units of work opened in this block (and the tasks it starts) join ``connection``'s
-    transaction, each in its own savepoint; the caller commits or rolls back the whole."""
-    token = _joined.set(connection)
+def joined(transaction: AsyncConnection | JoinableTransaction) -> Generator[None]:
+    """Units of work opened in this block (and the tasks it starts) join ``transaction``,
+    each in its own savepoint; the caller commits or rolls back the whole."""
+    outer = _Begun(transaction) if isinstance(transaction, AsyncConnection) else transaction
+    token = _joined.set(outer)
     try:
         yield
     finally:
@@ -52,7 +71,7 @@ async def reading(engine: AsyncEngine) -> AsyncGenerator[AsyncConnection]:
     wait for the others until the pool's timeout."""
     outer = _joined.get()
     if outer is not None:
-        yield outer
+        yield await outer.connection()
         return
     async with engine.connect() as connection:
         yield connection
@@ -122,8 +141,9 @@ class UnitOfWork:
         self._seen, self._published = [], []
         outer = _joined.get()
         if outer is not None:
-            self._savepoint = await outer.begin_nested()
-            self._connection = outer
+            connection = await outer.connection()
+            self._savepoint = await connection.begin_nested()
+            self._connection = connection
             return self
         connection = await self._engine.connect()
         try:
