@@ -87,7 +87,7 @@ async def test_without_an_smtp_server_mails_are_eml_files_named_by_message_id(
     )  # fmt: skip
     delivery = Delivery.of(uuid.uuid4(), "order_confirmed", uuid.uuid4())
     delivery.attempt("b@example.com", lease=LEASE)
-    recipient = Recipient(delivery.user_id, "b@example.com", "Bea", erased=False, version=1)
+    recipient = Recipient(delivery.user_id, "b@example.com", "Bea")
     line = {"sku": "A-1", "name": "Tasse", "quantity": 1, "unit_price": {"amount": 123456,
             "currency": "EUR"}, "line_total": {"amount": 123456, "currency": "EUR"}}  # fmt: skip
     facts = {"order_id": "o-1", "lines": [line], "total": {"amount": 123456, "currency": "EUR"}}

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_kernel.messaging.dead_letters import REASONS_KEY
 from shop_kernel.messaging.retention import RETENTION, Purged, Retention
 from shop_kernel.messaging.tables import MIGRATIONS, idempotency_keys, inbox, outbox
 from shop_kernel.schedules import Scheduled, run_once, run_schedules
@@ -27,9 +29,19 @@ async def engine(make_database: MakeDatabase) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def retention(engine: AsyncEngine, *, outbox_s: float, inbox_s: float, batch: int) -> Retention:
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)  # pyright: ignore[reportUnknownMemberType]
+    yield client
+    await client.aclose()
+
+
+def retention(
+    engine: AsyncEngine, redis: Redis, *, outbox_s: float, inbox_s: float, batch: int
+) -> Retention:
     settings = Settings(outbox_retention=outbox_s).with_overrides(inbox_retention=inbox_s)
-    job = Retention(engine, settings)
+    job = Retention(engine, redis, settings)
+    job.namespace = f"test-{uuid.uuid4().hex[:8]}"  # dead letters of this test's own
     job.batch_size = batch
     return job
 
@@ -75,11 +87,11 @@ async def count(engine: AsyncEngine) -> tuple[int, int, int]:
 
 
 async def test_rows_past_their_retention_go_in_batches_and_younger_ones_stay(
-    engine: AsyncEngine,
+    engine: AsyncEngine, redis: Redis
 ) -> None:
     await write(engine, 250, age=timedelta(days=40))  # past every retention
     await write(engine, 7, age=timedelta(days=3))  # kept: within the outbox's 7 and inbox's 35
-    job = retention(engine, outbox_s=7 * 86_400, inbox_s=35 * 86_400, batch=100)
+    job = retention(engine, redis, outbox_s=7 * 86_400, inbox_s=35 * 86_400, batch=100)
     purged = await job()
     # Answers are kept for their 24 h only: the three-day-old ones went too.
     assert purged.rows == {
@@ -91,18 +103,18 @@ async def test_rows_past_their_retention_go_in_batches_and_younger_ones_stay(
 
 
 async def test_the_outbox_and_the_inbox_keep_what_their_own_retention_says(
-    engine: AsyncEngine,
+    engine: AsyncEngine, redis: Redis
 ) -> None:
     await write(engine, 3, age=timedelta(days=10))
-    purged = await retention(engine, outbox_s=7 * 86_400, inbox_s=35 * 86_400, batch=100)()
+    purged = await retention(engine, redis, outbox_s=7 * 86_400, inbox_s=35 * 86_400, batch=100)()
     assert purged.rows["messaging.outbox"] == 3
     assert purged.rows["messaging.inbox"] == 0  # ten days is well within the inbox's 35
 
 
 async def test_continuous_writes_never_starve_the_purge_and_the_tables_stay_bounded(
-    engine: AsyncEngine,
+    engine: AsyncEngine, redis: Redis
 ) -> None:
-    job = retention(engine, outbox_s=1.0, inbox_s=1.0, batch=50)
+    job = retention(engine, redis, outbox_s=1.0, inbox_s=1.0, batch=50)
     stop = asyncio.Event()
     rounds: list[Purged] = []
 
@@ -149,3 +161,19 @@ async def test_one_round_at_a_time_whatever_the_number_of_workers(engine: AsyncE
     release.set()
     assert await first
     assert await run_once(engine, Scheduled(RETENTION, slow, interval=1))  # free again
+
+
+async def test_the_reasons_of_dead_letters_that_are_gone_are_forgotten(
+    engine: AsyncEngine, redis: Redis
+) -> None:
+    job = retention(engine, redis, outbox_s=7 * 86_400, inbox_s=35 * 86_400, batch=100)
+    reasons = f"{job.namespace}:{REASONS_KEY}"
+    # One dead letter still in its queue, two whose entries expired (or were replayed).
+    await redis.zadd(f"{job.namespace}:orders.Confirm.XQ", {"kept-id": 1.0})  # pyright: ignore[reportUnknownMemberType]
+    await redis.hset(reasons, mapping={"kept-id": "boom", "gone-1": "a@b", "gone-2": "x"})  # pyright: ignore[reportUnknownMemberType]
+    try:
+        purged = await job()
+        assert purged.rows[REASONS_KEY] == 2
+        assert await redis.hkeys(reasons) == [b"kept-id"]  # pyright: ignore[reportUnknownMemberType]
+    finally:
+        await redis.delete(reasons, f"{job.namespace}:orders.Confirm.XQ")

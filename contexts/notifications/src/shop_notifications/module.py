@@ -22,18 +22,16 @@ from shop_notifications.adapters.sql import (
     metadata,
     sql_transactions,
 )
-from shop_notifications.adapters.subscriptions import KeepRecipient, OrderMail, Welcome
+from shop_notifications.adapters.subscriptions import (
+    ForgetRecipient,
+    OrderMail,
+    UsersRecipients,
+    Welcome,
+)
 from shop_notifications.application.mailing import Mailing
 from shop_notifications.application.ports import Mailer
 from shop_orders.contract import OrderCancelled, OrderConfirmed, OrderRejected
-from shop_users.contract import (
-    UserDeactivated,
-    UserErased,
-    UserProfileChanged,
-    UserReactivated,
-    UserRegistered,
-    UserRoleChanged,
-)
+from shop_users.contract import ERASED, REGISTERED, UserContacts
 
 
 def mailer(settings: Settings) -> Mailer:
@@ -66,16 +64,13 @@ def register(container: punq.Container, settings: Settings) -> None:
             composer,
             mailer(settings),
             SqlSentRecords(engine),
+            # Asked for when a mail is written, once every context is registered.
+            UsersRecipients(lambda: resolve(UserContacts)),  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
             lease=lease,  # pyright: ignore[reportUnknownArgumentType]
         ),
     )
     container.register(DeliveryLog, instance=DeliveryLog(resolve(AsyncEngine)))
 
-
-# Every change of an account keeps its address current (an erasure forgets it).
-ACCOUNT_CHANGES = (
-    UserProfileChanged, UserRoleChanged, UserDeactivated, UserReactivated, UserErased,
-)  # fmt: skip
 
 module = ContextModule(
     name="notifications",
@@ -87,8 +82,8 @@ module = ContextModule(
     register=register,
     route_handlers=[NotificationsController],
     subscriptions=[
-        subscribe(UserRegistered, Welcome),
-        *(subscribe(event, KeepRecipient) for event in ACCOUNT_CHANGES),
+        *(subscribe(event, Welcome) for event in REGISTERED),
+        *(subscribe(event, ForgetRecipient) for event in ERASED),
         subscribe(OrderConfirmed, OrderMail),
         subscribe(OrderRejected, OrderMail),
         subscribe(OrderCancelled, OrderMail),

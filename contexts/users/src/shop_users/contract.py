@@ -1,15 +1,22 @@
 """The users context's published language: the only module other contexts may import.
 
-Every event carries the account's whole public state after the change (event-carried state),
-so a subscriber or a view never has to ask back, and the newest version always wins. An erased
-account's events carry no email and no name.
+Every event carries the account's public state after the change (event-carried state) but
+nothing personal: no email and no name. Events are kept (the outbox, queues, dead letters)
+longer than an erasure may wait, so what identifies a person never enters them; whoever
+must write to a person asks for the address when it writes, through :class:`UserContacts`,
+and an erased account has none.
+
+The ``.v1`` events of earlier releases carried the email and the name; they are still read
+(what is in flight during a deploy), never written.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
+
+import msgspec
 
 from shop_kernel.messaging.events import IntegrationEvent
 
@@ -18,35 +25,33 @@ RoleName = Literal["customer", "admin"]
 
 class UserState(IntegrationEvent, frozen=True, kw_only=True):
     user_id: uuid.UUID
-    email: str | None
-    name: str | None
     role: RoleName
     is_active: bool
     created_at: datetime
     erased: bool = False
 
 
-class UserRegistered(UserState, frozen=True, kw_only=True, tag="users.UserRegistered.v1"):
+class UserRegistered(UserState, frozen=True, kw_only=True, tag="users.UserRegistered.v2"):
     pass
 
 
-class UserProfileChanged(UserState, frozen=True, kw_only=True, tag="users.UserProfileChanged.v1"):
+class UserProfileChanged(UserState, frozen=True, kw_only=True, tag="users.UserProfileChanged.v2"):
     pass
 
 
-class UserRoleChanged(UserState, frozen=True, kw_only=True, tag="users.UserRoleChanged.v1"):
+class UserRoleChanged(UserState, frozen=True, kw_only=True, tag="users.UserRoleChanged.v2"):
     pass
 
 
-class UserDeactivated(UserState, frozen=True, kw_only=True, tag="users.UserDeactivated.v1"):
+class UserDeactivated(UserState, frozen=True, kw_only=True, tag="users.UserDeactivated.v2"):
     pass
 
 
-class UserReactivated(UserState, frozen=True, kw_only=True, tag="users.UserReactivated.v1"):
+class UserReactivated(UserState, frozen=True, kw_only=True, tag="users.UserReactivated.v2"):
     pass
 
 
-class UserErased(UserState, frozen=True, kw_only=True, tag="users.UserErased.v1"):
+class UserErased(UserState, frozen=True, kw_only=True, tag="users.UserErased.v2"):
     pass
 
 
@@ -58,3 +63,67 @@ USER_EVENTS: tuple[type[UserState], ...] = (
     UserReactivated,
     UserErased,
 )
+
+
+# ---------------------------------------------------------------- read, no longer written
+
+
+class _UserStateV1(UserState, frozen=True, kw_only=True):
+    email: str | None = None
+    name: str | None = None
+
+
+class UserRegisteredV1(_UserStateV1, frozen=True, kw_only=True, tag="users.UserRegistered.v1"):
+    pass
+
+
+class UserProfileChangedV1(
+    _UserStateV1, frozen=True, kw_only=True, tag="users.UserProfileChanged.v1"
+):
+    pass
+
+
+class UserRoleChangedV1(_UserStateV1, frozen=True, kw_only=True, tag="users.UserRoleChanged.v1"):
+    pass
+
+
+class UserDeactivatedV1(_UserStateV1, frozen=True, kw_only=True, tag="users.UserDeactivated.v1"):
+    pass
+
+
+class UserReactivatedV1(_UserStateV1, frozen=True, kw_only=True, tag="users.UserReactivated.v1"):
+    pass
+
+
+class UserErasedV1(_UserStateV1, frozen=True, kw_only=True, tag="users.UserErased.v1"):
+    pass
+
+
+LEGACY_USER_EVENTS: tuple[type[UserState], ...] = (
+    UserRegisteredV1,
+    UserProfileChangedV1,
+    UserRoleChangedV1,
+    UserDeactivatedV1,
+    UserReactivatedV1,
+    UserErasedV1,
+)
+
+# Each kind of news in both of its shapes, for subscribers.
+REGISTERED: tuple[type[UserState], ...] = (UserRegistered, UserRegisteredV1)
+ERASED: tuple[type[UserState], ...] = (UserErased, UserErasedV1)
+
+
+# ---------------------------------------------------------------- queries
+
+
+class Contact(msgspec.Struct, frozen=True, kw_only=True):
+    """Where and how to write to a person, as the account says now."""
+
+    email: str
+    name: str
+
+
+class UserContacts(Protocol):
+    async def contact(self, user_id: uuid.UUID) -> Contact | None:
+        """The account's address and name; None for an erased or unknown account."""
+        ...

@@ -23,10 +23,15 @@ from shop_users.adapters.directory import (
 )
 from shop_users.adapters.http import SignIn, UsersController
 from shop_users.adapters.passwords import Argon2PasswordHasher, load_common_passwords
-from shop_users.adapters.sql import SqlPrincipalSource, metadata, sql_transactions
+from shop_users.adapters.sql import (
+    SqlPrincipalSource,
+    SqlUserContacts,
+    metadata,
+    sql_transactions,
+)
 from shop_users.adapters.translations import TRANSLATIONS
 from shop_users.application.accounts import Accounts
-from shop_users.contract import USER_EVENTS
+from shop_users.contract import LEGACY_USER_EVENTS, USER_EVENTS, UserContacts
 from shop_users.domain.passwords import PasswordPolicy
 
 
@@ -42,6 +47,7 @@ def register(container: punq.Container, _settings: Settings) -> None:
     container.register(UserDirectory, instance=UserDirectory(container.resolve(ReadStore)))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
     engine: AsyncEngine = container.resolve(AsyncEngine)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     container.register(PrincipalSource, instance=SqlPrincipalSource(engine))
+    container.register(UserContacts, instance=SqlUserContacts(engine))
 
 
 module = ContextModule(
@@ -52,8 +58,10 @@ module = ContextModule(
     register=register,
     route_handlers=[UsersController, SignIn],
     document_models=[UserDirectoryEntry],
-    events=list(USER_EVENTS),
+    events=[*USER_EVENTS, *LEGACY_USER_EVENTS],
     translations=TRANSLATIONS,
-    subscriptions=[project(event, UserDirectoryProjector) for event in USER_EVENTS],
+    subscriptions=[
+        project(event, UserDirectoryProjector) for event in (*USER_EVENTS, *LEGACY_USER_EVENTS)
+    ],
     views=[ReadView("user_directory", COLLECTION, UserDirectorySource)],
 )

@@ -166,8 +166,9 @@ async def new_customer(client: httpx.AsyncClient) -> dict[str, str]:
     return await sign_in(client, email)
 
 
-# busy: 451 (try later); refuse: 550 (never); slow: accepts after `slow_s` seconds.
-MailMode = Literal["accept", "busy", "refuse", "slow"]
+# busy: 451 (try later); refuse: 550 (never); slow: accepts after `slow_s` seconds;
+# refuse_recipient: 550 to RCPT, naming the address as real servers do.
+MailMode = Literal["accept", "busy", "refuse", "slow", "refuse_recipient"]
 
 
 @dataclass
@@ -191,6 +192,17 @@ class MailCatcher:
             finally:
                 self.saying_goodbye = False
         return "221 Bye"
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's name
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.mode == "refuse_recipient":
+            with self.lock:
+                self.attempts += 1
+                self.tried.append(address.lower())
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         with self.lock:

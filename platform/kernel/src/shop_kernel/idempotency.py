@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import uuid
 from datetime import timedelta
 from typing import Annotated, Any, cast
 
@@ -26,7 +27,7 @@ import punq
 from litestar.exceptions import ClientException, HTTPException
 from litestar.params import HeaderParameter
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -63,13 +64,22 @@ _NEW_ANSWER = insert(idempotency_keys).values(
     status=bindparam("status"),
     headers=bindparam("headers"),
     body=bindparam("body"),
+    subject=bindparam("subject"),
     expires_at=func.now() + KEEP,
 )
 _KEEP = _NEW_ANSWER.on_conflict_do_update(  # only an expired answer can be there: it is replaced
     constraint="idempotency_keys_pkey",
     set_={
         column: _NEW_ANSWER.excluded[column]
-        for column in ("fingerprint", "status", "headers", "body", "created_at", "expires_at")
+        for column in (
+            "fingerprint",
+            "status",
+            "headers",
+            "body",
+            "subject",
+            "created_at",
+            "expires_at",
+        )
     },
 )
 
@@ -198,8 +208,10 @@ def idempotent(app: ASGIApp) -> ASGIApp:
             with joined(transaction):
                 await app(scope, _replay(body), answer.capture)
             if not transaction.refused and answer.complete and answer.status < 500:
+                subject = cast("dict[str, Any]", scope).get(_SUBJECT)
+                kept_answer = {"fingerprint": fingerprint, "subject": subject, **answer.kept()}
                 with contextlib.suppress(KeyInUse):  # refused: answered below
-                    await transaction.keep({"fingerprint": fingerprint, **answer.kept()})
+                    await transaction.keep(kept_answer)
         finally:
             await transaction.close()
         if transaction.kept is not None:
@@ -257,6 +269,26 @@ def _replay(body: bytes) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return cast("Receive", receive)
+
+
+_SUBJECT = "shop.idempotency_subject"
+
+
+def concerning(scope: Scope, subject: uuid.UUID) -> None:
+    """Say whom the answer to this request is about (it names a person): erasing that
+    person's data removes the kept answer too (:func:`forget_answers_about`)."""
+    cast("dict[str, Any]", scope)[_SUBJECT] = str(subject)
+
+
+async def forget_answers_about(connection: AsyncConnection, subject: uuid.UUID) -> None:
+    """Remove every kept answer about ``subject`` or to requests ``subject`` made, in the
+    caller's transaction (an erasure): a retry with the same key then runs anew."""
+    await connection.execute(
+        delete(idempotency_keys).where(
+            (idempotency_keys.c.subject == str(subject))
+            | (idempotency_keys.c.caller == f"user-{subject}")
+        )
+    )
 
 
 def caller_of(scope: Scope) -> str:

@@ -63,11 +63,21 @@ def configure_logging(settings: Settings, *, process: str) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # DEBUG and INFO are the service's own: the drivers' lines at those levels carry whole
+    # statements with their parameters, documents, replies and mails (a person's address
+    # among them), so the drivers say only warnings and errors whatever the level.
+    for name in _DRIVERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     # Dramatiq's worker threads log every failed message with its whole payload; the
     # backbone's retry middleware logs each failure itself, naming the event, not its data.
     logging.getLogger("dramatiq.worker.WorkerThread").setLevel(logging.CRITICAL)
     # Our own access line carries the request id; uvicorn's would repeat it without.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+_DRIVERS = (
+    "pymongo", "redis", "sqlalchemy", "psycopg", "aiosmtplib", "httpx", "httpcore", "asyncio",
+)  # fmt: skip
 
 
 def _add_process_role(process: str) -> Processor:

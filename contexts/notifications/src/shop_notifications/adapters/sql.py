@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -40,8 +39,6 @@ from shop_notifications.application.ports import (
     AttemptOutcome,
     Deliveries,
     NotificationsUnitOfWork,
-    Recipient,
-    Recipients,
     RecordSent,
 )
 from shop_notifications.domain.model import Delivery, Template
@@ -90,17 +87,6 @@ delivery_attempts = Table(
     CheckConstraint(
         "outcome IN ('sent', 'failed', 'later')", name="delivery_attempts_outcome_known"
     ),
-)
-
-# Who each customer is to the mails, from the users' events (newest version wins).
-recipients = Table(
-    "recipients",
-    metadata,
-    Column("user_id", Uuid, primary_key=True),
-    Column("email", Text, nullable=True),
-    Column("name", Text, nullable=True),
-    Column("erased", Boolean, nullable=False),
-    Column("version", Integer, nullable=False),
 )
 
 
@@ -221,47 +207,14 @@ class SqlSentRecords:
             yield record
 
 
-class SqlRecipients:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
-
-    async def remember(self, recipient: Recipient) -> None:
-        values = {
-            "user_id": recipient.user_id, "email": recipient.email, "name": recipient.name,
-            "erased": recipient.erased, "version": recipient.version,
-        }  # fmt: skip
-        statement = insert(recipients).values(values)
-        await self._uow.connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[recipients.c.user_id],
-                set_={k: statement.excluded[k] for k in ("email", "name", "erased", "version")},
-                # Newer news only, and an erasure is final whatever follows.
-                where=(recipients.c.version < statement.excluded.version) & ~recipients.c.erased,
-            )
-        )
-
-    async def get(self, user_id: uuid.UUID) -> Recipient | None:
-        row = (await self._uow.connection.execute(
-            select(recipients).where(recipients.c.user_id == user_id)
-        )).first()  # fmt: skip
-        if row is None:
-            return None
-        return Recipient(row.user_id, row.email, row.name, row.erased, row.version)
-
-
 class SqlNotificationsTransaction(ContextTransaction):
     def __init__(self, uow: UnitOfWork) -> None:
         super().__init__(uow)
         self._deliveries = SqlDeliveries(uow)
-        self._recipients = SqlRecipients(uow)
 
     @property
     def deliveries(self) -> Deliveries:
         return self._deliveries
-
-    @property
-    def recipients(self) -> Recipients:
-        return self._recipients
 
 
 def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> NotificationsUnitOfWork:

@@ -1,8 +1,10 @@
-"""What notifications does when users and orders tell their news: remember who to write to,
-and send the mail the news calls for."""
+"""What notifications does when users and orders tell their news: send the mail the news
+calls for, and forget an erased account's address."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -12,36 +14,36 @@ from shop_notifications.application.mailing import Mailing
 from shop_notifications.application.ports import Recipient
 from shop_notifications.domain.model import Template
 from shop_orders.contract import OrderCancelled, OrderConfirmed, OrderRejected, OrderState
-from shop_users.contract import UserErased, UserRegistered, UserState
-
-
-def _recipient(event: UserState) -> Recipient:
-    return Recipient(
-        user_id=event.user_id, email=event.email, name=event.name,
-        erased=event.erased, version=event.aggregate_version,
-    )  # fmt: skip
+from shop_users.contract import UserContacts, UserState
 
 
 class Welcome:
     def __init__(self, mailing: Mailing) -> None:
         self._mailing = mailing
 
-    async def __call__(self, event: UserRegistered, uow: UnitOfWork) -> None:
-        await self._mailing.remember(_recipient(event))
+    async def __call__(self, event: UserState, uow: UnitOfWork) -> None:
         await self._mailing.send(event.event_id, "welcome", event.user_id, {})
 
 
-class KeepRecipient:
-    """Every change of an account keeps the address current; an erasure forgets it."""
+class ForgetRecipient:
+    """An erasure: the delivery log forgets the address, nothing more is sent to it."""
 
     def __init__(self, mailing: Mailing) -> None:
         self._mailing = mailing
 
     async def __call__(self, event: UserState, uow: UnitOfWork) -> None:
-        if isinstance(event, UserErased) or event.erased:
-            await self._mailing.forget(_recipient(event))
-        else:
-            await self._mailing.remember(_recipient(event))
+        await self._mailing.forget(event.user_id)
+
+
+class UsersRecipients:
+    """``Recipients`` from the users context's contacts, asked for when a mail is written."""
+
+    def __init__(self, contacts: Callable[[], UserContacts]) -> None:
+        self._contacts = contacts
+
+    async def get(self, user_id: uuid.UUID) -> Recipient | None:
+        contact = await self._contacts().contact(user_id)
+        return None if contact is None else Recipient(user_id, contact.email, contact.name)
 
 
 _TEMPLATES: dict[type[OrderState], Template] = {

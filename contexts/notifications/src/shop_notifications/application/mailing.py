@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from shop_kernel.domain import Conflict
 from shop_kernel.log import get_logger
 from shop_kernel.unit_of_work import separately
 from shop_notifications.application.ports import (
@@ -29,20 +28,13 @@ from shop_notifications.application.ports import (
     Mailer,
     NotificationsUnitOfWork,
     PermanentFailure,
-    Recipient,
+    Recipients,
     SentRecords,
     TransientFailure,
 )
-from shop_notifications.domain.model import Delivery, Template
+from shop_notifications.domain.model import Delivery, Template, redacted
 
 log = get_logger(__name__)
-
-
-class RecipientUnknown(Conflict):
-    """The customer's account has not reached notifications yet; the event is retried."""
-
-    def __init__(self, user_id: uuid.UUID) -> None:
-        super().__init__("the recipient is not known yet", user_id=str(user_id))
 
 
 class Mailing:
@@ -52,27 +44,23 @@ class Mailing:
         composer: Composer,
         mailer: Mailer,
         sent_records: SentRecords,
+        recipients: Recipients,
         *,
         lease: timedelta,
     ) -> None:
         self._transaction = transaction
+        self._recipients = recipients
         self._composer = composer
         self._mailer = mailer
         self._sent_records = sent_records
         self._lease = lease
 
-    async def remember(self, recipient: Recipient) -> None:
+    async def forget(self, user_id: uuid.UUID) -> None:
+        """An erased account: its address and what an error said about it leave the delivery
+        log, and what was not sent yet never will be."""
         with separately():
             async with self._transaction() as tx:
-                await tx.recipients.remember(recipient)
-                await tx.commit()
-
-    async def forget(self, recipient: Recipient) -> None:
-        """An erased account: no address kept anywhere, and nothing more sent to it."""
-        with separately():
-            async with self._transaction() as tx:
-                await tx.recipients.remember(recipient)
-                for delivery in await tx.deliveries.of_user(recipient.user_id):
+                for delivery in await tx.deliveries.of_user(user_id):
                     delivery.forget_recipient()
                     await tx.deliveries.save(delivery)
                 await tx.commit()
@@ -95,10 +83,8 @@ class Mailing:
             delivery = await tx.deliveries.claim(event_id, template, user_id)
             if delivery.settled:
                 return delivery.status  # sent (or failed) before: never again
-            recipient = await tx.recipients.get(user_id)
-            if recipient is None:
-                raise RecipientUnknown(user_id)
-            if recipient.erased or recipient.email is None:
+            recipient = await self._recipients.get(user_id)
+            if recipient is None:  # erased: nobody to write to
                 delivery.forget_recipient()
                 await tx.deliveries.save(delivery)
                 await tx.commit()
@@ -119,7 +105,7 @@ class Mailing:
             try:
                 await self._mailer.send(mail, accepted)
             except PermanentFailure as failure:
-                error = str(failure)
+                error = redacted(str(failure), recipient.email)
                 await self._settle(delivery, "failed", lambda d: d.failed(error))
                 log.warning(
                     "email refused for good", delivery_id=str(delivery.id), template=template,
@@ -128,14 +114,20 @@ class Mailing:
                 return "failed"
             except TransientFailure as failure:
                 if taken:  # taken, then the goodbye failed: the mail is out, recorded as sent
-                    return "sent"
-                error = str(failure)
+                    return await self._sent(delivery)
+                error = redacted(str(failure), recipient.email)
                 await self._settle(delivery, "later", lambda d: d.failed_for_now(error))
                 log.info(
                     "email not sent yet; retried later", delivery_id=str(delivery.id),
                     template=template, attempts=delivery.attempts, error=error,
                 )  # fmt: skip
                 raise
+        return await self._sent(delivery)
+
+    async def _sent(self, delivery: Delivery) -> str:
+        """An erasure that landed while the mail was out found no address to forget yet."""
+        if await self._recipients.get(delivery.user_id) is None:
+            await self.forget(delivery.user_id)
         return "sent"
 
     async def _settle(
@@ -148,3 +140,5 @@ class Mailing:
                 outcome(delivery)
                 await tx.deliveries.save(delivery)
             await tx.commit()
+        if await self._recipients.get(attempted.user_id) is None:
+            await self.forget(attempted.user_id)

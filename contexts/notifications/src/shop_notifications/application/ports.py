@@ -14,13 +14,11 @@ from shop_notifications.domain.model import Delivery, Template
 
 @dataclass(frozen=True)
 class Recipient:
-    """Who a customer is to the mails: kept from the users' events, newest version wins."""
+    """Who a customer is to the mails, asked for when a mail is written (never kept here)."""
 
     user_id: uuid.UUID
-    email: str | None
-    name: str | None
-    erased: bool
-    version: int
+    email: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -89,19 +87,14 @@ class Deliveries(Protocol):
 
 
 class Recipients(Protocol):
-    async def remember(self, recipient: Recipient) -> None:
-        """Keep ``recipient`` unless a newer version is known; an erasure is final."""
+    async def get(self, user_id: uuid.UUID) -> Recipient | None:
+        """The account's address as it is now; None once it is erased (or never was)."""
         ...
-
-    async def get(self, user_id: uuid.UUID) -> Recipient | None: ...
 
 
 class NotificationsTransaction(Protocol):
     @property
     def deliveries(self) -> Deliveries: ...
-
-    @property
-    def recipients(self) -> Recipients: ...
 
     async def commit(self) -> None: ...
 

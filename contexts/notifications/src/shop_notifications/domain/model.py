@@ -9,6 +9,7 @@ that the next retry takes up once the lease is over.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -90,7 +91,19 @@ class Delivery(AggregateRoot):
         self.status, self.last_error, self.lease_until = "failed", error[:ERROR_MAX], None
 
     def forget_recipient(self) -> None:
-        """The recipient's account was erased: drop the address, and the email if unsent."""
+        """The recipient's account was erased: drop the address (also from the last error),
+        and the email if unsent."""
+        if self.recipient is not None and self.last_error is not None:
+            self.last_error = redacted(self.last_error, self.recipient)
         self.recipient = None
         if self.status == "pending":
             self.failed(ERASED)
+
+
+_ADDRESS = re.compile(r"[^\s<>\"'(),;:@]+@[^\s<>\"'(),;:]+")
+
+
+def redacted(error: str, address: str) -> str:
+    """An error as it may be kept and logged: no address in it (a mail server's refusal
+    usually names the recipient), whatever the server made of it."""
+    return _ADDRESS.sub("<address>", error.replace(address, "<address>"))

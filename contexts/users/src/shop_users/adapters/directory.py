@@ -1,8 +1,9 @@
 """The ``user_directory`` read view: what ``GET /users`` and ``GET /users/{id}`` return.
 
-Its documents are written only by the projector (newest ``aggregate_version`` wins) and by a
-rebuild from the write store. An erased account stays as a tombstone without personal data,
-so that a late, older event cannot bring it back; queries never return tombstones.
+Its documents are written only by the projector (the account as the write store holds it,
+newest version wins) and by a rebuild from the write store. An erased account stays as a
+tombstone without personal data, so that a late, older event cannot bring it back; queries
+never return tombstones.
 """
 
 from __future__ import annotations
@@ -65,25 +66,20 @@ def _fields(state: dict[str, Any]) -> dict[str, Any]:
 
 
 class UserDirectoryProjector:
-    def __init__(self, store: ReadStore) -> None:
+    """Brings the account's document up to what the write store holds now.
+
+    Events carry nothing personal, so the projector reads the account (by id, one row) and
+    writes it at the row's version: the newest state wins whichever event brought the news.
+    """
+
+    def __init__(self, store: ReadStore, engine: AsyncEngine) -> None:
         self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
+        self._source = UserDirectorySource(engine)
 
     async def __call__(self, event: UserState) -> None:
-        await apply_if_newer(
-            self._view,
-            str(event.user_id),
-            event.aggregate_version,
-            _fields(
-                {
-                    "email": event.email,
-                    "name": event.name,
-                    "role": event.role,
-                    "is_active": event.is_active,
-                    "created_at": event.created_at,
-                    "erased": event.erased,
-                }
-            ),
-        )
+        async for document in self._source.documents([str(event.user_id)]):
+            key, version = document.pop("_id"), document.pop("version")
+            await apply_if_newer(self._view, key, version, document)
 
 
 class UserDirectorySource:

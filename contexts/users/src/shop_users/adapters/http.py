@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from shop_kernel.auth import Principal, PrincipalRecord, Tokens, admin_only
 from shop_kernel.di import provide
-from shop_kernel.idempotency import IdempotencyKey, idempotent
+from shop_kernel.idempotency import IdempotencyKey, concerning, idempotent
 from shop_kernel.pages import Cursor, Limit, SearchText, page_start
 from shop_users.adapters.directory import UserDirectory, is_user_id
 from shop_users.application.accounts import Accounts
@@ -135,12 +135,15 @@ class UsersController(Controller):
     @post("/", exclude_from_auth=True, middleware=[idempotent])
     async def register(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[NewUser],
         accounts: NamedDependency[Accounts],
         idempotency_key: IdempotencyKey = None,
     ) -> UserOut:
         """Open a customer account."""
-        return user_out(await accounts.register(data.email, data.password, data.name))
+        user = await accounts.register(data.email, data.password, data.name)
+        concerning(request.scope, user.id)  # the kept answer names the person: erased with them
+        return user_out(user)
 
     @get("/me")
     async def me(self, request: Me, accounts: NamedDependency[Accounts]) -> UserOut:

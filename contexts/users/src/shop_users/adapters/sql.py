@@ -24,10 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.auth import PrincipalRecord
+from shop_kernel.idempotency import forget_answers_about
 from shop_kernel.messaging.outbox import forget_in_outbox
 from shop_kernel.sql import update_versioned
-from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, transactions
+from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, reading, transactions
 from shop_users.application.ports import UserRepository, UsersUnitOfWork
+from shop_users.contract import Contact
 from shop_users.domain.model import DisplayName, EmailAddress, EmailAlreadyRegistered, Role, User
 
 metadata = MetaData(schema="users")
@@ -51,7 +53,8 @@ users = Table(
 )
 
 
-# What an account's events carry about a person (see shop_users.contract.UserState).
+# What the events of earlier releases carried about a person (shop_users.contract's ``.v1``
+# events), blanked in the outbox when the account is erased.
 PERSONAL_FIELDS = ("email", "name")
 
 
@@ -119,6 +122,7 @@ class SqlUserRepository:
             raise
         if user.is_erased:
             await forget_in_outbox(connection, str(user.id), PERSONAL_FIELDS)
+            await forget_answers_about(connection, user.id)
 
     async def _one(self, statement: Any) -> User | None:
         row = (await self._uow.connection.execute(statement)).first()
@@ -164,3 +168,20 @@ class SqlPrincipalSource:
             is_active=row.is_active and row.erased_at is None,
             token_generation=row.token_generation,
         )
+
+
+class SqlUserContacts:
+    """``UserContacts`` from the write store: the address as it is now, none once erased."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def contact(self, user_id: uuid.UUID) -> Contact | None:
+        statement = select(users.c.email, users.c.name).where(
+            users.c.id == user_id, users.c.erased_at.is_(None)
+        )
+        async with reading(self._engine) as conn:
+            row = (await conn.execute(statement)).first()
+        if row is None or row.email is None or row.name is None:
+            return None
+        return Contact(email=row.email, name=row.name)

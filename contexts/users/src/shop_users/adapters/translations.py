@@ -16,8 +16,6 @@ def _state(event_type: type[contract.UserState]) -> Callable[[Any, Any], contrac
             aggregate_id=str(user.id),
             aggregate_version=user.version,
             user_id=user.id,
-            email=user.email.value if user.email is not None else None,
-            name=user.name.value if user.name is not None else None,
             role=user.role.value,
             is_active=user.is_active,
             created_at=user.created_at,

@@ -7,13 +7,14 @@ and :func:`replay` puts a message back at the front of the line with fresh retri
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from redis.asyncio import Redis as AsyncRedis
 
 from shop_kernel.messaging.retries import (
     LAST_ERROR,
@@ -102,6 +103,21 @@ def dead_letters(broker: RedisBroker, queues: Iterable[str] | None = None) -> li
                 )
             )
     return found
+
+
+async def prune_reasons(redis: AsyncRedis, namespace: str) -> int:
+    """Forget the reasons of dead letters that are gone (expired after the broker's dead-message
+    TTL, replayed, or deleted): the hash must not outlive what it explains. Returns how many."""
+    reasons_key = f"{namespace}:{REASONS_KEY}"
+    alive: set[bytes] = set()
+    queues = cast("AsyncIterator[bytes]", redis.scan_iter(match=f"{namespace}:*.XQ", count=500))  # pyright: ignore[reportUnknownMemberType]
+    async for key in queues:
+        alive.update(cast("list[bytes]", await redis.zrange(key, 0, -1)))  # pyright: ignore[reportUnknownMemberType]
+    entries = cast("AsyncIterator[tuple[bytes, bytes]]", redis.hscan_iter(reasons_key, count=500))  # pyright: ignore[reportUnknownMemberType]
+    gone: list[bytes] = [redis_id async for redis_id, _reason in entries if redis_id not in alive]
+    for start in range(0, len(gone), 500):
+        await cast("Any", redis).hdel(reasons_key, *gone[start : start + 500])
+    return len(gone)
 
 
 def replay(broker: RedisBroker, letter: DeadLetter) -> None:

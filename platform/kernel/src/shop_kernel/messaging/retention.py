@@ -1,4 +1,5 @@
-"""How long the backbone remembers: published events, handled events, answers to keyed requests.
+"""How long the backbone remembers: published events, handled events, answers to keyed requests,
+and why dead letters died.
 
 Each is deleted in bounded batches (one short transaction each), on the worker's schedule,
 so a purge never takes a long lock or one huge DELETE, and no load starves it. The inbox is
@@ -13,10 +14,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 
+from redis.asyncio import Redis
 from sqlalchemy import ColumnElement, CursorResult, Table, delete, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.log import get_logger
+from shop_kernel.messaging.broker import NAMESPACE
+from shop_kernel.messaging.dead_letters import REASONS_KEY, prune_reasons
 from shop_kernel.messaging.metrics import PURGED_ROWS
 from shop_kernel.messaging.tables import idempotency_keys, inbox, outbox
 from shop_kernel.schedules import Schedule
@@ -67,11 +71,13 @@ async def purge_in_batches(
 class Retention:
     """The kernel's purge round: outbox, inbox and Idempotency-Key answers."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, redis: Redis, settings: Settings) -> None:
         self._engine = engine
+        self._redis = redis
         self._outbox = timedelta(seconds=settings.outbox_retention)
         self._inbox = timedelta(seconds=settings.inbox_retention)
         self.batch_size = BATCH_SIZE
+        self.namespace = NAMESPACE  # the broker's, where the dead letters are
 
     async def __call__(self) -> Purged:
         purged = Purged()
@@ -87,6 +93,11 @@ class Retention:
             self._engine, idempotency_keys, lambda: idempotency_keys.c.expires_at <= func.now(),
             batch_size=self.batch_size, purged=purged,
         )  # fmt: skip
+        # Dead letters expire in the broker; the reasons recorded beside them go with them.
+        reasons = await prune_reasons(self._redis, self.namespace)
+        if reasons:
+            purged.rows[REASONS_KEY] = reasons
+            PURGED_ROWS.labels(REASONS_KEY).inc(reasons)
         if any(purged.rows.values()):
             log.info("backbone storage purged", **purged.rows)
         return purged

@@ -79,8 +79,11 @@ idempotency_keys = Table(
     Column("body", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    # Whom the answer is about, when it names a person (see idempotency.concerning).
+    Column("subject", Text, nullable=True),
     PrimaryKeyConstraint("caller", "key_digest", name="idempotency_keys_pkey"),
     Index("idempotency_keys_expires_at", "expires_at"),
+    Index("idempotency_keys_by_subject", "subject", postgresql_where=text("subject IS NOT NULL")),
 )
 
 # The registry of running releases and what they declare (messaging.registry).
