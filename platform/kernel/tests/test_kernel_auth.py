@@ -1,5 +1,5 @@
 """shop_kernel.auth: the signing key, tokens, what the bearer check refuses, the principal
-cache, the admin guard and the per-route rate limits (real Redis)."""
+cache and the admin guard (real Redis)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from uuid import UUID
 import jwt
 import pytest
 from litestar import Litestar, Request, get, post
-from litestar.stores.redis import RedisStore
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
@@ -37,7 +36,6 @@ from shop_kernel.auth import (
     admin_only,
     jwt_auth,
     principal_cache_key,
-    rate_limit_middleware,
     signing_key,
 )
 from shop_kernel.embedded import free_port
@@ -240,9 +238,6 @@ def make_app(
     tokens: Tokens,
     source: Callable[[], PrincipalSource | None],
     redis_url: str,
-    *,
-    limits: dict[tuple[str, str], int] | None = None,
-    store: RedisStore | None = None,
 ) -> Litestar:
     """The test client serves the app on a loop of its own: open its Redis client there."""
     clients: list[Redis] = []
@@ -266,8 +261,6 @@ def make_app(
         route_handlers=[whoami, admin_area, live, not_under_health, register, list_users, login],
         on_app_init=[auth_config.on_app_init],
         lifespan=[open_redis],
-        middleware=rate_limit_middleware(limits or {}),
-        stores={"rate_limit": store} if store else None,
     )
 
 
@@ -455,35 +448,3 @@ async def test_a_redis_outage_costs_only_the_cache(source: FakeSource) -> None:
         assert await CachedPrincipals(lambda: source, lambda: down).load(record.user_id) == record
     finally:
         await down.aclose()
-
-
-# ------------------------------------------------------------------------------ rate limits
-
-
-async def test_rate_limits_count_per_route_and_answer_429_with_retry_after(
-    tokens: Tokens, source: FakeSource, redis_url: str
-) -> None:
-    store = RedisStore(
-        Redis.from_url(redis_url),  # pyright: ignore[reportUnknownMemberType]
-        namespace=f"test-rl-{uuid.uuid4().hex}",
-        handle_client_shutdown=True,
-    )
-    app = make_app(
-        tokens,
-        lambda: source,
-        redis_url,
-        limits={("POST", "/auth/token"): 2, ("POST", "/users"): 3},
-        store=store,
-    )
-    async with AsyncTestClient(app=app) as client:
-        logins = [(await client.post("/auth/token")).status_code for _ in range(3)]
-        registrations = [(await client.post("/users")).status_code for _ in range(4)]
-        others = [(await client.get("/health/live")).status_code for _ in range(5)]
-        refused = await client.post("/auth/token/")
-
-    assert logins == [200, 200, 429]
-    assert registrations == [201, 201, 201, 429]
-    assert others == [200] * 5
-    assert refused.status_code == 429
-    assert 1 <= int(refused.headers["retry-after"]) <= 60
-    assert refused.headers["ratelimit-limit"] == "2"

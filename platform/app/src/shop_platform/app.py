@@ -20,17 +20,15 @@ from redis.asyncio import Redis
 
 from shop_kernel.auth import (
     LOGIN_ROUTE,
-    RATE_LIMIT_STORE,
     REGISTER_ROUTE,
     PrincipalSource,
     Tokens,
     jwt_auth,
     public_rate_limits,
-    rate_limit_middleware,
-    rate_limit_store,
 )
 from shop_kernel.log import configure_logging, get_logger
 from shop_kernel.messaging.registry import stay_registered
+from shop_kernel.rate_limits import rate_limit_middleware
 from shop_kernel.settings import Settings
 from shop_platform.admins import ensure_admin
 from shop_platform.backbone import Backbone
@@ -142,9 +140,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         dependencies={"readiness": Provide(provide_readiness, sync_to_thread=False)},
         middleware=[
             PrometheusConfig(app_name="shop", group_path=True, exclude=OPS_PATHS).middleware,
-            *rate_limit_middleware(public_rate_limits(settings), store=RATE_LIMIT_STORE),
+            *rate_limit_middleware(public_rate_limits(settings), redis=redis),
         ],
-        stores={RATE_LIMIT_STORE: rate_limit_store(settings)},
         on_app_init=[auth.on_app_init],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig())],
         exception_handlers=EXCEPTION_HANDLERS,

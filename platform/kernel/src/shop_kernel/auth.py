@@ -1,4 +1,5 @@
-"""Who is calling: access tokens, the principal behind them, the admin guard, login rate limits.
+"""Who is calling: access tokens, the principal behind them, the admin guard, and the limits
+on login and registration (counted by ``shop_kernel.rate_limits``).
 
 Every context's controllers use this one mechanism. Tokens are HS256 JWTs checked by Litestar's
 ``JWTAuth`` (algorithm allowlist, issuer, audience, required claims, expiry); the principal is
@@ -13,33 +14,24 @@ import os
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from time import time
 from typing import Any, Final, Literal, Protocol, cast
 from uuid import UUID
 
 import msgspec
-from litestar.connection import ASGIConnection, Request
-from litestar.exceptions import (
-    NotAuthorizedException,
-    PermissionDeniedException,
-    TooManyRequestsException,
-)
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import DefineMiddleware
 from litestar.middleware.authentication import AuthenticationResult
-from litestar.middleware.rate_limit import RateLimitConfig, RateLimitMiddleware
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
-from litestar.stores.redis import RedisStore
-from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
+from litestar.types import HTTPScope, Receive, Scope, Send
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shop_kernel.log import get_logger
-from shop_kernel.redis_client import create_redis
 from shop_kernel.settings import Settings, SettingsError, env_name
 
 log = get_logger(__name__)
@@ -53,7 +45,6 @@ REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub")
 SIGNING_KEY_FILE: Final = "jwt-signing-key"
 MIN_KEY_LENGTH: Final = 32
 PRINCIPAL_CACHE_TTL_MS: Final = 2000
-RATE_LIMIT_STORE: Final = "rate_limit"
 LOGIN_ROUTE: Final = ("POST", "/auth/token")
 REGISTER_ROUTE: Final = ("POST", "/users")
 
@@ -357,65 +348,10 @@ async def admin_only(
 # ------------------------------------------------------------------------------ rate limits
 
 
-class RouteRateLimitMiddleware(RateLimitMiddleware):
-    """Litestar's rate limit for one ``(method, path)``, per client address
-    (``request.client.host``), with its own counter and ``Retry-After`` on the 429."""
-
-    def __init__(self, app: ASGIApp, config: RateLimitConfig, route: tuple[str, str]) -> None:
-        super().__init__(app, config)
-        self.route = (route[0].upper(), _normal_path(route[1]))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"], _normal_path(scope["path"])) != self.route:
-            await self.app(scope, receive, send)
-            return
-        app = scope["litestar_app"]
-        request = Request[Any, Any, Any](scope)
-        store = self.config.get_store_from_app(app)
-        key = self.cache_key_from_request(request)
-        async with self._lock:
-            history = await self.retrieve_cached_history(key, store)
-            if len(history.history) >= self.max_requests:
-                retry_after = max(1, history.reset - int(time()))
-                headers = self.create_response_headers(cache_object=history)
-                headers["Retry-After"] = str(retry_after)
-                raise TooManyRequestsException(
-                    detail=f"Too many requests from this address; retry in {retry_after} s",
-                    headers=headers,
-                )
-            await self.set_cached_history(key=key, cache_object=history, store=store)
-        await self.app(scope, receive, self.create_send_wrapper(send=send, cache_object=history))
-
-    def cache_key_from_request(self, request: Request[Any, Any, Any]) -> str:
-        method, path = self.route
-        address = request.client.host if request.client else "unknown"
-        return f"{method}:{path}:{address}"
-
-
-def rate_limit_middleware(
-    limits: Mapping[tuple[str, str], int], *, store: str = RATE_LIMIT_STORE
-) -> list[DefineMiddleware]:
-    """One middleware per ``(method, path)``: at most ``n`` requests a minute per address."""
-    return [
-        DefineMiddleware(
-            RouteRateLimitMiddleware,
-            config=RateLimitConfig(rate_limit=("minute", per_minute), store=store),
-            route=route,
-        )
-        for route, per_minute in limits.items()
-    ]
-
-
 def public_rate_limits(settings: Settings) -> dict[tuple[str, str], int]:
-    """The limits API.md promises: login and registration, per client address."""
+    """The limits API.md promises: login and registration, a minute per client address
+    (``shop_kernel.rate_limits.rate_limit_middleware`` counts them)."""
     return {
         LOGIN_ROUTE: settings.rate_limit_login_per_minute,
         REGISTER_ROUTE: settings.rate_limit_register_per_minute,
     }
-
-
-def rate_limit_store(settings: Settings) -> RedisStore:
-    """The counters' store, on a client of its own (the app's opens only in its lifespan)."""
-    return RedisStore(
-        create_redis(settings), namespace="shop:ratelimit", handle_client_shutdown=True
-    )
