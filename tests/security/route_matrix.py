@@ -85,6 +85,15 @@ MATRIX: dict[tuple[str, str], Rule] = {
         lambda _t: "/auth/token",
         lambda t: {"email": t.owner_email, "password": TEST_PASSWORD},
     ),
+    ("POST", "/auth/password-reset"): Rule(
+        everyone(202), lambda _t: "/auth/password-reset", lambda t: {"email": t.owner_email}
+    ),
+    # Anyone may try a token; one nobody was sent is refused alike for every caller.
+    ("POST", "/auth/password-reset/confirm"): Rule(
+        everyone(400),
+        lambda _t: "/auth/password-reset/confirm",
+        lambda _t: {"token": "x" * 43, "new_password": TEST_PASSWORD + "!"},
+    ),
     ("GET", "/users/me"): Rule(signed_in(200), lambda _t: "/users/me"),
     ("PATCH", "/users/me"): Rule(signed_in(200), lambda _t: "/users/me", lambda _t: {"name": "N"}),
     ("DELETE", "/users/me"): Rule(signed_in(204), lambda _t: "/users/me"),

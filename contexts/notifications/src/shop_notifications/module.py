@@ -25,13 +25,15 @@ from shop_notifications.adapters.sql import (
 from shop_notifications.adapters.subscriptions import (
     ForgetRecipient,
     OrderMail,
+    PasswordResetMail,
+    ResetLinks,
     UsersRecipients,
     Welcome,
 )
 from shop_notifications.application.mailing import Mailing
 from shop_notifications.application.ports import Mailer
 from shop_orders.contract import OrderCancelled, OrderConfirmed, OrderRejected
-from shop_users.contract import ERASED, REGISTERED, UserContacts
+from shop_users.contract import ERASED, REGISTERED, PasswordResetRequested, UserContacts
 
 
 def mailer(settings: Settings) -> Mailer:
@@ -52,6 +54,7 @@ def register(container: punq.Container, settings: Settings) -> None:
             "order_confirmed": settings.mail_subject_order_confirmed,
             "order_rejected": settings.mail_subject_order_rejected,
             "order_cancelled": settings.mail_subject_order_cancelled,
+            "password_reset": settings.mail_subject_password_reset,
         },
     )  # fmt: skip
     # A second delivery of the same event waits this long for a send in flight to finish.
@@ -70,6 +73,7 @@ def register(container: punq.Container, settings: Settings) -> None:
         ),
     )
     container.register(DeliveryLog, instance=DeliveryLog(resolve(AsyncEngine)))
+    container.register(ResetLinks, instance=ResetLinks(settings.public_url))
 
 
 module = ContextModule(
@@ -87,5 +91,6 @@ module = ContextModule(
         subscribe(OrderConfirmed, OrderMail),
         subscribe(OrderRejected, OrderMail),
         subscribe(OrderCancelled, OrderMail),
+        subscribe(PasswordResetRequested, PasswordResetMail),
     ],
 )

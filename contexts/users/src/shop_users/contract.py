@@ -65,6 +65,15 @@ USER_EVENTS: tuple[type[UserState], ...] = (
 )
 
 
+class PasswordResetRequested(
+    IntegrationEvent, frozen=True, kw_only=True, tag="users.PasswordResetRequested.v1"
+):
+    """Someone asked for a reset link for an account that can sign in. The token is not in
+    the event: the mail asks :class:`ResetTokens` for one when it is written."""
+
+    user_id: uuid.UUID
+
+
 # ---------------------------------------------------------------- read, no longer written
 
 
@@ -121,6 +130,13 @@ class Contact(msgspec.Struct, frozen=True, kw_only=True):
 
     email: str
     name: str
+
+
+class ResetTokens(Protocol):
+    async def issue(self, user_id: uuid.UUID) -> str | None:
+        """A new password reset token for the account (voiding the one before), valid 30
+        minutes; None if the account can no longer reset its password."""
+        ...
 
 
 class UserContacts(Protocol):

@@ -21,7 +21,7 @@ from shop_users.adapters.directory import (
     UserDirectoryProjector,
     UserDirectorySource,
 )
-from shop_users.adapters.http import SignIn, UsersController
+from shop_users.adapters.http import PasswordReset, ResetLimits, SignIn, UsersController
 from shop_users.adapters.passwords import Argon2PasswordHasher, load_common_passwords
 from shop_users.adapters.sql import (
     SqlPrincipalSource,
@@ -31,19 +31,37 @@ from shop_users.adapters.sql import (
 )
 from shop_users.adapters.translations import TRANSLATIONS
 from shop_users.application.accounts import Accounts
-from shop_users.contract import LEGACY_USER_EVENTS, USER_EVENTS, UserContacts
+from shop_users.application.resets import PasswordResets
+from shop_users.contract import (
+    LEGACY_USER_EVENTS,
+    USER_EVENTS,
+    PasswordResetRequested,
+    ResetTokens,
+    UserContacts,
+)
 from shop_users.domain.passwords import PasswordPolicy
 
 
-def register(container: punq.Container, _settings: Settings) -> None:
+def register(container: punq.Container, settings: Settings) -> None:
+    from redis.asyncio import Redis  # noqa: PLC0415
     from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: PLC0415
 
+    hasher, policy = Argon2PasswordHasher(), PasswordPolicy(load_common_passwords())
     accounts = Accounts(
         sql_transactions(lambda: container.resolve(UnitOfWork)),  # pyright: ignore[reportUnknownLambdaType, reportUnknownMemberType, reportUnknownArgumentType]
-        Argon2PasswordHasher(),
-        PasswordPolicy(load_common_passwords()),
+        hasher,
+        policy,
     )
     container.register(Accounts, instance=accounts)
+    resets = PasswordResets(
+        sql_transactions(lambda: container.resolve(UnitOfWork)),  # pyright: ignore[reportUnknownLambdaType, reportUnknownMemberType, reportUnknownArgumentType]
+        hasher,
+        policy,
+    )
+    container.register(PasswordResets, instance=resets)
+    container.register(ResetTokens, instance=resets)
+    redis: Redis = container.resolve(Redis)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    container.register(ResetLimits, instance=ResetLimits(redis, settings))
     container.register(UserDirectory, instance=UserDirectory(container.resolve(ReadStore)))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
     engine: AsyncEngine = container.resolve(AsyncEngine)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     container.register(PrincipalSource, instance=SqlPrincipalSource(engine))
@@ -56,9 +74,9 @@ module = ContextModule(
         name="users", metadata=metadata, script_location=Path(__file__).parent / "migrations"
     ),
     register=register,
-    route_handlers=[UsersController, SignIn],
+    route_handlers=[UsersController, SignIn, PasswordReset],
     document_models=[UserDirectoryEntry],
-    events=[*USER_EVENTS, *LEGACY_USER_EVENTS],
+    events=[*USER_EVENTS, *LEGACY_USER_EVENTS, PasswordResetRequested],
     translations=TRANSLATIONS,
     subscriptions=[
         project(event, UserDirectoryProjector) for event in (*USER_EVENTS, *LEGACY_USER_EVENTS)

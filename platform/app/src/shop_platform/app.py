@@ -45,7 +45,12 @@ from shop_platform.resources import Resources, open_resources
 
 OPS_PATHS = ["/health", "/metrics", "/schema"]
 # Open to anyone: the ops paths (and all below them) and these (method, path) pairs.
-PUBLIC_ROUTES = [LOGIN_ROUTE, REGISTER_ROUTE]
+PUBLIC_ROUTES = [
+    LOGIN_ROUTE,
+    REGISTER_ROUTE,
+    ("POST", "/auth/password-reset"),
+    ("POST", "/auth/password-reset/confirm"),
+]
 # Readable by anyone; a token, when sent, still counts (admins see inactive products).
 OPEN_READS = ["/products"]
 

@@ -57,6 +57,8 @@ def shop_settings(
         # Every test client comes from one address; tests of the limits set their own.
         rate_limit_login_per_minute=10_000,
         rate_limit_register_per_minute=10_000,
+        rate_limit_password_reset_per_minute=10_000,
+        rate_limit_password_reset_per_email_per_hour=1000,
     )
 
 

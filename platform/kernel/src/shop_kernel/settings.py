@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -59,6 +60,9 @@ def parse_duration(raw: str) -> float | None:
 
 
 _PLACEHOLDER = re.compile(r"{([^{}]*)}")
+# The mails whose subject must name the order, and the others.
+_ORDER_TEMPLATES = ("order_confirmed", "order_rejected", "order_cancelled")
+_UNNAMED_ORDER_TEMPLATES = ("welcome", "password_reset")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -117,6 +121,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Requests per minute and client address to POST /auth/token and to POST /users.
     rate_limit_login_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
     rate_limit_register_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
+    # Password reset requests (and confirmations) per minute and client address, and
+    # requests per hour and email.
+    rate_limit_password_reset_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 5
+    rate_limit_password_reset_per_email_per_hour: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
+    # Where people reach the shop: the links in emails (a password reset) start with it.
+    public_url: Annotated[str, msgspec.Meta(max_length=500)] = "http://localhost:8000"
     # Email: the shop's name in mails, the sender, the locale money is written in, how long
     # one SMTP exchange may take, and each subject line ({shop_name}, {order_id} filled in).
     shop_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "Shop"
@@ -127,9 +137,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     mail_subject_order_confirmed: _Subject = "Your order {order_id} is confirmed"
     mail_subject_order_rejected: _Subject = "Your order {order_id} could not be placed"
     mail_subject_order_cancelled: _Subject = "Your order {order_id} is cancelled"
+    mail_subject_password_reset: _Subject = "Reset your {shop_name} password"  # noqa: S105 - a subject
 
     def __post_init__(self) -> None:
         self._check_subjects()
+        self._check_public_url()
         for field, schemes in _URL_SCHEMES.items():
             value: str | None = getattr(self, field)
             if value is not None and not value.startswith(schemes):
@@ -138,18 +150,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                     f"got {_shown(field, value)}"
                 )
 
+    def _check_public_url(self) -> None:
+        parts = urlsplit(self.public_url)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or any(c.isspace() for c in self.public_url)
+        ):
+            raise SettingsError(
+                f"{env_name('public_url')}: an http:// or https:// URL with a host and no "
+                f"query or fragment, like https://shop.example.com, got "
+                f"{_shown('public_url', self.public_url)}"
+            )
+
     def _check_subjects(self) -> None:
-        for template in ("welcome", "order_confirmed", "order_rejected", "order_cancelled"):
+        for template in _UNNAMED_ORDER_TEMPLATES + _ORDER_TEMPLATES:
             field = f"mail_subject_{template}"
             subject: str = getattr(self, field)
             names = set(_PLACEHOLDER.findall(subject))
-            allowed = {"shop_name"} if template == "welcome" else {"shop_name", "order_id"}
+            named = template in _ORDER_TEMPLATES
+            allowed = {"shop_name", "order_id"} if named else {"shop_name"}
             if not names <= allowed or "\n" in subject or "\r" in subject:
                 raise SettingsError(
                     f"{env_name(field)}: one line; placeholders only "
                     f"{', '.join('{' + n + '}' for n in sorted(allowed))}"
                 )
-            if template != "welcome" and "order_id" not in names:
+            if named and "order_id" not in names:
                 raise SettingsError(f"{env_name(field)}: must name the order with {{order_id}}")
 
     @classmethod

@@ -14,7 +14,7 @@ from shop_notifications.application.mailing import Mailing
 from shop_notifications.application.ports import Recipient
 from shop_notifications.domain.model import Template
 from shop_orders.contract import OrderCancelled, OrderConfirmed, OrderRejected, OrderState
-from shop_users.contract import UserContacts, UserState
+from shop_users.contract import PasswordResetRequested, ResetTokens, UserContacts, UserState
 
 
 class Welcome:
@@ -69,3 +69,30 @@ class OrderMail:
             "short_skus": list(event.short_skus) if isinstance(event, OrderRejected) else [],
         }
         await self._mailing.send(event.event_id, _TEMPLATES[type(event)], event.customer_id, facts)
+
+
+class PasswordResetMail:
+    """The reset link, with a token made for this mail alone (never kept in an event)."""
+
+    def __init__(self, mailing: Mailing, tokens: ResetTokens, links: ResetLinks) -> None:
+        self._mailing = mailing
+        self._tokens = tokens
+        self._links = links
+
+    async def __call__(self, event: PasswordResetRequested, uow: UnitOfWork) -> None:
+        async def facts() -> dict[str, Any] | None:
+            token = await self._tokens.issue(event.user_id)
+            return None if token is None else {"link": self._links.link(token)}
+
+        await self._mailing.send(event.event_id, "password_reset", event.user_id, facts)
+
+
+class ResetLinks:
+    """Where a reset link leads: the storefront's page under ``SHOP_PUBLIC_URL``. The token
+    goes in the fragment, which browsers never send to a server (no access log holds it)."""
+
+    def __init__(self, public_url: str) -> None:
+        self._base = public_url.rstrip("/")
+
+    def link(self, token: str) -> str:
+        return f"{self._base}/password-reset#token={token}"

@@ -16,7 +16,7 @@ attempt that was cut off (and any copy it may have caused) is visible in the del
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -32,9 +32,12 @@ from shop_notifications.application.ports import (
     SentRecords,
     TransientFailure,
 )
-from shop_notifications.domain.model import Delivery, Template, redacted
+from shop_notifications.domain.model import NOT_WANTED, Delivery, Template, redacted
 
 log = get_logger(__name__)
+
+# What a mail says: given, or made when it is written (None: no longer wanted).
+Facts = Mapping[str, Any] | Callable[[], Awaitable[Mapping[str, Any] | None]]
 
 
 class Mailing:
@@ -70,14 +73,18 @@ class Mailing:
         event_id: uuid.UUID,
         template: Template,
         user_id: uuid.UUID,
-        facts: Mapping[str, Any],
+        facts: Facts,
     ) -> str:
-        """Send the mail ``template`` for the event to the user; return the delivery's status."""
+        """Send the mail ``template`` for the event to the user; return the delivery's status.
+
+        ``facts`` may be made only when the mail is written (a secret that must exist in the
+        mail alone, such as a reset token): then it is asked for at each attempt, after the
+        attempt is recorded, and None drops the mail."""
         with separately():
             return await self._send(event_id, template, user_id, facts)
 
     async def _send(
-        self, event_id: uuid.UUID, template: Template, user_id: uuid.UUID, facts: Mapping[str, Any]
+        self, event_id: uuid.UUID, template: Template, user_id: uuid.UUID, facts: Facts
     ) -> str:
         async with self._transaction() as tx:
             delivery = await tx.deliveries.claim(event_id, template, user_id)
@@ -93,6 +100,12 @@ class Mailing:
             await tx.deliveries.save(delivery)
             await tx.deliveries.log_attempt(delivery)
             await tx.commit()
+        if callable(facts):
+            made = await facts()
+            if made is None:
+                await self._settle(delivery, "failed", lambda d: d.failed(NOT_WANTED))
+                return "failed"
+            facts = made
         mail = self._composer.compose(delivery, recipient, facts)
         taken = False
         async with self._sent_records.ready() as record_sent:

@@ -17,7 +17,9 @@ from typing import Literal
 
 from shop_kernel.domain import AggregateRoot, Conflict
 
-Template = Literal["welcome", "order_confirmed", "order_rejected", "order_cancelled"]
+Template = Literal[
+    "welcome", "order_confirmed", "order_rejected", "order_cancelled", "password_reset"
+]
 Status = Literal["pending", "sent", "failed"]
 TEMPLATES: tuple[Template, ...] = (
     "welcome",
@@ -27,6 +29,7 @@ TEMPLATES: tuple[Template, ...] = (
 )
 ERROR_MAX = 500
 ERASED = "the recipient's account was erased"
+NOT_WANTED = "the mail is no longer wanted (the account cannot use it)"
 
 
 def _now() -> datetime:

@@ -7,20 +7,28 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+from redis.asyncio import Redis
 
 from shop_kernel.auth import Principal, PrincipalRecord, Tokens, admin_only
 from shop_kernel.di import provide
 from shop_kernel.idempotency import IdempotencyKey, concerning, idempotent
-from shop_kernel.pages import Cursor, Limit, SearchText, page_start
+from shop_kernel.log import get_logger
+from shop_kernel.pages import NO_CONTROL_CHARACTERS, Cursor, Limit, SearchText, page_start
+from shop_kernel.rate_limits import RateLimiter, too_many_requests
+from shop_kernel.settings import Settings
 from shop_users.adapters.directory import UserDirectory, is_user_id
 from shop_users.application.accounts import Accounts
+from shop_users.application.resets import PasswordResets
 from shop_users.domain.model import EMAIL_MAX, NAME_MAX, Role, User
 from shop_users.domain.passwords import PASSWORD_MAX
+
+log = get_logger(__name__)
 
 # Limits on what is read at all; the domain then applies the real rules (trimming, policy).
 Email = Annotated[str, msgspec.Meta(max_length=EMAIL_MAX + 64)]
@@ -107,6 +115,101 @@ def record_of(user: User) -> PrincipalRecord:
 
 
 Me = Request[Principal, Any, Any]
+
+
+class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(max_length=EMAIL_MAX + 64, pattern=NO_CONTROL_CHARACTERS)]
+
+
+class ResetConfirmation(msgspec.Struct, forbid_unknown_fields=True):
+    # The form of the tokens this service sends (URL-safe base64 of 32 random bytes).
+    token: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{43}$")]
+    new_password: Password
+
+
+class ResetAccepted(msgspec.Struct):
+    detail: str
+
+
+RESET_ACCEPTED = ResetAccepted(
+    detail="If an account can sign in with this email, a reset link is on its way to it."
+)
+
+
+class ResetLimits:
+    """Reset requests per client address and per email (the same for unknown emails, so a
+    refusal tells nothing), and confirmations per client address."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        per_address = (settings.rate_limit_password_reset_per_minute, 60)
+        self._address = RateLimiter(redis, per_address, name="password-reset:address")
+        self._email = RateLimiter(
+            redis, (settings.rate_limit_password_reset_per_email_per_hour, 3600),
+            name="password-reset:email",
+        )  # fmt: skip
+        self._confirm = RateLimiter(redis, per_address, name="password-reset-confirm:address")
+
+    async def request(self, address: str, email: str) -> None:
+        decision = await self._address.hit(address)
+        if not decision.allowed:
+            raise too_many_requests(decision)
+        decision = await self._email.hit(email.strip().lower())
+        if not decision.allowed:
+            raise too_many_requests(decision, what="this email")
+
+    async def confirm(self, address: str) -> None:
+        decision = await self._confirm.hit(address)
+        if not decision.allowed:
+            raise too_many_requests(decision)
+
+
+def _address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _request_reset(resets: PasswordResets, email: str) -> None:
+    try:
+        await resets.request(email)
+    except Exception as exc:  # noqa: BLE001 - after the answer: logged, the caller may ask again
+        # The type only: a driver's message would carry the statement's parameters (the email).
+        log.warning("password reset request not recorded", error=type(exc).__name__)
+
+
+class PasswordReset(Controller):
+    path = "/auth/password-reset"
+    tags = ("users",)
+    dependencies = {"resets": provide(PasswordResets), "limits": provide(ResetLimits)}  # noqa: RUF012
+
+    @post("/", status_code=HTTP_202_ACCEPTED, exclude_from_auth=True)
+    async def request_reset(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ResetRequest],
+        resets: NamedDependency[PasswordResets],
+        limits: NamedDependency[ResetLimits],
+    ) -> Response[ResetAccepted]:
+        """Email a reset link to the account, if there is one that can sign in.
+
+        The answer is the same, and leaves as soon, whether or not the account exists: it
+        is sent before the account is looked up."""
+        await limits.request(_address(request), data.email)
+        return Response(
+            RESET_ACCEPTED,
+            status_code=HTTP_202_ACCEPTED,
+            background=BackgroundTask(_request_reset, resets, data.email),
+        )
+
+    @post("/confirm", status_code=HTTP_204_NO_CONTENT, exclude_from_auth=True)
+    async def confirm_reset(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[ResetConfirmation],
+        resets: NamedDependency[PasswordResets],
+        limits: NamedDependency[ResetLimits],
+    ) -> None:
+        """Set a new password with the token from the link; earlier sign-ins end."""
+        await limits.confirm(_address(request))
+        await resets.reset(data.token, data.new_password)
 
 
 class SignIn(Controller):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -11,15 +12,19 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Integer,
     MetaData,
     Row,
     Table,
     Text,
     Uuid,
+    delete,
+    func,
     insert,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,7 +33,7 @@ from shop_kernel.idempotency import forget_answers_about
 from shop_kernel.messaging.outbox import forget_in_outbox
 from shop_kernel.sql import update_versioned
 from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, reading, transactions
-from shop_users.application.ports import UserRepository, UsersUnitOfWork
+from shop_users.application.ports import ResetTokens, UserRepository, UsersUnitOfWork
 from shop_users.contract import Contact
 from shop_users.domain.model import DisplayName, EmailAddress, EmailAlreadyRegistered, Role, User
 
@@ -51,6 +56,19 @@ users = Table(
     CheckConstraint("role IN ('customer', 'admin')", name="users_role_known"),
     CheckConstraint("email = lower(email)", name="users_email_lower_case"),
 )
+
+
+# At most one valid reset token per account, kept as its SHA-256 (shop_users.application.resets).
+password_reset_tokens = Table(
+    "password_reset_tokens",
+    metadata,
+    Column("digest", Text, primary_key=True),
+    Column(
+        "user_id", Uuid, ForeignKey("users.users.id", ondelete="CASCADE"),
+        nullable=False, unique=True,
+    ),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)  # fmt: skip
 
 
 # What the events of earlier releases carried about a person (shop_users.contract's ``.v1``
@@ -120,6 +138,10 @@ class SqlUserRepository:
             if _is_email_clash(error):
                 raise EmailAlreadyRegistered from None
             raise
+        if not user.can_sign_in:  # deactivated or erased: no way back in by a reset link
+            await connection.execute(
+                delete(password_reset_tokens).where(password_reset_tokens.c.user_id == user.id)
+            )
         if user.is_erased:
             await forget_in_outbox(connection, str(user.id), PERSONAL_FIELDS)
             await forget_answers_about(connection, user.id)
@@ -133,14 +155,56 @@ class SqlUserRepository:
         return user
 
 
+class SqlResetTokens:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def replace(self, user_id: uuid.UUID, digest: str, expires_at: datetime) -> None:
+        statement = pg_insert(password_reset_tokens).values(
+            digest=digest, user_id=user_id, expires_at=expires_at
+        )
+        await self._uow.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[password_reset_tokens.c.user_id],
+                set_={"digest": statement.excluded.digest,
+                      "expires_at": statement.excluded.expires_at},
+            )
+        )  # fmt: skip
+
+    async def take(self, digest: str) -> uuid.UUID | None:
+        taken = await self._uow.connection.execute(
+            delete(password_reset_tokens)
+            .where(password_reset_tokens.c.digest == digest)
+            .returning(password_reset_tokens.c.user_id, password_reset_tokens.c.expires_at)
+        )
+        row = taken.first()
+        if row is None or row.expires_at <= datetime.now(UTC):
+            return None
+        return row.user_id
+
+    async def valid(self, digest: str) -> bool:
+        found = await self._uow.connection.execute(
+            select(password_reset_tokens.c.digest).where(
+                password_reset_tokens.c.digest == digest,
+                password_reset_tokens.c.expires_at > func.now(),
+            )
+        )
+        return found.first() is not None
+
+
 class SqlUsersTransaction(ContextTransaction):
     def __init__(self, uow: UnitOfWork) -> None:
         super().__init__(uow)
         self._users = SqlUserRepository(uow)
+        self._reset_tokens = SqlResetTokens(uow)
 
     @property
     def users(self) -> UserRepository:
         return self._users
+
+    @property
+    def reset_tokens(self) -> ResetTokens:
+        return self._reset_tokens
 
 
 def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> UsersUnitOfWork:

@@ -25,6 +25,12 @@ def _state(event_type: type[contract.UserState]) -> Callable[[Any, Any], contrac
     return translate
 
 
+def _reset_requested(user: model.User, _event: DomainEvent) -> contract.PasswordResetRequested:
+    return contract.PasswordResetRequested(
+        aggregate_id=str(user.id), aggregate_version=user.version, user_id=user.id
+    )
+
+
 TRANSLATIONS: Mapping[type[DomainEvent], Callable[[Any, Any], Any]] = {
     model.Registered: _state(contract.UserRegistered),
     model.ProfileChanged: _state(contract.UserProfileChanged),
@@ -32,4 +38,5 @@ TRANSLATIONS: Mapping[type[DomainEvent], Callable[[Any, Any], Any]] = {
     model.Deactivated: _state(contract.UserDeactivated),
     model.Reactivated: _state(contract.UserReactivated),
     model.Erased: _state(contract.UserErased),
+    model.PasswordResetRequested: _reset_requested,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Protocol
 
 from shop_users.domain.model import EmailAddress, User
@@ -23,11 +24,30 @@ class UserRepository(Protocol):
         ...
 
 
+class ResetTokens(Protocol):
+    """Password reset tokens, kept only as digests."""
+
+    async def replace(self, user_id: uuid.UUID, digest: str, expires_at: datetime) -> None:
+        """Keep ``digest`` as the account's one valid token (older ones are void)."""
+        ...
+
+    async def take(self, digest: str) -> uuid.UUID | None:
+        """Use up the token: its account, if it exists and has not expired (then it is gone)."""
+        ...
+
+    async def valid(self, digest: str) -> bool:
+        """Whether the token exists and has not expired (nothing is used up)."""
+        ...
+
+
 class UsersTransaction(Protocol):
-    """One business transaction: the repository inside it, and the decision to commit."""
+    """One business transaction: the repositories inside it, and the decision to commit."""
 
     @property
     def users(self) -> UserRepository: ...
+
+    @property
+    def reset_tokens(self) -> ResetTokens: ...
 
     async def commit(self) -> None: ...
 

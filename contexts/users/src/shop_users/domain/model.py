@@ -133,6 +133,10 @@ class Erased(DomainEvent):
     pass
 
 
+class PasswordResetRequested(DomainEvent):
+    """Someone asked for a reset link for this account (nothing about it changes)."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -235,6 +239,13 @@ class User(AggregateRoot):
         self.token_generation += 1
         self.erased_at = at or _now()
         self.record(Erased())
+
+    def request_password_reset(self) -> bool:
+        """Record the request if the account may reset its password (it can sign in)."""
+        if not self.can_sign_in:
+            return False
+        self.record(PasswordResetRequested())
+        return True
 
     def _refuse_if_erased(self) -> None:
         if self.is_erased:

@@ -22,6 +22,7 @@ from shop_kernel.domain import (
     NotAuthenticated,
     NotFound,
     PreconditionFailed,
+    RequestRefused,
 )
 from shop_kernel.log import current_request_id, get_logger
 
@@ -30,6 +31,7 @@ log = get_logger(__name__)
 PROBLEM_BASE = "/problems/"
 
 _DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (RequestRefused, 400),
     (NotAuthenticated, 401),
     (NotFound, 404),
     (PreconditionFailed, 412),

@@ -10,6 +10,7 @@ from shop_kernel.domain.errors import (
     NotAuthenticated,
     NotFound,
     PreconditionFailed,
+    RequestRefused,
 )
 from shop_kernel.domain.money import CurrencyMismatch, Money, MoneyOutOfRange
 
@@ -27,4 +28,5 @@ __all__ = [
     "NotAuthenticated",
     "NotFound",
     "PreconditionFailed",
+    "RequestRefused",
 ]

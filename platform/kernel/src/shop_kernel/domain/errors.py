@@ -26,6 +26,13 @@ class DomainError(Exception):
         self.details = details
 
 
+class RequestRefused(DomainError):
+    """What the request carries cannot be used, whatever the state: a token that is unknown,
+    used or expired. (A bad request, not a broken business rule.)"""
+
+    code: ClassVar[str] = "request-refused"
+
+
 class NotAuthenticated(DomainError):
     """The caller could not be told apart from anyone else: unknown, wrong secret, or disabled."""
 
