@@ -169,6 +169,7 @@ async def _registrations_leave_the_pool(client: httpx.AsyncClient) -> None:
         )  # fmt: skip
         return answer.status_code
 
+    began = time.perf_counter()
     registrations = [asyncio.create_task(register(n)) for n in range(burst)]
     slowest = 0.0
     reads = 0
@@ -180,6 +181,11 @@ async def _registrations_leave_the_pool(client: httpx.AsyncClient) -> None:
         reads += 1
         await asyncio.sleep(0.05)
     statuses = await asyncio.gather(*registrations)
+    lasted = time.perf_counter() - began
     assert statuses == [201] * burst
     assert reads >= 2, "the registrations ended before the reads could measure anything"
-    assert slowest < 1.0 * patience(), f"GET /users/me took {slowest:.2f} s during the burst"
+    # Holding connections while waiting, a read queues behind nearly the whole burst. Not
+    # holding them, it answers within a second, or (a busy machine slows everything) within
+    # a small part of the burst: never by timing alone does this fail.
+    allowed = max(1.0 * patience(), lasted / 2)
+    assert slowest < allowed, f"GET /users/me took {slowest:.2f} s in a burst of {lasted:.2f} s"
