@@ -13,6 +13,7 @@ import structlog
 from litestar import Litestar, post
 from litestar.params import FromPath, JSONBody
 from litestar.testing import AsyncTestClient
+from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 from sqlalchemy import text
 
 from shop_kernel.domain import BusinessRuleViolated, Conflict, NotFound
@@ -185,6 +186,19 @@ async def test_openapi_31_document_and_interactive_page(
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "swagger" in page.text.lower()
+
+
+async def test_the_served_openapi_document_is_valid_openapi_31(
+    shop_client: AsyncTestClient[Litestar],
+) -> None:
+    # The whole document as served (after complete() added problems and security), checked
+    # against the OpenAPI 3.1 schema: a client generator refuses an invalid one.
+    document = (await shop_client.get("/schema/openapi.json")).json()
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in OpenAPIV31SpecValidator(document).iter_errors()
+    ]
+    assert errors == []
 
 
 async def test_metrics_are_prometheus_text_with_request_counts(
