@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 import structlog
-from litestar import Litestar, post
-from litestar.params import FromPath, JSONBody
+from litestar import Litestar, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.testing import AsyncTestClient
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 from sqlalchemy import text
@@ -215,14 +215,25 @@ async def test_metrics_are_prometheus_text_with_request_counts(
 # ------------------------------------------------------------------ errors raised by handlers
 
 
+class Part(msgspec.Struct, forbid_unknown_fields=True):
+    count: int
+
+
 class Echo(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     quantity: int
+    active: bool = False
+    parts: list[Part] = msgspec.field(default_factory=list[Part])
 
 
 @post("/test/echo", sync_to_thread=False, exclude_from_auth=True)
 def echo(data: JSONBody[Echo]) -> Echo:
     return data
+
+
+@get("/test/echo", sync_to_thread=False, exclude_from_auth=True)
+def echo_query(limit: FromQuery[int], active: FromQuery[bool]) -> dict[str, object]:
+    return {"limit": limit, "active": active}
 
 
 @post("/test/fail/{kind:str}", sync_to_thread=False, exclude_from_auth=True)
@@ -242,6 +253,7 @@ async def client_with_test_routes(
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
     app = create_app(shop_settings, configure_logs=False)
     app.register(echo)
+    app.register(echo_query)
     app.register(fail)
     async with AsyncTestClient(app=app) as client:
         yield client
@@ -282,30 +294,69 @@ async def test_an_unexpected_error_is_a_500_problem_that_hides_the_cause(
     assert response.json()["request_id"] == response.headers["x-request-id"]
 
 
-async def test_an_invalid_body_is_a_400_problem_naming_the_field(
+async def test_an_invalid_body_is_a_422_problem_naming_the_field(
     client_with_test_routes: AsyncTestClient[Litestar],
 ) -> None:
     response = await client_with_test_routes.post(
         "/test/echo", json={"name": "x", "quantity": "many"}
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.headers["content-type"].startswith(PROBLEM)
-    errors = response.json()["errors"]
-    assert [e["field"] for e in errors] == ["quantity"]
+    body = response.json()
+    assert body["type"] == "/problems/validation"
+    assert body["errors"] == [{"field": "quantity", "message": "Expected `int`, got `str`"}]
 
 
 @pytest.mark.parametrize(
-    "body",
-    [b"{not json", b'{"name": "x", "quantity": 1, "role": "admin"}', b"[]"],
-    ids=["malformed", "unknown-field", "wrong-shape"],
+    ("body", "field"),
+    [
+        ({"name": "x", "quantity": "2"}, "quantity"),
+        ({"name": "x", "quantity": 2, "active": "true"}, "active"),
+        ({"name": "x", "quantity": 2, "active": 1}, "active"),
+        ({"name": "x", "quantity": 2.0}, "quantity"),
+        ({"name": "x", "quantity": 2, "parts": [{"count": 1}, {"count": "1"}]}, "parts[1].count"),
+    ],
+    ids=["string-for-integer", "string-for-boolean", "integer-for-boolean", "float", "nested"],
+)
+async def test_a_body_is_decoded_as_strictly_as_its_schema_says(
+    client_with_test_routes: AsyncTestClient[Litestar], body: dict[str, object], field: str
+) -> None:
+    # Litestar converts arguments in msgspec's lax mode, fit for query strings: in a body a
+    # string is no integer and no boolean, whatever it spells.
+    response = await client_with_test_routes.post("/test/echo", json=body)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+async def test_query_parameters_still_convert_from_their_strings(
+    client_with_test_routes: AsyncTestClient[Litestar],
+) -> None:
+    response = await client_with_test_routes.get("/test/echo?limit=2&active=true")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"limit": 2, "active": True}
+    fine = await client_with_test_routes.post("/test/echo", json={"name": "x", "quantity": 2})
+    assert fine.json() == {"name": "x", "quantity": 2, "active": False, "parts": []}
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),
+        (b'{"name": "x", "quantity": 1, "role": "admin"}', 422),
+        (b"[]", 422),
+        (b"null", 422),
+    ],
+    ids=["malformed", "unknown-field", "wrong-shape", "null"],
 )
 async def test_bad_bodies_are_4xx_problems(
-    client_with_test_routes: AsyncTestClient[Litestar], body: bytes
+    client_with_test_routes: AsyncTestClient[Litestar], body: bytes, status: int
 ) -> None:
+    # What cannot be read is a bad request; what is read but is not what the schema says,
+    # unprocessable.
     response = await client_with_test_routes.post(
         "/test/echo", content=body, headers={"content-type": "application/json"}
     )
-    assert response.status_code == 400
+    assert response.status_code == status
     assert response.headers["content-type"].startswith(PROBLEM)
 
 
