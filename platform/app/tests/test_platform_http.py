@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -12,6 +13,7 @@ import pytest
 import structlog
 from litestar import Litestar, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 from sqlalchemy import text
@@ -199,6 +201,27 @@ async def test_the_served_openapi_document_is_valid_openapi_31(
         for error in OpenAPIV31SpecValidator(document).iter_errors()
     ]
     assert errors == []
+
+
+async def test_options_names_every_method_of_the_path_for_anyone(
+    shop_app: Litestar, shop_client: AsyncTestClient[Litestar]
+) -> None:
+    # Litestar's own answer named only the first handler's methods (/orders: POST, no GET),
+    # and ran the controller's guards (/notifications: the admin guard, a 500).
+    table: dict[str, set[str]] = {}
+    for route in shop_app.routes:
+        if isinstance(route, HTTPRoute):
+            table.setdefault(route.path, set()).update(route.methods)
+    assert table["/orders"] >= {"GET", "POST"}
+    guarded = await shop_client.options("/notifications?limit=1")
+    assert guarded.status_code == 204, guarded.text
+    for path, methods in table.items():
+        concrete = re.sub(r"\{\w+:uuid\}", str(uuid.uuid4()), path)
+        response = await shop_client.options(re.sub(r"\{[^}]+\}", "x", concrete))
+        assert response.status_code == 204, (path, response.text)
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        assert allowed == methods | {"OPTIONS"}, path
+        assert response.headers["x-request-id"]
 
 
 async def test_metrics_are_prometheus_text_with_request_counts(
