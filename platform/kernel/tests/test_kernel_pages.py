@@ -35,6 +35,7 @@ def test_every_cursor_handed_out_is_of_the_stated_form(key: str) -> None:
         (encode_cursor("other"), 422),  # of the form, but not a key of this list
         ("__8", 422),  # of the form, but not UTF-8 once decoded
         ("AAAAA", 400),  # five characters are no base64 (a group of one)
+        ("", 400),  # no key is empty
         ("S0VZ\n", 400),  # the stated pattern's $ matches before a last newline in Python
         ("S0V+", 400),  # standard base64, not base64url
         ("S0VZ=", 400),  # padded

@@ -21,17 +21,16 @@ SearchText = Annotated[
         description="Search text (case-insensitive prefix); no control characters.",
     ),
 ]
-# A cursor is its page's last key in unpadded base64url (RFC 4648, section 5): groups of four
-# characters and a last group of two or three. The schema states exactly the form page_start
-# reads, so any text of that form is a well-formed cursor (of this list or not: 422), and any
-# other is a bad request (400).
+# A cursor is its page's last key (never empty) in unpadded base64url (RFC 4648, section 5):
+# groups of four characters, the last of two to four. The schema states exactly the form
+# page_start reads, so any text of that form is a well-formed cursor (of this list or not:
+# 422), and any other is a bad request (400).
 CURSOR_MAX_LENGTH = 200
-CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
+CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*[A-Za-z0-9_-]{2,4}$"
 _CURSOR = re.compile(CURSOR_PATTERN.removeprefix("^").removesuffix("$"))
 Cursor = Annotated[
     str | None,
     QueryParameter(
-        min_length=2,
         max_length=CURSOR_MAX_LENGTH,
         pattern=CURSOR_PATTERN,
         description="Where the next page starts: a next_cursor of this list, as handed out.",
