@@ -1,7 +1,10 @@
 """Schemathesis against the app's own OpenAPI document, served for real, with every check.
 
-Each generated request is sent anonymously, as a customer and as an admin. CI runs a few
-examples per operation; ``uv run pytest -m fuzz --examples=N`` runs a long pass.
+Every operation gets the coverage phase (each boundary the schema states, each parameter left
+out or of the wrong type, the methods a path does not declare, OPTIONS among them) and then
+generated positive and negative data. The long pass (``uv run pytest -m fuzz --examples=N``)
+sends each case anonymously, as a customer and as an admin; CI sends each case as one of them
+in turn and generates a few examples per operation, to stay short.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -27,8 +31,10 @@ from shop_platform.testing import TEST_PASSWORD
 
 # Every check, as configured for this API: data valid by the schema may still break a
 # business rule the schema cannot state (an email that does not exist as an address, a sku
-# that is not on sale, a cursor this list never handed out): API.md answers those with 422.
-EXPECTED = ["2xx", "401", "403", "404", "409", "422", "429"]
+# that is not on sale, a cursor of the stated form that this list never handed out, an
+# Idempotency-Key used before with another body): API.md answers those with 422; an If-Match
+# naming a version that is no longer current, with 412.
+EXPECTED = ["2xx", "401", "403", "404", "409", "412", "422", "429"]
 CONFIG = SchemathesisConfig.from_dict({
     "checks": {"positive_data_acceptance": {"expected-statuses": EXPECTED}},
     # A reset token of the right form that nobody was sent is 400 (API.md).
@@ -38,7 +44,7 @@ CONFIG = SchemathesisConfig.from_dict({
     }],
 })  # fmt: skip
 CI_EXAMPLES = 5
-LONG_EXAMPLES = 200
+LONG_EXAMPLES = 100
 
 
 class ServedApp:
@@ -88,35 +94,104 @@ def served(
         yield url, {"anonymous": {}, **tokens}
 
 
-def fuzz(url: str, roles: dict[str, dict[str, str]], examples: int) -> list[str]:
-    """Every operation, positive and negative data, each case as every role: the failures."""
+@dataclass
+class Pass:
+    """What one fuzzing pass did: cases generated, requests sent, and the failures.
+
+    A thorough pass sends each case as every role and runs every coverage case; a short one
+    (CI) sends each case as the next role in turn, and of the coverage cases runs the positive
+    ones, the request-shape probes (undeclared methods, OPTIONS among them, and content types)
+    and the first negative case of each kind for each operation.
+    """
+
+    thorough: bool
+    cases: int = 0
+    requests: int = 0
+    failures: list[str] = field(default_factory=list[str])
+    seconds: dict[str, float] = field(default_factory=lambda: {"coverage": 0.0, "fuzzing": 0.0})
+
+    def summary(self, examples: int) -> str:
+        return (
+            f"fuzzing: {examples} examples per operation and mode, {self.cases} cases, "
+            f"{self.requests} requests, {len(self.failures)} failures; "
+            + ", ".join(f"{phase} {spent:.1f} s" for phase, spent in self.seconds.items())
+        )
+
+
+def fuzz(url: str, roles: dict[str, dict[str, str]], examples: int, *, thorough: bool) -> Pass:
+    """Every operation: the coverage phase, then generated positive and negative data."""
     from schemathesis import GenerationMode  # noqa: PLC0415
 
     api = schemathesis.openapi.from_url(f"{url}/schema/openapi.json", config=CONFIG)
-    failures: list[str] = []
+    done = Pass(thorough=thorough)
     for result in api.get_all_operations():
+        operation = result.ok()
+        started = time.monotonic()
+        _cover(operation, url, roles, done)
+        covered = time.monotonic()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            failures += _fuzz_one(result.ok(), mode, url, roles, examples)
-    return failures
+            _fuzz_one(operation, mode, url, roles, examples, done)
+        done.seconds["coverage"] += covered - started
+        done.seconds["fuzzing"] += time.monotonic() - covered
+    return done
+
+
+def _call(case: Any, url: str, roles: dict[str, dict[str, str]], label: str, done: Pass) -> bool:
+    """The case as every role (or as generated, when it negates the headers): all passed."""
+    done.cases += 1
+    if not done.thorough:
+        role = list(roles)[done.cases % len(roles)]
+        roles = {role: roles[role]}
+    # A case that negates the headers (a missing or malformed Authorization among them)
+    # goes as generated: a role's token would put back what the case took away.
+    for role, headers in (_as_generated(case) or roles).items():
+        done.requests += 1
+        try:
+            case.call_and_validate(base_url=url, headers=headers)
+        except (AssertionError, BaseExceptionGroup) as failure:
+            done.failures.append(f"{label} [{role}]: {failure}")
+            return False
+    return True
+
+
+def _cover(operation: Any, url: str, roles: dict[str, dict[str, str]], done: Pass) -> None:
+    """The cases of the coverage phase, each one whatever the others did."""
+    from schemathesis import GenerationMode  # noqa: PLC0415
+    from schemathesis.generation.drivers import CoverageGenerator  # noqa: PLC0415
+    from schemathesis.generation.feedback import FeedbackSources  # noqa: PLC0415
+    from schemathesis.generation.meta import REQUEST_SHAPE_PROBES  # noqa: PLC0415
+    from schemathesis.generation.overrides import Override  # noqa: PLC0415
+
+    generation = operation.schema.config.generation_for(operation=operation, phase="coverage")
+    cases = CoverageGenerator(
+        operation=operation, generation_modes=generation.modes, generation_config=generation,
+        auth_storage=None, override=Override(), feedback=FeedbackSources(),
+    )  # fmt: skip
+    kinds_seen: set[object] = set()
+    for case in cases:
+        data = case.meta.phase.data
+        if not done.thorough and case.meta.generation.mode == GenerationMode.NEGATIVE:
+            if data.scenario in kinds_seen and data.scenario not in REQUEST_SHAPE_PROBES:
+                continue
+            kinds_seen.add(data.scenario)
+        label = f"{case.method.upper()} {operation.path} [coverage: {data.description}]"
+        _call(case, url, roles, label, done)
 
 
 def _fuzz_one(
-    operation: Any, mode: Any, url: str, roles: dict[str, dict[str, str]], examples: int
-) -> list[str]:
-    failures: list[str] = []
-
+    operation: Any,
+    mode: Any,
+    url: str,
+    roles: dict[str, dict[str, str]],
+    examples: int,
+    done: Pass,
+) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=examples,
               database=None, phases=[Phase.explicit, Phase.generate])  # fmt: skip
     def run(case: Any) -> None:
-        # A case that negates the headers (a missing or malformed Authorization among them)
-        # goes as generated: a role's token would put back what the case took away.
-        for role, headers in (_as_generated(case) or roles).items():
-            try:
-                case.call_and_validate(base_url=url, headers=headers)
-            except (AssertionError, BaseExceptionGroup) as failure:
-                failures.append(f"{operation.label} [{mode.value}, {role}]: {failure}")
-                raise
+        if not _call(case, url, roles, f"{operation.label} [{mode.value}]", done):
+            raise AssertionError("recorded")  # stop this operation's search here
 
     try:
         run()
@@ -124,7 +199,6 @@ def _fuzz_one(
         pass  # recorded; the next operation is tried too
     except Unsatisfiable:
         pass  # an operation without any input has no negative case
-    return failures
 
 
 @pytest.mark.parametrize("examples", [CI_EXAMPLES])
@@ -132,8 +206,10 @@ def test_the_api_holds_to_its_schema(
     served: tuple[str, dict[str, dict[str, str]]], request: pytest.FixtureRequest, examples: int
 ) -> None:
     url, roles = served
-    failures = fuzz(url, roles, _examples(request, examples))
-    assert failures == [], "\n\n".join(failures)
+    examples = _examples(request, examples)
+    done = fuzz(url, roles, examples, thorough=False)
+    print(done.summary(examples))  # noqa: T201 - the figures of the pass, shown with -s or -rP
+    assert done.failures == [], "\n\n".join(done.failures)
 
 
 @pytest.mark.fuzz
@@ -141,8 +217,10 @@ def test_the_api_holds_to_its_schema_long(
     served: tuple[str, dict[str, dict[str, str]]], request: pytest.FixtureRequest
 ) -> None:
     url, roles = served
-    failures = fuzz(url, roles, _examples(request, LONG_EXAMPLES))
-    assert failures == [], "\n\n".join(failures)
+    examples = _examples(request, LONG_EXAMPLES)
+    done = fuzz(url, roles, examples, thorough=True)
+    print(done.summary(examples))  # noqa: T201
+    assert done.failures == [], "\n\n".join(done.failures)
 
 
 def _examples(request: pytest.FixtureRequest, default: int) -> int:

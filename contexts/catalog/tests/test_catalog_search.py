@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from redis.asyncio import Redis
 
 from shop_catalog.adapters.view import BY_NAME, BY_SKU, COLLECTION, ProductCatalog, search_queries
@@ -74,8 +74,8 @@ async def test_every_search_query_walks_an_index(
     catalog: tuple[ProductCatalog, Any], q: str | None, after: str | None
 ) -> None:
     _, view = catalog
-    for query, _ in search_queries(q, after):
-        found = view.find(query).sort("_id", 1).limit(21)
+    for query, index in search_queries(q, after):
+        found = view.find(query).sort("_id", 1).hint(index).limit(21)
         plan = (await found.explain())["queryPlanner"]
         stages: list[str] = []
         node = plan["winningPlan"]
@@ -84,3 +84,63 @@ async def test_every_search_query_walks_an_index(
             node = node.get("inputStage")
         assert "IXSCAN" in stages, (query, stages)
         assert "COLLSCAN" not in stages, (query, stages)
+
+
+class DocumentsRead(monitoring.CommandListener):
+    """How many documents each find and getMore brought back from the server."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.command_name in ("find", "getMore"):
+            cursor = event.reply["cursor"]
+            self.batches.append(len(cursor.get("firstBatch", cursor.get("nextBatch", []))))
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_every_page_of_a_search_reads_at_most_a_page_of_documents(
+    mongodb_server_url: str, mongodb_database: str, redis_url: str
+) -> None:
+    # A public route without a rate limit: a page after the first once read every product
+    # whose name matched, however many. Names match "cup" here, skus mostly not.
+    listener = DocumentsRead()
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongodb_server_url, event_listeners=[listener]
+    )
+    redis = Redis.from_url(redis_url)
+    view = mongo[mongodb_database][COLLECTION]
+    await view.drop()
+    await view.create_index(BY_SKU)
+    await view.create_index(BY_NAME)
+    by_name = {f"P-{n:03d}": f"Cup no. {n}" for n in range(120)}
+    by_sku = {f"CUP-{n:03d}": f"Mug no. {n}" for n in range(30)}
+    await view.insert_many([
+        {"_id": sku, "name": name, "name_key": name.casefold(), "is_active": True}
+        for sku, name in {**by_name, **by_sku, "Q-1": "Plate"}.items()
+    ])  # fmt: skip
+    reader = ProductCatalog(ReadStore(mongo[mongodb_database]), redis)
+    limit, after, seen, pages = 7, None, list[str](), 0
+    try:
+        while True:
+            listener.batches.clear()
+            page, cursor = await reader.search(q="cup", limit=limit, after=after)
+            pages += 1
+            # one bounded query per field (sku, name), nothing read beyond a page and one
+            assert len(listener.batches) <= 2, listener.batches
+            assert all(batch <= limit + 1 for batch in listener.batches), listener.batches
+            seen += [document["_id"] for document in page]
+            if cursor is None:
+                break
+            after = page[-1]["_id"]
+    finally:
+        await view.drop()
+        await redis.aclose()
+        await mongo.close()
+    assert seen == sorted({*by_name, *by_sku})  # in sku order, no duplicates, no gaps
+    assert pages == -(-len(seen) // limit)

@@ -384,6 +384,17 @@ async def test_the_openapi_document_shows_the_idempotency_key(
     assert "Idempotency-Key" in {p["name"] for p in operation.get("parameters", [])}
 
 
+async def test_a_draft_needs_no_body_and_the_schema_says_so(shop_client: Client) -> None:
+    # API.md: {items?: [...]}; an absent body is an empty draft, so the body is not required.
+    shopper = await new_customer(shop_client)
+    made = await shop_client.post("/orders", headers=shopper)
+    assert made.status_code == 201, made.text
+    assert (made.json()["status"], made.json()["lines"]) == ("draft", [])
+    paths = (await shop_client.get("/schema/openapi.json")).json()["paths"]
+    assert paths["/orders"]["post"]["requestBody"]["required"] is False
+    assert paths["/orders/{order_id}/items"]["post"]["requestBody"]["required"] is True
+
+
 async def _is(value: Any, expected: Any) -> bool:
     return await value == expected
 

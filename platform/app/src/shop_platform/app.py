@@ -39,6 +39,7 @@ from shop_platform.http.body_limit import body_limit_middleware
 from shop_platform.http.content_type import require_json
 from shop_platform.http.health import HealthController
 from shop_platform.http.openapi import Access, complete
+from shop_platform.http.options import answer_options
 from shop_platform.http.problems import EXCEPTION_HANDLERS  # pyright: ignore[reportUnknownVariableType]
 from shop_platform.http.request_context import request_context_middleware
 from shop_platform.resources import Resources, open_resources
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         dependencies={"readiness": Provide(provide_readiness, sync_to_thread=False)},
         middleware=[
             PrometheusConfig(app_name="shop", group_path=True, exclude=OPS_PATHS).middleware,
+            answer_options,  # before any guard: Allow names every method of the path
             *rate_limit_middleware(public_rate_limits(settings), redis=redis),
         ],
         on_app_init=[auth.on_app_init],

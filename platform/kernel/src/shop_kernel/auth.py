@@ -26,6 +26,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.authentication import AuthenticationResult
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 from litestar.types import HTTPScope, Receive, Scope, Send
 from redis.asyncio import Redis
@@ -264,7 +265,7 @@ def jwt_auth(
         if public_prefixes
         else None
     )
-    return JWTAuth[Principal, AccessToken](
+    return _JWTAuth(
         token_secret=tokens.key,
         retrieve_user_handler=retrieve_principal,
         algorithm=ALGORITHM,
@@ -278,6 +279,25 @@ def jwt_auth(
         authentication_middleware_class=BearerAuthMiddleware,
         description="An access token from POST /auth/token.",
     )
+
+
+class _JWTAuth(JWTAuth[Principal, AccessToken]):
+    """Litestar's ``JWTAuth`` whose OpenAPI scheme is valid OpenAPI 3.1: an ``http`` scheme
+    names no header (``name`` belongs to ``apiKey`` schemes only; the bearer scheme implies
+    ``Authorization``)."""
+
+    @property
+    def openapi_components(self) -> Components:
+        return Components(
+            security_schemes={
+                self.openapi_security_scheme_name: SecurityScheme(
+                    type="http",
+                    scheme="Bearer",
+                    bearer_format="JWT",
+                    description=self.description,
+                )
+            }
+        )
 
 
 class _BearerAuthMiddleware(JWTAuthenticationMiddleware):

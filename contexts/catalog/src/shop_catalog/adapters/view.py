@@ -42,8 +42,9 @@ LOCAL_ENTRIES = 10_000
 _CACHE = f"shop:cache:{COLLECTION}"
 _GENERATION = cache_generation_key(COLLECTION)
 # The view's indexes: active products by sku, and by name then sku.
-BY_SKU = [("is_active", ASCENDING), ("_id", ASCENDING)]
-BY_NAME = [("is_active", ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)]
+Index = list[tuple[str, int]]
+BY_SKU: Index = [("is_active", ASCENDING), ("_id", ASCENDING)]
+BY_NAME: Index = [("is_active", ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)]
 
 
 class ProductCatalogEntry(Document):
@@ -73,21 +74,22 @@ def _prefix(text: str) -> dict[str, str]:
     return {"$gte": text, "$lt": text[:-1] + chr(ord(last) + 1)}
 
 
-def search_queries(q: str | None, after: str | None) -> list[tuple[dict[str, Any], bool]]:
+def search_queries(q: str | None, after: str | None) -> list[tuple[dict[str, Any], Index]]:
     """The view's queries for active products after ``after`` whose sku or name starts with
-    ``q``, each with whether the caller may stop at the page size (else it filters by
-    ``after`` itself): one index range per field, merged by the caller. Not an ``$or`` of
-    anchored regexes, and no second range beside the name's, which a server may answer by
-    scanning the whole collection."""
+    ``q``, each with the index it walks: one index range per field, merged by the caller,
+    and each read in sku order up to the page size, on every page. Not an ``$or`` of
+    anchored regexes, which a server may answer by scanning the whole collection. The name's
+    query bounds ``_id`` by the cursor inside the name index; it is hinted, since a server may
+    answer that second range by scanning the collection (the test server does)."""
     beyond = {} if after is None else {"_id": {"$gt": after}}
     if not q:
-        return [({"is_active": True, **beyond}, True)]
+        return [({"is_active": True, **beyond}, BY_SKU)]
     sku = _prefix(q.upper())
     if after is not None and after >= sku["$gte"]:
         sku = {"$gt": after, **{k: v for k, v in sku.items() if k != "$gte"}}
     return [
-        ({"is_active": True, "_id": sku}, True),
-        ({"is_active": True, "name_key": _prefix(q.casefold())}, after is None),
+        ({"is_active": True, "_id": sku}, BY_SKU),
+        ({"is_active": True, "name_key": _prefix(q.casefold()), **beyond}, BY_NAME),
     ]
 
 
@@ -245,10 +247,10 @@ class ProductCatalog:
         return page, next_cursor
 
     async def _first(self, count: int, *, q: str | None, after: str | None) -> list[dict[str, Any]]:
+        """The first ``count`` products after ``after``: each query reads at most ``count``."""
         found: dict[str, dict[str, Any]] = {}
-        for query, stops_at_page in search_queries(q, after):
-            cursor = self._view.find(query).sort("_id", ASCENDING)
-            async for document in cursor.limit(count) if stops_at_page else cursor:
-                if after is None or document["_id"] > after:
-                    found[document["_id"]] = document
+        for query, index in search_queries(q, after):
+            cursor = self._view.find(query).sort("_id", ASCENDING).hint(index).limit(count)
+            async for document in cursor:
+                found[document["_id"]] = document
         return [found[sku] for sku in sorted(found)[:count]]

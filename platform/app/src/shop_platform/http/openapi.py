@@ -4,6 +4,7 @@
   statuses it can answer with, from what the route is: public or not, admins only, with a
   body, with path parameters, guarded by ``If-Match``, rate limited, a command.
 - Operations open to anyone need no token (``security: []``); open reads take one optionally.
+- A body whose handler has a default for it may be left out (``POST /orders``: no items).
 - ``/metrics`` answers in the Prometheus text format.
 """
 
@@ -88,6 +89,7 @@ def complete(app: Litestar, document: dict[str, Any], access: Access) -> None:
                     operation["security"] = [{}, {"BearerToken": []}]
                 statuses = _statuses(method, route.path, handler, public=public, limited=limited)
                 _problems(operation, statuses)
+                _optional_body(operation, handler)
     metrics = document["paths"].get("/metrics", {}).get("get")
     if metrics is not None:
         metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
@@ -116,6 +118,13 @@ def _close_request_bodies(document: dict[str, Any], schemas: dict[str, Any]) -> 
         for key in ("items", "oneOf", "anyOf", "allOf"):
             value: Any = node.get(key)
             pending.extend(cast("list[Any]", value) if isinstance(value, list) else [value])
+
+
+def _optional_body(operation: dict[str, Any], handler: Any) -> None:
+    """Litestar marks every body required; one with a default is not (the handler takes none)."""
+    body = handler.parsed_fn_signature.parameters.get("data")
+    if body is not None and body.has_default and "requestBody" in operation:
+        operation["requestBody"]["required"] = False
 
 
 def _mapping(value: Any) -> dict[str, Any]:
