@@ -55,6 +55,7 @@ class Backbone:
             min_backoff_ms=settings.event_min_backoff_ms,
             time_limit_ms=settings.event_time_limit_ms,
             outage_max_age_ms=int(settings.event_outage_max_age * 1000),
+            redis_timeout_s=settings.redis_timeout,
         )
         if metrics:
             # Per-actor (so per-subscriber) totals, errors, retries, rejects (dead letters)

@@ -38,7 +38,9 @@ async def rebuild_views(
     progress: ProgressFactory,
 ) -> dict[str, int]:
     rebuilt: dict[str, int] = {}
-    async with open_resources(settings, role="cli") as resources:
+    # A rebuild reads whole tables while it writes the views: no statement or idle
+    # transaction bound of the API's may cut it off (each MongoDB operation keeps its own).
+    async with open_resources(settings, role="rebuild", long_running=True) as resources:
         container = build_container(settings, resources, modules)
         database = resources.mongo[settings.mongodb_database]
         for view in views:

@@ -25,12 +25,19 @@ class Resources:
 
 @asynccontextmanager
 async def open_resources(
-    settings: Settings, *, role: str, create_indexes: bool = False
+    settings: Settings, *, role: str, create_indexes: bool = False, long_running: bool = False
 ) -> AsyncGenerator[Resources]:
-    """Clients bind to the loop they are made on: call this inside the loop that uses them."""
+    """Clients bind to the loop they are made on: call this inside the loop that uses them.
+
+    Every call through them is bounded (see the settings' timeouts); ``long_running`` (a
+    rebuild) lifts PostgreSQL's bounds on statements and transactions (see create_engine).
+    """
     # The API and the worker skip the ping (see create_engine); the CLI's short runs keep it.
     engine = create_engine(
-        settings, application_name=f"shop-{role}", pre_ping=role not in {"api", "worker"}
+        settings,
+        application_name=f"shop-{role}",
+        pre_ping=role not in {"api", "worker"},
+        long_running=long_running,
     )
     mongo = create_mongo_client(settings)
     redis = create_redis(settings)

@@ -24,9 +24,15 @@ def mongodb_url(settings: Settings) -> str:
     return settings.require("mongodb_url")
 
 
-def create_mongo_client(settings: Settings, *, timeout_ms: int = 5000) -> MongoClient:
+def create_mongo_client(settings: Settings) -> MongoClient:
+    """A client whose every operation is bounded by ``SHOP_MONGODB_TIMEOUT`` (pymongo's
+    ``timeoutMS``): choosing the server, waiting for a pooled connection, the round trip and
+    the server's own work (``maxTimeMS``), each find and getMore of a cursor on its own. A
+    server that stops answering costs a timeout error, not a request held forever."""
+    timeout_ms = round(settings.mongodb_timeout * 1000)
     return AsyncMongoClient(
         mongodb_url(settings),
+        timeoutMS=timeout_ms,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         tz_aware=True,

@@ -5,6 +5,19 @@ payment provider answering 503: the same work succeeds once it is back, so it is
 as long as the outage allowance lasts and never counts against the retry budget of a handler
 that is itself broken. Everything else (a constraint violated, a bug, a deadlock) is not an
 outage.
+
+Timeouts: a store that did not answer within its bound is out of reach right now:
+connecting, waiting for a pooled connection, a Redis command, a PostgreSQL server gone
+silent, and any MongoDB operation (pymongo's one deadline covers choosing the server, the
+pool, the network and the server's work, and the read store only sees keyed reads and
+versioned writes: a timeout there is the store slow or away). So is a PostgreSQL lock timeout
+(55P03): another transaction holds what this one needs, and it ends (or
+``idle_in_transaction_session_timeout`` ends it), so the same work succeeds later; a wait for
+a lock ends as a lock timeout, because the lock timeout must be shorter than the statement
+timeout. A statement timeout (57014) is not an outage: the server answered, the statement
+itself took too long, and retried for a day it would run the same slow statement again and
+again. It spends the retry budget and is dead-lettered, where it is seen (and replayed once
+the statement is fixed).
 """
 
 from __future__ import annotations
@@ -14,7 +27,7 @@ import socket
 from collections.abc import Iterator
 
 import psycopg
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
@@ -27,8 +40,9 @@ class Unavailable(Exception):
 
 
 # PostgreSQL's own "not now" answers: connection exceptions (class 08), a server shutting
-# down or starting (57P01..57P03), no connection slot free (53300).
-_POSTGRES_NOT_NOW = frozenset({"57P01", "57P02", "57P03", "53300"})
+# down or starting (57P01..57P03), no connection slot free (53300), a lock held by another
+# transaction for longer than lock_timeout (55P03).
+_POSTGRES_NOT_NOW = frozenset({"57P01", "57P02", "57P03", "53300", "55P03"})
 _NETWORK_ERRNOS = frozenset({
     errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
     errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN,
@@ -43,7 +57,10 @@ def is_outage(failure: BaseException) -> bool:
 def _is_outage_itself(failure: BaseException) -> bool:
     if isinstance(failure, Unavailable | ConnectionFailure | RedisConnectionError):
         return True
-    if isinstance(failure, RedisTimeoutError | PoolTimeout | TimeoutError | socket.gaierror):
+    # Besides the ConnectionFailure timeouts: ExecutionTimeout, WTimeoutError and the like.
+    if isinstance(failure, RedisTimeoutError | PoolTimeout | TimeoutError | socket.gaierror) or (
+        isinstance(failure, PyMongoError) and failure.timeout
+    ):
         return True
     if isinstance(failure, DBAPIError) and failure.connection_invalidated:
         return True

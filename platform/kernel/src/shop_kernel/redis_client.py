@@ -1,4 +1,9 @@
-"""The Redis client: broker, rate limits and caches share one server."""
+"""The Redis clients: broker, rate limits and caches share one server.
+
+Each command is bounded by ``SHOP_REDIS_TIMEOUT`` (connecting, and waiting for the answer),
+so that a Redis that hangs fails the command instead of holding a request or a worker thread.
+The URL's own ``socket_timeout`` and ``socket_connect_timeout``, when it names them, win.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +20,21 @@ def redis_url(settings: Settings) -> str:
     return settings.require("redis_url")
 
 
-def create_redis(settings: Settings, *, timeout: float = 5.0) -> Redis:
+def create_redis(settings: Settings) -> Redis:
+    """The process's asyncio client (caches, rate limits, readiness)."""
     return Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
         redis_url(settings),
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
         health_check_interval=30,
+    )
+
+
+def create_broker_redis(url: str, *, timeout: float) -> redis.Redis:
+    """The (synchronous) client Dramatiq's broker works with. No command of the broker
+    blocks on the server (its consumers poll), so the bound never cuts a wait short."""
+    return redis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
+        url, socket_timeout=timeout, socket_connect_timeout=timeout
     )
 
 

@@ -92,6 +92,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # How long an idle queue consumer waits at most before asking Redis again. Dramatiq's
     # default (1 s) adds up to a second to the delivery of an event that finds it idle.
     worker_idle_poll_ms: Annotated[int, msgspec.Meta(ge=10, le=10_000)] = 100
+    # Every call to a store is bounded, so that a store that hangs costs a 503 (or a retried
+    # delivery), never a request or a worker thread held forever. PostgreSQL: connecting
+    # (libpq counts whole seconds, at least 2), waiting for a pooled connection, one
+    # statement, one wait for a lock (shorter than a statement, so that a lock wait ends as a
+    # lock timeout), and a transaction left idle (longer than a subscriber may take, as a
+    # delivery keeps its transaction open while it sends a mail). Migrations and
+    # `shop projections rebuild` have no statement, lock or idle bound: they take what the
+    # data needs.
+    db_connect_timeout: Duration = 5.0
+    db_pool_timeout: Duration = 10.0
+    db_statement_timeout: Duration = 30.0
+    db_lock_timeout: Duration = 10.0
+    db_idle_in_transaction_timeout: Duration = 120.0
+    # MongoDB: one operation, from choosing the server to its answer. Redis: one command.
+    mongodb_timeout: Duration = 10.0
+    redis_timeout: Duration = 5.0
     # The event backbone: retries before a message is dead-lettered, the first back-off (it
     # doubles each time, up to 5 minutes), a handler's time limit, events per relay batch.
     event_max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 8
@@ -142,6 +158,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         self._check_subjects()
         self._check_public_url()
+        if self.db_connect_timeout < 2 or int(self.db_connect_timeout) != self.db_connect_timeout:
+            raise SettingsError(
+                f"{env_name('db_connect_timeout')}: whole seconds, at least 2 (what libpq "
+                f"can bound), got {self.db_connect_timeout:g} s"
+            )
         for field, schemes in _URL_SCHEMES.items():
             value: str | None = getattr(self, field)
             if value is not None and not value.startswith(schemes):
@@ -226,12 +247,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"{DEAD_LETTER_TTL_S // 86_400} days dead letters are kept, "
                 "so that a replayed one finds what was handled"
             )
+        settings._check_timeouts()
         if (settings.bootstrap_admin_email is None) != (settings.bootstrap_admin_password is None):
             raise SettingsError(
                 f"{env_name('bootstrap_admin_email')} and "
                 f"{env_name('bootstrap_admin_password')}: set both or neither"
             )
         return settings
+
+    def _check_timeouts(self) -> None:
+        if self.db_lock_timeout >= self.db_statement_timeout:
+            raise SettingsError(
+                f"{env_name('db_lock_timeout')}: must be shorter than "
+                f"{env_name('db_statement_timeout')}, so that a wait for a lock ends as a "
+                "lock timeout (retried as contention), not as a slow statement"
+            )
+        if self.db_idle_in_transaction_timeout * 1000 <= self.event_time_limit_ms:
+            raise SettingsError(
+                f"{env_name('db_idle_in_transaction_timeout')}: must be longer than "
+                f"{env_name('event_time_limit_ms')}: a delivery keeps its transaction open "
+                "while its subscriber runs"
+            )
 
     def require(self, field: str) -> str:
         """A store URL that must be configured, or one line saying how to fix its absence."""

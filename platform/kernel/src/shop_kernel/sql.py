@@ -2,23 +2,40 @@
 
 The service speaks SQLAlchemy Core (tables and statements), never the ORM: repositories map
 rows to aggregates in plain code, and a transaction is an ``AsyncConnection``.
+
+Every call is bounded (README "Timeouts"): connecting by ``connect_timeout`` in the URL
+itself, so that every connection made from it has it (the engines', the migrations', the
+relay's LISTEN); waiting for a pooled connection by the pool; a statement, a lock wait and a
+transaction left idle by the server (``statement_timeout``, ``lock_timeout``,
+``idle_in_transaction_session_timeout``, set when the engine's connections start); and a
+server that stops answering altogether by the connection itself (:class:`AnsweringConnection`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+import psycopg
+from psycopg.abc import PQGen
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import ColumnElement, Table, make_url, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shop_kernel.domain import AggregateRoot, ConcurrentChange
 from shop_kernel.settings import Settings, SettingsError, env_name
 
+RV = TypeVar("RV")
+
 
 def database_url(settings: Settings) -> str:
-    """The configured URL in the form SQLAlchemy's psycopg 3 dialect expects."""
-    return normalise_database_url(settings.require("database_url"))
+    """The configured URL in the form SQLAlchemy's psycopg 3 dialect expects, with its
+    ``connect_timeout`` (unless the URL names its own)."""
+    url = normalise_database_url(settings.require("database_url"))
+    if "connect_timeout" in make_url(url).query:
+        return url
+    # Appended, not re-rendered: the rest of the URL reaches libpq exactly as configured.
+    return f"{url}{'&' if '?' in url else '?'}connect_timeout={int(settings.db_connect_timeout)}"
 
 
 def normalise_database_url(url: str) -> str:
@@ -33,8 +50,61 @@ def libpq_url(url: str) -> str:
     return "postgresql://" + normalise_database_url(url).removeprefix("postgresql+psycopg://")
 
 
+class ServerSilent(psycopg.OperationalError):
+    """The server did not answer within the time a connection gives it; the connection is
+    closed (the pool replaces it)."""
+
+
+class AnsweringConnection(psycopg.AsyncConnection[Any]):
+    """A connection that gives up on a server that stopped answering.
+
+    libpq has no read timeout, and ``statement_timeout`` is the server's own: a server that
+    hangs while its host still acknowledges TCP would hold the connection, and the request on
+    it, forever. Here every exchange with the server (a statement, a fetch, a commit) must be
+    over within ``answer_within`` seconds, which is longer than the server's own bounds, so
+    that a server that answers reports its own timeout first.
+    """
+
+    answer_within: float | None = None
+
+    async def wait(
+        self,
+        gen: PQGen[RV],
+        interval: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - psycopg's own signature
+    ) -> RV:
+        # Every round trip of psycopg goes through here. A wait psycopg bounds itself (while
+        # it listens for notifications) keeps its own bound.
+        bound = self.answer_within if timeout is None else timeout
+        try:
+            if interval is None:
+                return await super().wait(gen, timeout=bound)
+            return await super().wait(gen, interval, bound)
+        except psycopg.errors._WaitTimeout:  # pyright: ignore[reportPrivateUsage] - psycopg's signal that `timeout` ran out
+            if timeout is not None:
+                raise
+            self.pgconn.finish()  # a reply still on its way must not meet the next statement
+            raise ServerSilent(f"PostgreSQL did not answer within {bound:g} s") from None
+
+
+def session_options(settings: Settings, given: str | None = None) -> str:
+    """The server's bounds for a session, as libpq ``options``; ``given`` (the URL's own)
+    comes last, so what the URL sets wins."""
+    bounds = {
+        "statement_timeout": settings.db_statement_timeout,
+        "lock_timeout": settings.db_lock_timeout,
+        "idle_in_transaction_session_timeout": settings.db_idle_in_transaction_timeout,
+    }
+    ours = " ".join(f"-c {name}={round(seconds * 1000)}" for name, seconds in bounds.items())
+    return f"{ours} {given}" if given else ours
+
+
 def create_engine(
-    settings: Settings, *, application_name: str = "shop", pre_ping: bool = True
+    settings: Settings,
+    *,
+    application_name: str = "shop",
+    pre_ping: bool = True,
+    long_running: bool = False,
 ) -> AsyncEngine:
     """The process's engine. ``pre_ping`` tests each pooled connection before handing it out.
 
@@ -42,15 +112,35 @@ def create_engine(
     the server dropped (a restart, a failover) fails the one request or delivery that meets
     it (a 503 to retry, or a retried delivery), and the pool then replaces every connection
     older than the failure.
+
+    ``long_running`` is for an operator's job (``shop projections rebuild``) whose statements
+    and transactions last as long as the data needs: its connections are bounded only in
+    connecting and in waiting for the pool, never cut off in the middle of the work.
     """
-    url = make_url(database_url(settings))
+    configured = database_url(settings)
+    url = make_url(configured)
+    extra: dict[str, str] = {"application_name": application_name}
+    answer_within: float | None = None
+    if not long_running:
+        given = url.query.get("options")
+        extra["options"] = session_options(settings, given if isinstance(given, str) else None)
+        # The server's bounds first, then as long again as connecting may take.
+        answer_within = settings.db_statement_timeout + settings.db_connect_timeout
+    conninfo = make_conninfo(libpq_url(configured), **extra)
+
+    async def connect() -> AnsweringConnection:
+        connection = await AnsweringConnection.connect(conninfo)
+        connection.answer_within = answer_within
+        return connection
+
     return create_async_engine(
         url,
+        async_creator=connect,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=pre_ping,
         pool_recycle=1800,
-        connect_args={"application_name": application_name},
     )
 
 

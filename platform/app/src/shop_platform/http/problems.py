@@ -10,10 +10,11 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.types import ExceptionHandlersMap
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shop_kernel.domain import (
     BusinessRuleViolated,
@@ -91,12 +92,18 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
 
 
 def store_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """A store that dropped the connection (a restart, a failover) or does not answer: 503,
-    to be retried. The pools replace what broke, so the next request gets a fresh connection.
-    Any other database error is a bug, and a 500."""
+    """A store that dropped the connection (a restart, a failover), does not answer, or did
+    not within its bound: 503, to be retried. That covers PostgreSQL's connect, statement and
+    lock timeouts (OperationalError: QueryCanceled 57014, LockNotAvailable 55P03), a pool
+    with no connection free in time, and every MongoDB error that is a timeout (pymongo's
+    ``timeout``: NetworkTimeout, ServerSelectionTimeoutError, ExecutionTimeout...). The
+    pools replace what broke, so the next request gets a fresh connection. Any other store
+    error is a bug, and a 500."""
     if isinstance(exc, DBAPIError) and not (
         exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
     ):
+        return unexpected_error(request, exc)
+    if isinstance(exc, PyMongoError) and not (isinstance(exc, ConnectionFailure) or exc.timeout):
         return unexpected_error(request, exc)
     log.warning("store unavailable", path=request.url.path, error=repr(exc))
     response = problem(request, 503, detail="A store does not answer; try again shortly.")
@@ -153,8 +160,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {  # pyright: ignore[reportUnknownVar
     HTTPException: http_exception,
     DomainError: domain_error,
     DBAPIError: store_error,
+    PoolTimeout: store_error,
     RedisConnectionError: store_error,
     RedisTimeoutError: store_error,
-    ConnectionFailure: store_error,
+    PyMongoError: store_error,
     Exception: unexpected_error,
 }

@@ -18,7 +18,7 @@ from redis.commands.core import Script
 
 from shop_kernel.messaging.dead_letters import FailureReasons
 from shop_kernel.messaging.retries import BackboneRetries
-from shop_kernel.redis_client import redis_of
+from shop_kernel.redis_client import create_broker_redis, redis_of
 from shop_kernel.settings import DEAD_LETTER_TTL_S
 
 NAMESPACE = "shop"
@@ -35,6 +35,7 @@ def create_broker(
     time_limit_ms: int = 60_000,
     outage_max_age_ms: int = 24 * 3600 * 1000,
     dead_letter_ttl_ms: int = DEAD_LETTER_TTL_S * 1000,
+    redis_timeout_s: float = 5.0,
 ) -> RedisBroker:
     """A broker whose dead workers' messages come back within seconds, not minutes.
 
@@ -57,7 +58,7 @@ def create_broker(
         UvloopAsyncIO(),
     ]
     return BackboneBroker(
-        url=url,
+        client=create_broker_redis(url, timeout=redis_timeout_s),
         # Dramatiq forgets dead letters after this; the shop_dead_letters gauge alerts first.
         dead_message_ttl=dead_letter_ttl_ms,
         namespace=NAMESPACE,
