@@ -34,6 +34,9 @@ COPY contexts/users/pyproject.toml contexts/users/
 COPY contexts/catalog/pyproject.toml contexts/catalog/
 COPY contexts/orders/pyproject.toml contexts/orders/
 COPY contexts/notifications/pyproject.toml contexts/notifications/
+COPY contexts/users/contract/pyproject.toml contexts/users/contract/
+COPY contexts/catalog/contract/pyproject.toml contexts/catalog/contract/
+COPY contexts/orders/contract/pyproject.toml contexts/orders/contract/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --compile-bytecode --no-install-workspace
 

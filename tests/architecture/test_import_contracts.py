@@ -22,6 +22,10 @@ PACKAGES = {
         f"shop_{name}": ROOT / f"contexts/{name}/src/shop_{name}"
         for name in ("users", "catalog", "orders", "notifications")
     },
+    **{
+        f"shop_{name}_contract": ROOT / f"contexts/{name}/contract/src/shop_{name}_contract"
+        for name in ("users", "catalog", "orders")
+    },
 }
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
@@ -63,22 +67,42 @@ def test_the_code_keeps_every_contract() -> None:
         (
             "shop_orders/application/__init__.py",
             "import shop_orders.adapters.sql",
-            "Inside a context: module > adapters > application > contract | domain",
+            "Inside a context: module > adapters > application > domain",
         ),
         (
-            "shop_orders/contract.py",
+            "shop_orders_contract/__init__.py",
             "import shop_orders.domain",
-            "Inside a context: module > adapters > application > contract | domain",
+            "Contract packages import no context and not the platform",
+        ),
+        (
+            "shop_orders_contract/__init__.py",
+            "import shop_catalog_contract",
+            "Contract packages are independent of each other",
         ),
         (
             "shop_orders/adapters/__init__.py",
             "import shop_catalog.domain",
-            "orders reaches other contexts only through their contract",
+            "Contexts are independent of each other: they meet only in contract packages",
+        ),
+        (
+            "shop_notifications/module.py",
+            "import shop_users.module",
+            "Contexts are independent of each other: they meet only in contract packages",
         ),
         (
             "shop_kernel/sql.py",
-            "import shop_users.contract",
-            "The kernel imports no context and not the platform",
+            "import shop_users_contract",
+            "The kernel imports no context, no contract and not the platform",
+        ),
+        (
+            "shop_kernel/sql.py",
+            "import shop_users",
+            "The kernel imports no context, no contract and not the platform",
+        ),
+        (
+            "shop_users/domain/__init__.py",
+            "import shop_users_contract",
+            "Domains import only the standard library and shop_kernel.domain",
         ),
         (
             "shop_notifications/module.py",
@@ -90,9 +114,13 @@ def test_the_code_keeps_every_contract() -> None:
         "domain-sqlalchemy",
         "domain-kernel-io",
         "application-adapters",
-        "contract-domain",
+        "contract-context",
+        "contract-contract",
         "cross-context",
+        "cross-context-module",
+        "kernel-contract",
         "kernel-context",
+        "domain-contract",
         "context-platform",
     ],
 )

@@ -16,7 +16,7 @@ from pymongo import AsyncMongoClient
 from sqlalchemy import text
 
 from shop_catalog.adapters.sql import SqlCatalogQueries
-from shop_catalog.contract import Price, ProductFacts
+from shop_catalog_contract import Price, ProductFacts
 from shop_kernel.preconditions import expected_version
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine

@@ -27,7 +27,7 @@ from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork, joined
-from shop_orders.contract import OrderCancelled, OrderPlaced
+from shop_orders_contract import OrderCancelled, OrderPlaced
 
 
 @pytest.fixture

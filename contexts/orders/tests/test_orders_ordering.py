@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from shop_catalog.contract import Price, ProductFacts
+from shop_catalog_contract import Price, ProductFacts
 from shop_kernel.domain import ConcurrentChange, InvalidField, Money, PreconditionFailed
 from shop_orders.application.ordering import ATTEMPTS, Caller, Item, Ordering
 from shop_orders.application.ports import Orders, OrdersTransaction

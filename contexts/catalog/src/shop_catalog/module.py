@@ -21,7 +21,7 @@ from shop_catalog.adapters.view import (
 )
 from shop_catalog.application.products import ProductAdmin
 from shop_catalog.application.stock import StockKeeping
-from shop_catalog.contract import (
+from shop_catalog_contract import (
     CatalogQueries,
     ProductChanged,
     ProductCreated,
@@ -37,7 +37,7 @@ from shop_kernel.mongo import ReadStore
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
-from shop_orders.contract import OrderCancelled, OrderPlaced, OrderRejected
+from shop_orders_contract import OrderCancelled, OrderPlaced, OrderRejected
 
 
 def register(container: punq.Container, settings: Settings) -> None:

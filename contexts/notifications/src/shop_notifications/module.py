@@ -32,8 +32,8 @@ from shop_notifications.adapters.subscriptions import (
 )
 from shop_notifications.application.mailing import Mailing
 from shop_notifications.application.ports import Mailer
-from shop_orders.contract import OrderCancelled, OrderConfirmed, OrderRejected
-from shop_users.contract import ERASED, REGISTERED, PasswordResetRequested, UserContacts
+from shop_orders_contract import OrderCancelled, OrderConfirmed, OrderRejected
+from shop_users_contract import ERASED, REGISTERED, PasswordResetRequested, UserContacts
 
 
 def mailer(settings: Settings) -> Mailer:

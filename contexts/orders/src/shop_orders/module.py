@@ -6,7 +6,7 @@ from pathlib import Path
 
 import punq
 
-from shop_catalog.contract import CatalogQueries, StockReservationFailed, StockReserved
+from shop_catalog_contract import CatalogQueries, StockReservationFailed, StockReserved
 from shop_kernel.messaging.subscriptions import project, subscribe
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
@@ -28,7 +28,7 @@ from shop_orders.adapters.view import (
     OrderViewSource,
 )
 from shop_orders.application.ordering import Ordering
-from shop_orders.contract import (
+from shop_orders_contract import (
     OrderCancelled,
     OrderConfirmed,
     OrderLinesChanged,

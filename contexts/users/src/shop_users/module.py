@@ -32,14 +32,14 @@ from shop_users.adapters.sql import (
 from shop_users.adapters.translations import TRANSLATIONS
 from shop_users.application.accounts import Accounts
 from shop_users.application.resets import PasswordResets
-from shop_users.contract import (
+from shop_users.domain.passwords import PasswordPolicy
+from shop_users_contract import (
     LEGACY_USER_EVENTS,
     USER_EVENTS,
     PasswordResetRequested,
     ResetTokens,
     UserContacts,
 )
-from shop_users.domain.passwords import PasswordPolicy
 
 
 def register(container: punq.Container, settings: Settings) -> None:

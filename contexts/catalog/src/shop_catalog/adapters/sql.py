@@ -33,7 +33,6 @@ from shop_catalog.application.ports import (
     Products,
     Reservations,
 )
-from shop_catalog.contract import Price, ProductFacts
 from shop_catalog.domain.model import (
     Product,
     Shortfall,
@@ -42,6 +41,7 @@ from shop_catalog.domain.model import (
     StockReservation,
     is_sku,
 )
+from shop_catalog_contract import Price, ProductFacts
 from shop_kernel.domain import Money
 from shop_kernel.sql import update_versioned
 from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, reading, transactions

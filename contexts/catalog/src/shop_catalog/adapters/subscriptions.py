@@ -9,7 +9,7 @@ from __future__ import annotations
 from shop_catalog.application.stock import StockKeeping
 from shop_catalog.domain.model import merge_lines
 from shop_kernel.unit_of_work import UnitOfWork
-from shop_orders.contract import OrderCancelled, OrderPlaced, OrderRejected
+from shop_orders_contract import OrderCancelled, OrderPlaced, OrderRejected
 
 
 class ReserveStock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shop_catalog import contract
+import shop_catalog_contract as contract
 from shop_catalog.domain import model
 from shop_kernel.domain import DomainEvent
 

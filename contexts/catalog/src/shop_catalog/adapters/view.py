@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_catalog.adapters.sql import products
-from shop_catalog.contract import ProductState
+from shop_catalog_contract import ProductState
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore

@@ -13,8 +13,8 @@ from shop_kernel.unit_of_work import UnitOfWork
 from shop_notifications.application.mailing import Mailing
 from shop_notifications.application.ports import Recipient
 from shop_notifications.domain.model import Template
-from shop_orders.contract import OrderCancelled, OrderConfirmed, OrderRejected, OrderState
-from shop_users.contract import PasswordResetRequested, ResetTokens, UserContacts, UserState
+from shop_orders_contract import OrderCancelled, OrderConfirmed, OrderRejected, OrderState
+from shop_users_contract import PasswordResetRequested, ResetTokens, UserContacts, UserState
 
 
 class Welcome:

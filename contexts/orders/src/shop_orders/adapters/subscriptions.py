@@ -6,7 +6,7 @@ delivery's inbox row commit together.
 
 from __future__ import annotations
 
-from shop_catalog.contract import StockReservationFailed, StockReserved
+from shop_catalog_contract import StockReservationFailed, StockReserved
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_orders.application.ordering import Ordering
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import shop_orders_contract as contract
 from shop_kernel.domain import DomainEvent, Money
-from shop_orders import contract
 from shop_orders.domain import model
 
 

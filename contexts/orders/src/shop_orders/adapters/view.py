@@ -28,7 +28,7 @@ from shop_kernel.mongo import ReadStore
 from shop_kernel.pages import encode_cursor
 from shop_orders.adapters.sql import order_from_row, orders
 from shop_orders.adapters.translations import order_state
-from shop_orders.contract import OrderState
+from shop_orders_contract import OrderState
 
 COLLECTION = "order_views"
 _SORT_KEY = re.compile(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from shop_catalog.contract import CatalogQueries, ProductFacts
+from shop_catalog_contract import CatalogQueries, ProductFacts
 from shop_kernel.domain import ConcurrentChange, InvalidField, Money, PreconditionFailed
 from shop_kernel.log import get_logger
 from shop_orders.application.ports import OrdersUnitOfWork

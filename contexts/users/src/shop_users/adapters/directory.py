@@ -24,7 +24,7 @@ from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
 from shop_kernel.pages import encode_cursor
 from shop_users.adapters.sql import users
-from shop_users.contract import UserState
+from shop_users_contract import UserState
 
 COLLECTION = "user_directory"
 

@@ -34,8 +34,8 @@ from shop_kernel.messaging.outbox import forget_in_outbox
 from shop_kernel.sql import update_versioned
 from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, reading, transactions
 from shop_users.application.ports import ResetTokens, UserRepository, UsersUnitOfWork
-from shop_users.contract import Contact
 from shop_users.domain.model import DisplayName, EmailAddress, EmailAlreadyRegistered, Role, User
+from shop_users_contract import Contact
 
 metadata = MetaData(schema="users")
 
@@ -71,7 +71,7 @@ password_reset_tokens = Table(
 )  # fmt: skip
 
 
-# What the events of earlier releases carried about a person (shop_users.contract's ``.v1``
+# What the events of earlier releases carried about a person (shop_users_contract's ``.v1``
 # events), blanked in the outbox when the account is erased.
 PERSONAL_FIELDS = ("email", "name")
 

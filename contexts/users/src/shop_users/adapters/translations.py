@@ -1,12 +1,12 @@
-"""How what happened to a ``User`` is told to the other contexts (see ``shop_users.contract``)."""
+"""How what happened to a ``User`` is told to the other contexts (see ``shop_users_contract``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import shop_users_contract as contract
 from shop_kernel.domain import DomainEvent
-from shop_users import contract
 from shop_users.domain import model
 
 

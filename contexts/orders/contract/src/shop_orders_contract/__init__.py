@@ -1,4 +1,4 @@
-"""The orders context's published language: the only module other contexts may import.
+"""The orders context's published language: the only code other contexts may import.
 
 Every order event carries the order's whole state after the change (event-carried state):
 catalog reserves stock when an order is placed and releases it when the order is cancelled;

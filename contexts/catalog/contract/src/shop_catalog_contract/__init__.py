@@ -1,4 +1,4 @@
-"""The catalog context's published language: the only module other contexts may import.
+"""The catalog context's published language: the only code other contexts may import.
 
 Orders asks for current prices through :class:`CatalogQueries` (prices never come from a
 client) and learns the outcome of a reservation from ``StockReserved`` or

@@ -1,4 +1,4 @@
-"""The users context's published language: the only module other contexts may import.
+"""The users context's published language: the only code other contexts may import.
 
 Every event carries the account's public state after the change (event-carried state) but
 nothing personal: no email and no name. Events are kept (the outbox, queues, dead letters)
