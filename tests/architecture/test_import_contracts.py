@@ -109,6 +109,11 @@ def test_the_code_keeps_every_contract() -> None:
             "import shop_platform.app",
             "Contexts never import the platform",
         ),
+        (
+            "shop_platform/admins.py",
+            "import shop_users.application.accounts",
+            "The platform reaches a context only through its module and its contract package",
+        ),
     ],
     ids=[
         "domain-sqlalchemy",
@@ -122,6 +127,7 @@ def test_the_code_keeps_every_contract() -> None:
         "kernel-context",
         "domain-contract",
         "context-platform",
+        "platform-context-internals",
     ],
 )
 def test_a_contract_catches_its_violation(

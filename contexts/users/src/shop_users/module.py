@@ -14,6 +14,7 @@ from shop_kernel.mongo import ReadStore
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
+from shop_users.adapters.admins import AccountAdministrators
 from shop_users.adapters.directory import (
     COLLECTION,
     UserDirectory,
@@ -36,6 +37,7 @@ from shop_users.domain.passwords import PasswordPolicy
 from shop_users_contract import (
     LEGACY_USER_EVENTS,
     USER_EVENTS,
+    Administrators,
     PasswordResetRequested,
     ResetTokens,
     UserContacts,
@@ -53,6 +55,7 @@ def register(container: punq.Container, settings: Settings) -> None:
         policy,
     )
     container.register(Accounts, instance=accounts)
+    container.register(Administrators, instance=AccountAdministrators(accounts))
     resets = PasswordResets(
         sql_transactions(lambda: container.resolve(UnitOfWork)),  # pyright: ignore[reportUnknownLambdaType, reportUnknownMemberType, reportUnknownArgumentType]
         hasher,

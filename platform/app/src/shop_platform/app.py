@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 admin = await ensure_admin(
                     container, settings.bootstrap_admin_email, settings.bootstrap_admin_password
                 )
-                log.info("bootstrap admin present", user_id=str(admin.id))
+                log.info("bootstrap admin present", user_id=str(admin.user_id))
             app.state.readiness = Readiness(
                 store_checks(resources, targets, outbox_max_age=settings.outbox_max_age),
                 timeout=settings.health_timeout,

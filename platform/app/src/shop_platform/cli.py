@@ -330,7 +330,7 @@ def create_admin_command(email: str, password_stdin: bool) -> None:
         user = asyncio.run(create_admin(settings, email, password))
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"admin {user.id} ({user.email})")
+    click.echo(f"admin {user.user_id} ({user.email})")
 
 
 def _broker() -> RedisBroker:

@@ -143,3 +143,18 @@ class UserContacts(Protocol):
     async def contact(self, user_id: uuid.UUID) -> Contact | None:
         """The account's address and name; None for an erased or unknown account."""
         ...
+
+
+class Admin(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: uuid.UUID
+    email: str
+
+
+class Administrators(Protocol):
+    """For the composition root (the bootstrap admin at start-up, ``shop users create-admin``)."""
+
+    async def ensure_admin(self, email: str, password: str) -> Admin:
+        """The account of ``email`` exists, is active and is an admin (created with
+        ``password`` if new). An existing account is promoted only if ``password`` is its
+        password; else a ``Conflict`` (``admin-email-taken``) is raised."""
+        ...
