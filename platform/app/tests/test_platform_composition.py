@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import punq
 import pytest
 from sqlalchemy import text
 
+from shop_catalog.application.products import ProductAdmin
+from shop_catalog_contract import CatalogQueries
+from shop_kernel.domain import Money
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
+from shop_notifications.application.mailing import Mailing
+from shop_orders.application.ordering import Caller, Item, Ordering
 from shop_platform import container as composition
 from shop_platform import contexts
+from shop_platform.container import CompositionError, registration_order
 from shop_platform.contexts import CONTEXTS, installed_contexts
 from shop_platform.resources import Resources, open_resources
+from shop_users_contract import UserContacts
 
 
 @pytest.fixture
@@ -106,3 +114,72 @@ async def test_each_context_registers_its_own_parts(
     )
     container = composition.build_container(shop_settings, resources, (*CONTEXTS, spy))
     assert isinstance(container.resolve(Shelf), Shelf)
+
+
+def _context(name: str) -> ContextModule:
+    return next(context for context in CONTEXTS if context.name == name)
+
+
+async def test_the_contexts_compose_in_reverse_order_too(
+    shop_settings: Settings, resources: Resources
+) -> None:
+    # Orders now comes before the catalog whose prices it reads, notifications before the
+    # users whose addresses it writes to.
+    backwards = tuple(reversed(CONTEXTS))
+    assert [c.name for c in backwards] == ["users", "orders", "notifications", "catalog"]
+    container = composition.build_container(shop_settings, resources, backwards)
+
+    sku = f"REV-{uuid.uuid4().hex[:8].upper()}"
+    products: ProductAdmin = container.resolve(ProductAdmin)  # pyright: ignore[reportUnknownMemberType, reportAssignmentType]
+    await products.create(sku, "Mug", "", Money(1250, "EUR"), 3, actor="test")
+    ordering: Ordering = container.resolve(Ordering)  # pyright: ignore[reportUnknownMemberType, reportAssignmentType]
+    order = await ordering.create(Caller(uuid.uuid4()), [Item(sku, 2)])
+    assert order.total == Money(2500, "EUR")  # priced by the catalog registered after it
+    assert isinstance(container.resolve(Mailing), Mailing)
+
+
+def test_each_context_registers_after_the_providers_of_what_it_needs() -> None:
+    for given in (CONTEXTS, tuple(reversed(CONTEXTS))):
+        order = [c.name for c in registration_order(given)]
+        assert sorted(order) == sorted(c.name for c in CONTEXTS)
+        assert order.index("catalog") < order.index("orders")
+        assert order.index("users") < order.index("notifications")
+    assert CatalogQueries in _context("catalog").provides
+    assert CatalogQueries in _context("orders").needs
+    assert UserContacts in _context("users").provides
+    assert UserContacts in _context("notifications").needs
+
+
+def test_a_need_that_no_installed_context_provides_stops_the_start() -> None:
+    without_users = [c for c in CONTEXTS if c.name != "users"]
+    with pytest.raises(
+        CompositionError,
+        match="notifications needs UserContacts, ResetTokens, which no installed context provides",
+    ):
+        registration_order(without_users)
+
+
+def test_a_facade_provided_twice_stops_the_start() -> None:
+    twin = replace(_context("catalog"), name="catalog2")
+    with pytest.raises(CompositionError, match="CatalogQueries is provided by both catalog"):
+        registration_order([*CONTEXTS, twin])
+
+
+def test_contexts_that_need_each_other_stop_the_start() -> None:
+    catalog = replace(_context("catalog"), needs=[UserContacts])
+    users = replace(_context("users"), needs=[CatalogQueries])
+    with pytest.raises(CompositionError, match=r"in a cycle: (\w+) -> (?!\1)\w+ -> \1$"):
+        registration_order([catalog, users])
+
+
+async def test_a_context_that_does_not_register_what_it_provides_stops_the_start(
+    shop_settings: Settings, resources: Resources
+) -> None:
+    class Shelves:
+        pass
+
+    spy = ContextModule(name="spy", migrations=_context("users").migrations, provides=[Shelves])
+    with pytest.raises(
+        CompositionError, match="spy declares that it provides Shelves but did not register it"
+    ):
+        composition.build_container(shop_settings, resources, (*CONTEXTS, spy))

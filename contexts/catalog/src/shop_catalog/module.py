@@ -57,6 +57,7 @@ module = ContextModule(
         name="catalog", metadata=metadata, script_location=Path(__file__).parent / "migrations"
     ),
     register=register,
+    provides=[CatalogQueries],
     route_handlers=[ProductsController],
     document_models=[ProductCatalogEntry],
     events=[*PRODUCT_STATES, StockReserved, StockReservationFailed, StockReleased],

@@ -33,7 +33,13 @@ from shop_notifications.adapters.subscriptions import (
 from shop_notifications.application.mailing import Mailing
 from shop_notifications.application.ports import Mailer
 from shop_orders_contract import OrderCancelled, OrderConfirmed, OrderRejected
-from shop_users_contract import ERASED, REGISTERED, PasswordResetRequested, UserContacts
+from shop_users_contract import (
+    ERASED,
+    REGISTERED,
+    PasswordResetRequested,
+    ResetTokens,
+    UserContacts,
+)
 
 
 def mailer(settings: Settings) -> Mailer:
@@ -67,8 +73,7 @@ def register(container: punq.Container, settings: Settings) -> None:
             composer,
             mailer(settings),
             SqlSentRecords(engine),
-            # Asked for when a mail is written, once every context is registered.
-            UsersRecipients(lambda: resolve(UserContacts)),  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
+            UsersRecipients(resolve(UserContacts)),  # pyright: ignore[reportUnknownArgumentType]
             lease=lease,  # pyright: ignore[reportUnknownArgumentType]
         ),
     )
@@ -84,6 +89,7 @@ module = ContextModule(
         script_location=Path(__file__).parent / "migrations",
     ),
     register=register,
+    needs=[UserContacts, ResetTokens],  # the address of a mail, the token of a reset link
     route_handlers=[NotificationsController],
     subscriptions=[
         *(subscribe(event, Welcome) for event in REGISTERED),

@@ -56,6 +56,7 @@ module = ContextModule(
         name="orders", metadata=metadata, script_location=Path(__file__).parent / "migrations"
     ),
     register=register,
+    needs=[CatalogQueries],
     route_handlers=[OrdersController],
     document_models=[OrderViewEntry],
     events=list(ORDER_STATES),

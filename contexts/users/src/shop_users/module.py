@@ -77,6 +77,7 @@ module = ContextModule(
         name="users", metadata=metadata, script_location=Path(__file__).parent / "migrations"
     ),
     register=register,
+    provides=[UserContacts, ResetTokens, Administrators, PrincipalSource],
     route_handlers=[UsersController, SignIn, PasswordReset],
     document_models=[UserDirectoryEntry],
     events=[*USER_EVENTS, *LEGACY_USER_EVENTS, PasswordResetRequested],

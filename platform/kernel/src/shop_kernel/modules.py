@@ -32,6 +32,12 @@ class ContextModule:
     name: str
     migrations: MigrationTarget
     register: Callable[[punq.Container, Settings], None] = _register_nothing
+    # The query facades (Protocols of its contract, or the kernel's) ``register`` puts in the
+    # container for the others ...
+    provides: Sequence[type[Any]] = ()
+    # ... and the other contexts' facades it uses, at registration or later: the platform
+    # registers their providers first, and refuses to start without one.
+    needs: Sequence[type[Any]] = ()
     route_handlers: Sequence[ControllerRouterHandler] = ()
     document_models: Sequence[type[Document]] = field(default_factory=tuple[type[Document], ...])
     # The integration events this context publishes (its contract's event types) ...

@@ -4,7 +4,6 @@ calls for, and forget an erased account's address."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -38,11 +37,11 @@ class ForgetRecipient:
 class UsersRecipients:
     """``Recipients`` from the users context's contacts, asked for when a mail is written."""
 
-    def __init__(self, contacts: Callable[[], UserContacts]) -> None:
+    def __init__(self, contacts: UserContacts) -> None:
         self._contacts = contacts
 
     async def get(self, user_id: uuid.UUID) -> Recipient | None:
-        contact = await self._contacts().contact(user_id)
+        contact = await self._contacts.contact(user_id)
         return None if contact is None else Recipient(user_id, contact.email, contact.name)
 
 
