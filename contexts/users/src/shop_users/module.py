@@ -15,13 +15,6 @@ from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
 from shop_users.adapters.admins import AccountAdministrators
-from shop_users.adapters.directory import (
-    COLLECTION,
-    UserDirectory,
-    UserDirectoryEntry,
-    UserDirectoryProjector,
-    UserDirectorySource,
-)
 from shop_users.adapters.http import PasswordReset, ResetLimits, SignIn, UsersController
 from shop_users.adapters.passwords import Argon2PasswordHasher, load_common_passwords
 from shop_users.adapters.sql import (
@@ -31,6 +24,13 @@ from shop_users.adapters.sql import (
     sql_transactions,
 )
 from shop_users.adapters.translations import TRANSLATIONS
+from shop_users.adapters.view import (
+    COLLECTION,
+    UserDirectory,
+    UserDirectoryEntry,
+    UserDirectoryProjector,
+    UserDirectorySource,
+)
 from shop_users.application.accounts import Accounts
 from shop_users.application.resets import PasswordResets
 from shop_users.domain.passwords import PasswordPolicy

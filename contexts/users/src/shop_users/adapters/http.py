@@ -22,7 +22,7 @@ from shop_kernel.log import get_logger
 from shop_kernel.pages import NO_CONTROL_CHARACTERS, Cursor, Limit, SearchText, page_start
 from shop_kernel.rate_limits import RateLimiter, too_many_requests
 from shop_kernel.settings import Settings
-from shop_users.adapters.directory import UserDirectory, is_user_id
+from shop_users.adapters.view import UserDirectory, is_user_id
 from shop_users.application.accounts import Accounts
 from shop_users.application.resets import PasswordResets
 from shop_users.domain.model import EMAIL_MAX, NAME_MAX, Role, User
