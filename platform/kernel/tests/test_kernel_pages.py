@@ -7,7 +7,13 @@ import re
 import pytest
 from litestar.exceptions import ValidationException
 
-from shop_kernel.pages import CURSOR_MAX_LENGTH, CURSOR_PATTERN, encode_cursor, page_start
+from shop_kernel.pages import (
+    CURSOR_MAX_LENGTH,
+    CURSOR_PATTERN,
+    encode_cursor,
+    keyset_page,
+    page_start,
+)
 
 
 def status_of(cursor: str) -> int:
@@ -47,3 +53,10 @@ def test_a_cursor_not_of_the_stated_form_is_a_bad_request(cursor: str, status: i
     # and the schema says so (fullmatch: the whole text, as JSON Schema's pattern means it)
     stated = re.fullmatch(CURSOR_PATTERN, cursor) is not None and len(cursor) <= CURSOR_MAX_LENGTH
     assert stated == (status != 400)
+
+
+def test_a_keyset_page_is_the_first_limit_rows_and_a_cursor_only_when_more_were_read() -> None:
+    rows = ["a", "b", "c", "d"]  # limit + 1 read: there is a next page
+    assert keyset_page(rows, 3, key=str.upper) == (["a", "b", "c"], encode_cursor("C"))
+    assert keyset_page(rows[:3], 3, key=str.upper) == (["a", "b", "c"], None)  # the last page
+    assert keyset_page([], 3, key=str.upper) == ([], None)

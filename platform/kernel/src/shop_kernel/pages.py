@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, TypeVar
 
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
+
+T = TypeVar("T")
 
 # The list parameters every list takes; the schema states what page_start checks.
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
@@ -42,6 +44,16 @@ Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page 
 def encode_cursor(last_key: str) -> str:
     """The opaque cursor of a page that ended at ``last_key`` (views page in key order)."""
     return base64.urlsafe_b64encode(last_key.encode()).decode().rstrip("=")
+
+
+def keyset_page(
+    rows: Sequence[T], limit: int, key: Callable[[T], str]
+) -> tuple[list[T], str | None]:
+    """One page from the ``limit + 1`` rows a list read after its cursor, in key order: the
+    first ``limit``, and the cursor of the next page, if the extra row says there is one."""
+    page = list(rows[:limit])
+    more = len(rows) > limit
+    return page, (encode_cursor(key(page[-1])) if more and page else None)
 
 
 def page_start(

@@ -29,7 +29,7 @@ from shop_catalog_contract import ProductState
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
-from shop_kernel.pages import encode_cursor
+from shop_kernel.pages import keyset_page
 from shop_kernel.views import cache_generation_key
 
 log = get_logger(__name__)
@@ -238,10 +238,8 @@ class ProductCatalog:
         generation = await self._cache.generation()
         if after is None and (cached := await self._cache.get(generation, key)) is not None:
             return cached["items"], cached["next"]
-        page = await self._first(limit + 1, q=q, after=after)
-        more = len(page) > limit
-        page = page[:limit]
-        next_cursor = encode_cursor(page[-1]["_id"]) if more and page else None
+        read = await self._first(limit + 1, q=q, after=after)
+        page, next_cursor = keyset_page(read, limit, key=lambda doc: doc["_id"])
         if after is None:
             await self._cache.keep(generation, key, {"items": page, "next": next_cursor})
         return page, next_cursor

@@ -14,7 +14,7 @@ from litestar.params import QueryParameter
 
 from shop_kernel.auth import admin_only
 from shop_kernel.di import provide
-from shop_kernel.pages import NO_CONTROL_CHARACTERS, Cursor, Limit, encode_cursor, page_start
+from shop_kernel.pages import NO_CONTROL_CHARACTERS, Cursor, Limit, page_start
 from shop_notifications.adapters.sql import DeliveryLog
 from shop_notifications.domain.model import Status, Template
 
@@ -78,6 +78,5 @@ class NotificationsController(Controller):
         if key is not None:
             at, _, delivery_id = key.partition("|")
             after = (datetime.fromisoformat(at), uuid.UUID(delivery_id))
-        rows, last = await log.page(recipient=recipient, limit=limit, after=after)
-        next_cursor = encode_cursor(f"{last[0].isoformat()}|{last[1]}") if last else None
+        rows, next_cursor = await log.page(recipient=recipient, limit=limit, after=after)
         return DeliveryPage(items=[_out(row) for row in rows], next_cursor=next_cursor)

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_kernel.pages import keyset_page
 from shop_kernel.sql import update_versioned
 from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, transactions
 from shop_notifications.application.ports import (
@@ -229,7 +230,7 @@ class DeliveryLog:
 
     async def page(
         self, *, recipient: str | None, limit: int, after: tuple[datetime, uuid.UUID] | None
-    ) -> tuple[list[Row[Any]], tuple[datetime, uuid.UUID] | None]:
+    ) -> tuple[list[Row[Any]], str | None]:
         query = select(deliveries)
         if recipient is not None:
             query = query.where(deliveries.c.recipient == recipient.lower())
@@ -238,6 +239,4 @@ class DeliveryLog:
         query = query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
         async with self._engine.connect() as conn:
             rows = list(await conn.execute(query.limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return rows, ((rows[-1].created_at, rows[-1].id) if more and rows else None)
+        return keyset_page(rows, limit, key=lambda row: f"{row.created_at.isoformat()}|{row.id}")

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
-from shop_kernel.pages import encode_cursor
+from shop_kernel.pages import keyset_page
 from shop_orders.adapters.sql import order_from_row, orders
 from shop_orders.adapters.translations import order_state
 from shop_orders_contract import OrderState
@@ -154,7 +154,4 @@ class OrderHistory:
         if after is not None:
             query["sort_key"] = {"$lt": after}
         found = self._view.find(query).sort("sort_key", DESCENDING).limit(limit + 1)
-        page = [doc async for doc in found]
-        more = len(page) > limit
-        page = page[:limit]
-        return page, (encode_cursor(page[-1]["sort_key"]) if more and page else None)
+        return keyset_page([doc async for doc in found], limit, key=lambda doc: doc["sort_key"])

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
-from shop_kernel.pages import encode_cursor
+from shop_kernel.pages import keyset_page
 from shop_users.adapters.sql import users
 from shop_users_contract import UserState
 
@@ -141,7 +141,4 @@ class UserDirectory:
         if after is not None:
             query["_id"] = {"$gt": after}
         found = self._view.find(query).sort("_id", ASCENDING).limit(limit + 1)
-        page = [doc async for doc in found]
-        more = len(page) > limit
-        page = page[:limit]
-        return page, (encode_cursor(page[-1]["_id"]) if more and page else None)
+        return keyset_page([doc async for doc in found], limit, key=lambda doc: doc["_id"])
