@@ -38,11 +38,11 @@ COPY contexts/notifications/pyproject.toml contexts/notifications/
 COPY contexts/users/contract/pyproject.toml contexts/users/contract/
 COPY contexts/catalog/contract/pyproject.toml contexts/catalog/contract/
 COPY contexts/orders/contract/pyproject.toml contexts/orders/contract/
+# --no-dev also leaves out shop-devkit (embedded servers, pytest plugins): only the dev groups
+# name it, so the image cannot run `shop dev` and carries no test code.
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --compile-bytecode --no-install-workspace
 
-# --no-dev also leaves out shop-devkit (embedded servers, pytest plugins): only the dev groups
-# name it, so the image cannot run `shop dev` and carries no test code.
 # Then the workspace packages themselves, installed as wheels (not editable) so that the
 # runtime stage needs nothing but the virtual environment.
 COPY platform/ platform/

@@ -1,7 +1,8 @@
 """The workspace's package graph: what each package declares, and that it is what it imports.
 
 The rules of the design (section 1): contexts point at contract packages, contract packages at
-the kernel, nothing points back; a context never depends on another context; every import is
+the kernel, nothing points back; a context never depends on another context; no package needs
+the development kit (shop-devkit) at run time, only dev groups name it; every import is
 a declared dependency and every declared dependency is imported (deptry, run on each
 package's ``src``). Each check is also run on a broken copy, to show that it catches it.
 """
