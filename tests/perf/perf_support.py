@@ -22,7 +22,7 @@ import psycopg
 from pymongo import MongoClient
 from redis import Redis
 
-from shop_kernel.embedded import EmbeddedServices
+from shop_devkit.embedded import EmbeddedServices
 from shop_kernel.migrations import upgrade
 from shop_kernel.sql import libpq_url
 from shop_platform.contexts import migration_targets
@@ -212,7 +212,7 @@ class Stores:
 @contextmanager
 def bench_stores() -> Iterator[Stores]:
     """Stores for one benchmark run, dropped (and embedded servers stopped) afterwards."""
-    from shop_kernel.embedded import free_port  # noqa: PLC0415
+    from shop_devkit.embedded import free_port  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         urls, embedded = servers(Path(tmp))

@@ -34,22 +34,22 @@ import pytest
 from redis import Redis
 from sqlalchemy import text
 
-from shop_kernel.embedded import free_port
-from shop_kernel.messaging.broker import NAMESPACE
-from shop_kernel.settings import Settings
-from shop_kernel.sql import create_engine
-from shop_kernel.testing.plugin import MakeDatabase
-from shop_notifications.adapters.compose import message_id
-from shop_platform.contexts import migration_targets
-from shop_platform.testing import (
+from shop_devkit.app_plugin import (
     TEST_PASSWORD,
-    MailServer,
     OwnRedis,
     ShopProcess,
     eventually,
     views_equal_rebuilds,
     wait_ready,
 )
+from shop_devkit.embedded import free_port
+from shop_devkit.mail import MailServer
+from shop_devkit.plugin import MakeDatabase
+from shop_kernel.messaging.broker import NAMESPACE
+from shop_kernel.settings import Settings
+from shop_kernel.sql import create_engine
+from shop_notifications.adapters.compose import message_id
+from shop_platform.contexts import migration_targets
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

@@ -18,21 +18,21 @@ from prometheus_client import REGISTRY
 from redis import Redis
 from sqlalchemy import text
 
-from shop_kernel.embedded import RunningService, free_port, start_mongodb
-from shop_kernel.messaging.broker import NAMESPACE
-from shop_kernel.settings import Settings
-from shop_kernel.sql import create_engine
-from shop_kernel.testing.plugin import MakeDatabase
-from shop_platform.contexts import migration_targets
-from shop_platform.testing import (
+from shop_devkit.app_plugin import (
     TEST_PASSWORD,
-    MailServer,
     OwnRedis,
     eventually,
     new_admin,
     new_customer,
     views_equal_rebuilds,
 )
+from shop_devkit.embedded import RunningService, free_port, start_mongodb
+from shop_devkit.mail import MailServer
+from shop_devkit.plugin import MakeDatabase
+from shop_kernel.messaging.broker import NAMESPACE
+from shop_kernel.settings import Settings
+from shop_kernel.sql import create_engine
+from shop_platform.contexts import migration_targets
 
 pytestmark = pytest.mark.slow
 

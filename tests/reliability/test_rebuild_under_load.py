@@ -14,17 +14,17 @@ import uuid
 import httpx
 import pytest
 
-from shop_kernel.settings import Settings
-from shop_kernel.testing.plugin import MakeDatabase
-from shop_platform.contexts import CONTEXTS, migration_targets
-from shop_platform.projections import rebuild_views, views_of
-from shop_platform.testing import (
+from shop_devkit.app_plugin import (
     OwnRedis,
     eventually,
     new_admin,
     new_customer,
     views_equal_rebuilds,
 )
+from shop_devkit.plugin import MakeDatabase
+from shop_kernel.settings import Settings
+from shop_platform.contexts import CONTEXTS, migration_targets
+from shop_platform.projections import rebuild_views, views_of
 
 pytestmark = pytest.mark.slow
 

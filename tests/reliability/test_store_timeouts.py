@@ -23,12 +23,12 @@ import pytest
 from hung_store import HungStore
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shop_devkit.app_plugin import TEST_PASSWORD, eventually, patience
 from shop_kernel.redis_client import redis_of
 from shop_kernel.settings import Settings
 from shop_kernel.sql import libpq_url
 from shop_platform.backbone import Backbone
 from shop_platform.contexts import CONTEXTS
-from shop_platform.testing import TEST_PASSWORD, eventually, patience
 
 PROBLEM = "application/problem+json"
 # The bounds the app is given here (PostgreSQL's connect timeout cannot go below 2 s); a

@@ -20,13 +20,14 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_devkit.app_plugin import OwnRedis, eventually, new_admin, sign_in
+from shop_devkit.mail import MailServer
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.messaging.dead_letters import dead_letters, replay
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_kernel.testing.plugin import MakeDatabase
 from shop_platform.backbone import Backbone
 from shop_platform.contexts import CONTEXTS, migration_targets
-from shop_platform.testing import MailServer, OwnRedis, eventually, new_admin, sign_in
 
 pytestmark = pytest.mark.slow
 

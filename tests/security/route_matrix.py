@@ -16,8 +16,8 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
+from shop_devkit.app_plugin import TEST_PASSWORD, new_admin, sign_in
 from shop_kernel.settings import Settings
-from shop_platform.testing import TEST_PASSWORD, new_admin, sign_in
 
 Client = AsyncTestClient[Litestar]
 Role = Literal["anonymous", "other", "admin", "owner"]

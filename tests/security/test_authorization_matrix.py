@@ -12,8 +12,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from route_matrix import MATRIX, ROLES, Role, World, route_table, shown
 
+from shop_devkit.app_plugin import eventually
 from shop_kernel.settings import Settings
-from shop_platform.testing import eventually
 
 Client = AsyncTestClient[Litestar]
 

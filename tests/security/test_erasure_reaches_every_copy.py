@@ -23,19 +23,19 @@ import pytest
 from pymongo import MongoClient
 from redis import Redis
 
-from shop_kernel.embedded import free_port
-from shop_kernel.sql import libpq_url
-from shop_kernel.testing.plugin import MakeDatabase
-from shop_platform.contexts import migration_targets
-from shop_platform.testing import (
+from shop_devkit.app_plugin import (
     TEST_PASSWORD,
-    MailServer,
     OwnRedis,
     ShopProcess,
     eventually,
     sign_in,
     wait_ready,
 )
+from shop_devkit.embedded import free_port
+from shop_devkit.mail import MailServer
+from shop_devkit.plugin import MakeDatabase
+from shop_kernel.sql import libpq_url
+from shop_platform.contexts import migration_targets
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shop_kernel.embedded import free_port
-from shop_kernel.testing.plugin import MakeDatabase
+from shop_devkit.app_plugin import OwnRedis, ShopProcess, wait_ready
+from shop_devkit.embedded import free_port
+from shop_devkit.plugin import MakeDatabase
 from shop_platform.contexts import migration_targets
-from shop_platform.testing import OwnRedis, ShopProcess, wait_ready
 
 pytestmark = pytest.mark.slow
 

@@ -19,10 +19,10 @@ import msgspec
 import pytest
 from litestar import Litestar
 
-from shop_kernel.embedded import free_port
+from shop_devkit.app_plugin import TEST_PASSWORD, ShopProcess, patience, sign_in, wait_ready
+from shop_devkit.embedded import free_port
 from shop_kernel.settings import Settings
 from shop_platform.app import create_app
-from shop_platform.testing import TEST_PASSWORD, ShopProcess, patience, sign_in, wait_ready
 
 MiB = 1024 * 1024
 

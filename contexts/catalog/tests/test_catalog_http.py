@@ -17,13 +17,13 @@ from sqlalchemy import text
 
 from shop_catalog.adapters.sql import SqlCatalogQueries
 from shop_catalog_contract import Price, ProductFacts
+from shop_devkit.app_plugin import TEST_PASSWORD, eventually, new_admin, new_customer
 from shop_kernel.preconditions import expected_version
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_platform.contexts import CONTEXTS
 from shop_platform.projections import rebuild_views, views_of
-from shop_platform.testing import TEST_PASSWORD, eventually, new_admin, new_customer
 
 Client = AsyncTestClient[Litestar]
 PASSWORD = TEST_PASSWORD

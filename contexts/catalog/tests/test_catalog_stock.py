@@ -17,6 +17,7 @@ from shop_catalog.adapters.subscriptions import ReleaseStock, ReserveStock
 from shop_catalog.application.stock import StockKeeping
 from shop_catalog.domain.model import Product, Sku
 from shop_catalog.module import module as catalog_module
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.domain import Money
 from shop_kernel.messaging.delivery import Delivery
 from shop_kernel.messaging.events import EventRegistry
@@ -25,7 +26,6 @@ from shop_kernel.messaging.tables import MIGRATIONS as MESSAGING
 from shop_kernel.modules import translate_with
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork, joined
 from shop_orders_contract import OrderCancelled, OrderPlaced
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from shop_kernel.testing.module_checks import (
+from shop_devkit.module_checks import (
     assert_drift_is_caught,
     assert_migrates_to_head_without_drift,
     assert_owns_its_schema,
 )
-from shop_kernel.testing.plugin import MakeDatabase
+from shop_devkit.plugin import MakeDatabase
 from shop_orders.module import module
 
 

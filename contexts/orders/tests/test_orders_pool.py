@@ -16,8 +16,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from shop_devkit.app_plugin import new_admin, new_customer
 from shop_kernel.settings import Settings
-from shop_platform.testing import new_admin, new_customer
 
 Client = AsyncTestClient[Litestar]
 

@@ -8,9 +8,9 @@ import uuid
 import httpx
 from sqlalchemy import text
 
+from shop_devkit.app_plugin import eventually, new_admin, new_customer
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_platform.testing import eventually, new_admin, new_customer
 
 
 async def product(client: httpx.AsyncClient, boss: dict[str, str], stock: int) -> str:

@@ -16,12 +16,12 @@ from litestar.testing import AsyncTestClient
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from shop_devkit.app_plugin import TEST_PASSWORD, eventually, new_admin, sign_in
 from shop_kernel.settings import Settings
 from shop_kernel.sql import libpq_url
 from shop_platform.app import create_app
 from shop_platform.contexts import CONTEXTS
 from shop_platform.projections import rebuild_views, views_of
-from shop_platform.testing import TEST_PASSWORD, eventually, new_admin, sign_in
 
 Client = AsyncTestClient[Litestar]
 PASSWORD = TEST_PASSWORD

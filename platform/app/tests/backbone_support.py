@@ -23,6 +23,7 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_devkit.app_plugin import patience
 from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.messaging.subscriptions import Subscription, project, subscribe
@@ -33,7 +34,6 @@ from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
 from shop_platform.contexts import CONTEXTS
 from shop_platform.resources import Resources
-from shop_platform.testing import patience
 from shop_platform.worker import build_broker
 
 EFFECTS_DDL = (

@@ -34,7 +34,7 @@ from pymongo import MongoClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_kernel.embedded import free_port
+from shop_devkit.embedded import free_port
 from shop_kernel.messaging.dead_letters import dead_letters, replay
 from shop_kernel.messaging.outbox import append_to_outbox
 from shop_kernel.modules import ContextModule

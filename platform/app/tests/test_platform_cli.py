@@ -59,3 +59,23 @@ def test_the_worker_command_hands_dramatiq_its_threads_and_idle_poll(
     argv = executed[0]
     assert argv[argv.index("--processes") + 1] == "2"
     assert argv[argv.index("--threads") + 1] == "3"
+
+
+def test_shop_dev_without_the_development_kit_says_how_to_get_it() -> None:
+    # As in the production image, which does not install shop-devkit.
+    without_kit = (
+        "import sys; sys.modules['shop_devkit'] = None; sys.argv = ['shop', 'dev'];"
+        " from shop_platform.cli import main; main()"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
+    result = subprocess.run(
+        [sys.executable, "-c", without_kit],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "shop dev needs the development kit (shop-devkit)" in result.stderr
+    assert "Traceback" not in result.stderr

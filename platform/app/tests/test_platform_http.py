@@ -18,11 +18,11 @@ from litestar.testing import AsyncTestClient
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 from sqlalchemy import text
 
+from shop_devkit.embedded import free_port
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.domain import BusinessRuleViolated, Conflict, NotFound
-from shop_kernel.embedded import free_port
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_kernel.testing.plugin import MakeDatabase
 from shop_platform.app import create_app
 from shop_platform.contexts import migration_targets
 

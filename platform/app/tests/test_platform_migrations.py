@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.migrations import check, upgrade
-from shop_kernel.testing.plugin import MakeDatabase
 from shop_platform.contexts import migration_targets
 
 

@@ -14,9 +14,10 @@ import pytest
 from redis import Redis
 from sqlalchemy import text
 
+from shop_devkit.app_plugin import TEST_PASSWORD, eventually, new_admin, sign_in
+from shop_devkit.mail import MailServer
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_platform.testing import TEST_PASSWORD, MailServer, eventually, new_admin, sign_in
 
 pytestmark = pytest.mark.usefixtures("shop_worker")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from litestar.testing import AsyncTestClient
 
+from shop_devkit.app_plugin import TEST_PASSWORD, OwnRedis
 from shop_kernel.settings import Settings
 from shop_platform.app import create_app
-from shop_platform.testing import TEST_PASSWORD, OwnRedis
 
 
 async def test_a_redis_outage_makes_the_limited_routes_503_not_unlimited(

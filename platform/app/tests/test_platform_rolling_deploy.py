@@ -29,10 +29,10 @@ from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.messaging.broker import NAMESPACE
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
-from shop_kernel.testing.plugin import MakeDatabase
 from shop_platform.contexts import migration_targets
 
 pytestmark = pytest.mark.slow

@@ -27,7 +27,7 @@ from backbone_support import (
 from redis import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_kernel.embedded import free_port
+from shop_devkit.embedded import free_port
 from shop_kernel.messaging.broker import NAMESPACE
 from shop_kernel.messaging.events import encode_event, event_tag
 from shop_kernel.modules import ContextModule

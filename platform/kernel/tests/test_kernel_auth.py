@@ -23,6 +23,7 @@ from litestar import Litestar, Request, get, post
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from shop_devkit.embedded import free_port
 from shop_kernel import auth
 from shop_kernel.auth import (
     AUDIENCE,
@@ -38,7 +39,6 @@ from shop_kernel.auth import (
     principal_cache_key,
     signing_key,
 )
-from shop_kernel.embedded import free_port
 from shop_kernel.settings import Settings
 
 KEY = "k" * 64

@@ -14,11 +14,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.idempotency import IdempotencyKey, idempotent
 from shop_kernel.messaging.tables import MIGRATIONS, idempotency_keys
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork
 
 

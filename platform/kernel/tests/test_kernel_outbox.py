@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.domain import AggregateRoot, DomainEvent
 from shop_kernel.log import bind_request_id, clear_request_context
 from shop_kernel.messaging.events import IntegrationEvent
@@ -18,7 +19,6 @@ from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.tables import MIGRATIONS, outbox
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine, libpq_url
-from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork
 
 

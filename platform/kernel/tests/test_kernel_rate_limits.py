@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from shop_kernel.embedded import free_port
+from shop_devkit.embedded import free_port
 from shop_kernel.rate_limits import KEY_PREFIX, RateLimiter, rate_limit_middleware
 
 

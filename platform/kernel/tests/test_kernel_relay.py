@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.registry import Registration, Release, RouteEntry, unrouted
 from shop_kernel.messaging.relay import Relay
@@ -20,7 +21,6 @@ from shop_kernel.messaging.subscriptions import Route, project, subscribe
 from shop_kernel.messaging.tables import MIGRATIONS, outbox
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork
 
 

@@ -13,13 +13,13 @@ from redis.asyncio import Redis
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.messaging.dead_letters import REASONS_KEY
 from shop_kernel.messaging.retention import RETENTION, Purged, Retention
 from shop_kernel.messaging.tables import MIGRATIONS, idempotency_keys, inbox, outbox
 from shop_kernel.schedules import Scheduled, run_once, run_schedules
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_kernel.testing.plugin import MakeDatabase
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from pymongo.errors import ExecutionTimeout, NetworkTimeout, OperationFailure
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.outages import is_outage
 from shop_kernel.settings import Settings, SettingsError
 from shop_kernel.sql import create_engine, database_url, libpq_url
-from shop_kernel.testing.plugin import MakeDatabase
 
 BOUNDS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
 

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_kernel.testing.plugin import MakeDatabase
 from shop_kernel.unit_of_work import UnitOfWork, UnitOfWorkNotStarted, joined, separately
 
 

@@ -59,7 +59,18 @@ def shop() -> None:
 @_config_errors_in_one_line
 def dev(host: str, port: int) -> None:
     """Run everything locally: embedded stores for unset URLs, migrations, worker and API."""
-    from shop_platform.dev import run_dev  # noqa: PLC0415 - keeps `shop api` start-up light
+    try:
+        # Here only: the embedded servers come with the development kit, which the production
+        # image does not install (and `shop api` starts lighter without them).
+        from shop_platform.dev import run_dev  # noqa: PLC0415
+    except ModuleNotFoundError as missing:
+        if missing.name != "shop_devkit" and not (missing.name or "").startswith("shop_devkit."):
+            raise
+        raise click.ClickException(
+            "shop dev needs the development kit (shop-devkit), which is not installed here: "
+            "run it from a checkout with `uv run shop dev`; in production run `shop api` and "
+            "`shop worker` against configured stores"
+        ) from None
 
     sys.exit(run_dev(_settings("dev"), host=host, port=port))
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from shop_kernel.embedded import EmbeddedServices, free_port
+from shop_devkit.embedded import EmbeddedServices, free_port
 from shop_kernel.log import get_logger
 from shop_kernel.migrations import upgrade
 from shop_kernel.settings import Settings, env_name

@@ -16,7 +16,7 @@ import pytest
 from pymongo import MongoClient
 from redis import Redis
 
-from shop_kernel.embedded import EmbeddedServices
+from shop_devkit.embedded import EmbeddedServices
 from shop_kernel.sql import libpq_url
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def test_a_killed_parent_takes_its_servers_with_it(tmp_path: Path) -> None:
         f"""
         import json, sys, time
         from pathlib import Path
-        from shop_kernel.embedded import EmbeddedServices
+        from shop_devkit.embedded import EmbeddedServices
         services = EmbeddedServices(Path({str(tmp_path)!r}))
         services.start()
         print("PIDS", json.dumps(list(services.pids())), flush=True)

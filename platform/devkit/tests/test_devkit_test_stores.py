@@ -6,8 +6,8 @@ import psycopg
 from pymongo import MongoClient
 from redis import Redis
 
+from shop_devkit.plugin import MakeDatabase
 from shop_kernel.sql import libpq_url
-from shop_kernel.testing.plugin import MakeDatabase
 
 
 def test_each_made_database_is_new_and_empty(make_database: MakeDatabase) -> None:

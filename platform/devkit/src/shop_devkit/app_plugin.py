@@ -1,28 +1,26 @@
-"""pytest plugin (entry point ``shop_platform``): the whole app against this session's stores."""
+"""pytest plugin (entry point ``shop_app``): the whole app against this session's stores, and
+the helpers tests use on it (accounts, waiting for a condition, ``shop`` processes)."""
 
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from shop_devkit.mail import MailServer
+
 if TYPE_CHECKING:
+    from shop_devkit.plugin import MakeDatabase
     from shop_kernel.settings import Settings
-    from shop_kernel.testing.plugin import MakeDatabase
 
 # The service's modules are imported inside the fixtures: this plugin is loaded before
 # coverage starts, and whatever it imported at load time would count as never run.
@@ -168,100 +166,6 @@ async def new_customer(client: httpx.AsyncClient) -> dict[str, str]:
     return await sign_in(client, email)
 
 
-# busy: 451 (try later); refuse: 550 (never); slow: accepts after `slow_s` seconds;
-# refuse_recipient: 550 to RCPT, naming the address as real servers do.
-MailMode = Literal["accept", "busy", "refuse", "slow", "refuse_recipient"]
-
-
-@dataclass
-class MailCatcher:
-    """What a test SMTP server received; ``mode`` makes it misbehave on purpose."""
-
-    mode: MailMode = "accept"
-    messages: list[EmailMessage] = field(default_factory=list[EmailMessage])
-    attempts: int = 0
-    tried: list[str] = field(default_factory=list[str])  # the recipients of every attempt
-    slow_s: float = 3.0
-    goodbye_s: float = 0.0  # how long the server takes to answer QUIT
-    saying_goodbye: bool = False  # a QUIT is being answered right now
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        if self.goodbye_s:
-            self.saying_goodbye = True
-            try:
-                await asyncio.sleep(self.goodbye_s)
-            finally:
-                self.saying_goodbye = False
-        return "221 Bye"
-
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's name
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if self.mode == "refuse_recipient":
-            with self.lock:
-                self.attempts += 1
-                self.tried.append(address.lower())
-            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        with self.lock:
-            self.tried.extend(address.lower() for address in envelope.rcpt_tos)
-        if self.mode == "slow":
-            with self.lock:
-                self.attempts += 1
-            await asyncio.sleep(self.slow_s)
-            received: Any = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            with self.lock:
-                self.messages.append(received)
-            return "250 Message accepted for delivery"
-        with self.lock:
-            self.attempts += 1
-            if self.mode == "busy":
-                return "451 4.3.0 Try again later"
-            if self.mode == "refuse":
-                return "550 5.1.1 No such mailbox"
-            parsed: Any = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            self.messages.append(parsed)
-        return "250 Message accepted for delivery"
-
-    def attempts_to(self, address: str) -> int:
-        with self.lock:
-            return self.tried.count(address.lower())
-
-    def to(self, address: str) -> list[EmailMessage]:
-        with self.lock:
-            return [m for m in self.messages if m["To"] == address]
-
-
-class MailServer:
-    """A real SMTP server (aiosmtpd, in a thread of its own) on a free local port."""
-
-    def __init__(self) -> None:
-        from shop_kernel.embedded import free_port  # noqa: PLC0415
-
-        self.catcher = MailCatcher()
-        self.port = free_port()
-        self._controller: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        from aiosmtpd.controller import Controller  # noqa: PLC0415 - a test dependency
-
-        self._controller = Controller(self.catcher, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-
 @pytest.fixture
 def mail_server() -> Iterator[MailServer]:
     server = MailServer()
@@ -277,7 +181,7 @@ class OwnRedis:
     restarted: no other test's queued messages reach it."""
 
     def __init__(self, folder: Path) -> None:
-        from shop_kernel.embedded import free_port  # noqa: PLC0415
+        from shop_devkit.embedded import free_port  # noqa: PLC0415
 
         self.folder, self.port = folder, free_port()
         self.process: Any = None

@@ -45,7 +45,7 @@ def _configured_or_embedded(
     if configured:
         yield configured
         return
-    from shop_kernel.embedded import EmbeddedServices  # noqa: PLC0415
+    from shop_devkit.embedded import EmbeddedServices  # noqa: PLC0415
 
     with EmbeddedServices(
         tmp_path_factory.mktemp("embedded"),

@@ -1,1 +1,0 @@
-"""Test support shared by every context: isolated stores for a test session (see ``plugin``)."""
