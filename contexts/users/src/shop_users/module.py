@@ -71,6 +71,18 @@ def register(container: punq.Container, settings: Settings) -> None:
     container.register(UserContacts, instance=SqlUserContacts(engine))
 
 
+SIGN_IN = ("POST", "/auth/token")
+REGISTER = ("POST", "/users")
+
+
+def rate_limits(settings: Settings) -> dict[tuple[str, str], int]:
+    """API.md: signing in and registering are limited per client address."""
+    return {
+        SIGN_IN: settings.rate_limit_login_per_minute,
+        REGISTER: settings.rate_limit_register_per_minute,
+    }
+
+
 module = ContextModule(
     name="users",
     migrations=MigrationTarget(
@@ -79,6 +91,13 @@ module = ContextModule(
     register=register,
     provides=[UserContacts, ResetTokens, Administrators, PrincipalSource],
     route_handlers=[UsersController, SignIn, PasswordReset],
+    public_routes=[
+        SIGN_IN,
+        REGISTER,
+        ("POST", "/auth/password-reset"),
+        ("POST", "/auth/password-reset/confirm"),
+    ],
+    rate_limits=rate_limits,
     document_models=[UserDirectoryEntry],
     events=[*USER_EVENTS, *LEGACY_USER_EVENTS, PasswordResetRequested],
     translations=TRANSLATIONS,

@@ -19,12 +19,9 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from redis.asyncio import Redis
 
 from shop_kernel.auth import (
-    LOGIN_ROUTE,
-    REGISTER_ROUTE,
     PrincipalSource,
     Tokens,
     jwt_auth,
-    public_rate_limits,
 )
 from shop_kernel.log import configure_logging, get_logger
 from shop_kernel.messaging.registry import stay_registered
@@ -45,17 +42,18 @@ from shop_platform.http.request_context import request_context_middleware
 from shop_platform.resources import Resources, open_resources
 
 OPS_PATHS = ["/health", "/metrics", "/schema"]
-# Open to anyone: the ops paths (and all below them) and these (method, path) pairs.
-PUBLIC_ROUTES = [
-    LOGIN_ROUTE,
-    REGISTER_ROUTE,
-    ("POST", "/auth/password-reset"),
-    ("POST", "/auth/password-reset/confirm"),
-]
+# Open to anyone: the ops paths (and all below them).
+# Open to anyone besides: the routes the contexts declare public (signing in, registering).
+PUBLIC_ROUTES = [route for context in CONTEXTS for route in context.public_routes]
 # Readable by anyone; a token, when sent, still counts (admins see inactive products).
 OPEN_READS = ["/products"]
 
 log = get_logger(__name__)
+
+
+def rate_limits(settings: Settings) -> dict[tuple[str, str], int]:
+    """Every context's per-address limits: {(method, path): requests a minute}."""
+    return {route: n for context in CONTEXTS for route, n in context.rate_limits(settings).items()}
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Litestar:
@@ -132,7 +130,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             public=lambda method, path: path.startswith(tuple(OPS_PATHS))
             or (method, path) in PUBLIC_ROUTES,
             open_read=lambda method, path: method == "GET" and path.startswith(tuple(OPEN_READS)),
-            rate_limited=public_rate_limits(settings),
+            rate_limited=rate_limits(settings),
         ))  # fmt: skip
 
     app = Litestar(
@@ -147,7 +145,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         middleware=[
             PrometheusConfig(app_name="shop", group_path=True, exclude=OPS_PATHS).middleware,
             answer_options,  # before any guard: Allow names every method of the path
-            *rate_limit_middleware(public_rate_limits(settings), redis=redis),
+            *rate_limit_middleware(rate_limits(settings), redis=redis),
         ],
         on_app_init=[auth.on_app_init],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig())],

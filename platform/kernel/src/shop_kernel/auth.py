@@ -1,5 +1,5 @@
-"""Who is calling: access tokens, the principal behind them, the admin guard, and the limits
-on login and registration (counted by ``shop_kernel.rate_limits``).
+"""Who is calling: access tokens, the principal behind them, the admin guard. Which routes are
+public and which are rate-limited, each context declares in its module (``ContextModule``).
 
 Every context's controllers use this one mechanism. Tokens are HS256 JWTs checked by Litestar's
 ``JWTAuth`` (algorithm allowlist, issuer, audience, required claims, expiry); the principal is
@@ -46,8 +46,6 @@ REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub")
 SIGNING_KEY_FILE: Final = "jwt-signing-key"
 MIN_KEY_LENGTH: Final = 32
 PRINCIPAL_CACHE_TTL_MS: Final = 2000
-LOGIN_ROUTE: Final = ("POST", "/auth/token")
-REGISTER_ROUTE: Final = ("POST", "/users")
 
 
 # ------------------------------------------------------------------------------ principals
@@ -363,15 +361,3 @@ async def admin_only(
     user = connection.user
     if not (isinstance(user, Principal) and user.is_admin):
         raise PermissionDeniedException(detail="This needs the admin role")
-
-
-# ------------------------------------------------------------------------------ rate limits
-
-
-def public_rate_limits(settings: Settings) -> dict[tuple[str, str], int]:
-    """The limits API.md promises: login and registration, a minute per client address
-    (``shop_kernel.rate_limits.rate_limit_middleware`` counts them)."""
-    return {
-        LOGIN_ROUTE: settings.rate_limit_login_per_minute,
-        REGISTER_ROUTE: settings.rate_limit_register_per_minute,
-    }

@@ -25,6 +25,13 @@ def _register_nothing(_container: punq.Container, _settings: Settings) -> None:
     return None
 
 
+Route = tuple[str, str]  # (method, path), e.g. ("POST", "/auth/token")
+
+
+def _no_limits(_settings: Settings) -> Mapping[Route, int]:
+    return {}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ContextModule:
     """One context's wiring, declared in its ``module.py`` and read only by the platform."""
@@ -39,6 +46,10 @@ class ContextModule:
     # registers their providers first, and refuses to start without one.
     needs: Sequence[type[Any]] = ()
     route_handlers: Sequence[ControllerRouterHandler] = ()
+    # Its routes that anyone may call without a token (signing in, registering) ...
+    public_routes: Sequence[Route] = ()
+    # ... and those limited per client address: {route: requests a minute}, from settings.
+    rate_limits: Callable[[Settings], Mapping[Route, int]] = _no_limits
     document_models: Sequence[type[Document]] = field(default_factory=tuple[type[Document], ...])
     # The integration events this context publishes (its contract's event types) ...
     events: Sequence[type[IntegrationEvent]] = ()
