@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from shop_orders_contract import Amount, OrderCancelled, OrderLine, OrderPlaced
+from shop_kernel.wire import Amount
+from shop_orders_contract import OrderCancelled, OrderLine, OrderPlaced
 
 UNIT = Amount(100, "EUR")
 

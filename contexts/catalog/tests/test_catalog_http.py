@@ -16,12 +16,13 @@ from pymongo import AsyncMongoClient
 from sqlalchemy import text
 
 from shop_catalog.adapters.sql import SqlCatalogQueries
-from shop_catalog_contract import Price, ProductFacts
+from shop_catalog_contract import ProductFacts
 from shop_devkit.app_plugin import TEST_PASSWORD, eventually, new_admin, new_customer
 from shop_kernel.preconditions import expected_version
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.wire import Amount
 from shop_platform.contexts import CONTEXTS
 from shop_platform.projections import rebuild_views, views_of
 
@@ -248,7 +249,7 @@ async def test_orders_read_current_prices_from_the_write_store(
     finally:
         await engine.dispose()
     assert list(facts) == [sku]
-    assert facts[sku] == ProductFacts(sku, "Blue Mug", Price(777, "EUR"), is_active=True)
+    assert facts[sku] == ProductFacts(sku, "Blue Mug", Amount(777, "EUR"), is_active=True)
 
 
 async def test_the_catalog_search_is_backed_by_indexes(

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from shop_catalog_contract import Price, ProductFacts
+from shop_catalog_contract import ProductFacts
 from shop_kernel.domain import ConcurrentChange, InvalidField, Money, PreconditionFailed
+from shop_kernel.wire import Amount
 from shop_orders.application.ordering import ATTEMPTS, Caller, Item, Ordering
 from shop_orders.application.ports import Orders, OrdersTransaction
 from shop_orders.domain.model import Order, OrderNotFound
@@ -62,8 +63,8 @@ class FakeTransaction:
         self.commits += 1
 
 
-MUG = ProductFacts(sku="MUG-1", name="Mug", price=Price(1250, "EUR"), is_active=True)
-OLD = ProductFacts(sku="OLD-1", name="Old", price=Price(100, "EUR"), is_active=False)
+MUG = ProductFacts(sku="MUG-1", name="Mug", price=Amount(1250, "EUR"), is_active=True)
+OLD = ProductFacts(sku="OLD-1", name="Old", price=Amount(100, "EUR"), is_active=False)
 ME, OTHER = Caller(uuid.uuid4()), Caller(uuid.uuid4())
 
 

@@ -14,17 +14,13 @@ from typing import Protocol
 import msgspec
 
 from shop_kernel.messaging.events import IntegrationEvent
-
-
-class Price(msgspec.Struct, frozen=True):
-    amount: int
-    currency: str
+from shop_kernel.wire import Amount
 
 
 class ProductFacts(msgspec.Struct, frozen=True):
     sku: str
     name: str
-    price: Price
+    price: Amount
     is_active: bool
 
 
@@ -49,7 +45,7 @@ class ProductState(IntegrationEvent, frozen=True, kw_only=True):
     sku: str
     name: str
     description: str
-    price: Price
+    price: Amount
     is_active: bool
     on_hand: int
     reserved: int

@@ -20,6 +20,7 @@ from shop_kernel.domain import Money
 from shop_kernel.idempotency import IdempotencyKey, idempotent
 from shop_kernel.pages import Cursor, Limit, SearchText, page_start
 from shop_kernel.preconditions import IfMatch, expected_version, tagged
+from shop_kernel.wire import Amount
 
 # Bounds on what is read at all; the domain applies the real rules.
 Quantity = Annotated[int, msgspec.Meta(ge=-1_000_000_000, le=1_000_000_000)]
@@ -27,16 +28,10 @@ Text = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX * 2)]
 Name = Annotated[str, msgspec.Meta(max_length=NAME_MAX * 2)]
 
 
-class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
-    # Minor units, up to the largest integer every JSON parser reads exactly.
-    amount: Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]
-    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
-
-
 class NewProduct(msgspec.Struct, forbid_unknown_fields=True):
     sku: Annotated[str, msgspec.Meta(max_length=64)]
     name: Name
-    price: PriceIn
+    price: Amount
     stock: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
     description: Text = ""
 
@@ -44,7 +39,7 @@ class NewProduct(msgspec.Struct, forbid_unknown_fields=True):
 class ProductChange(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | None = None
     description: Text | None = None
-    price: PriceIn | None = None
+    price: Amount | None = None
     is_active: bool | None = None
 
 
@@ -59,16 +54,11 @@ class StockOut(msgspec.Struct):
     available: int
 
 
-class PriceOut(msgspec.Struct):
-    amount: int
-    currency: str
-
-
 class ProductOut(msgspec.Struct):
     sku: str
     name: str
     description: str
-    price: PriceOut
+    price: Amount
     stock: StockOut
     is_active: bool
     version: int
@@ -82,7 +72,7 @@ class ProductPage(msgspec.Struct):
 def _from_aggregate(product: Product) -> ProductOut:
     return ProductOut(
         sku=product.sku.value, name=product.name, description=product.description,
-        price=PriceOut(product.price.amount, product.price.currency),
+        price=Amount.of(product.price),
         stock=StockOut(product.on_hand, product.reserved, product.available),
         is_active=product.is_active, version=product.version,
     )  # fmt: skip
@@ -91,7 +81,7 @@ def _from_aggregate(product: Product) -> ProductOut:
 def _from_view(entry: dict[str, Any]) -> ProductOut:
     return ProductOut(
         sku=entry["_id"], name=entry["name"], description=entry["description"],
-        price=PriceOut(entry["price"]["amount"], entry["price"]["currency"]),
+        price=Amount(entry["price"]["amount"], entry["price"]["currency"]),
         stock=StockOut(entry["on_hand"], entry["reserved"], entry["on_hand"] - entry["reserved"]),
         is_active=entry["is_active"], version=entry["version"],
     )  # fmt: skip

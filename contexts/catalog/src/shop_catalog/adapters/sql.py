@@ -41,10 +41,11 @@ from shop_catalog.domain.model import (
     StockReservation,
     is_sku,
 )
-from shop_catalog_contract import Price, ProductFacts
+from shop_catalog_contract import ProductFacts
 from shop_kernel.domain import Money
 from shop_kernel.sql import update_versioned
 from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, reading, transactions
+from shop_kernel.wire import Amount
 
 metadata = MetaData(schema="catalog")
 
@@ -265,7 +266,7 @@ class SqlCatalogQueries:
                 row.sku: ProductFacts(
                     sku=row.sku,
                     name=row.name,
-                    price=Price(row.price_amount, row.currency),
+                    price=Amount(row.price_amount, row.currency),
                     is_active=row.is_active,
                 )
                 for row in rows

@@ -8,6 +8,7 @@ from typing import Any
 import shop_catalog_contract as contract
 from shop_catalog.domain import model
 from shop_kernel.domain import DomainEvent
+from shop_kernel.wire import Amount
 
 
 def _state(
@@ -26,7 +27,7 @@ def _product_state(product: model.Product) -> dict[str, Any]:
         "sku": product.sku.value,
         "name": product.name,
         "description": product.description,
-        "price": contract.Price(product.price.amount, product.price.currency),
+        "price": Amount.of(product.price),
         "is_active": product.is_active,
         "on_hand": product.on_hand,
         "reserved": product.reserved,

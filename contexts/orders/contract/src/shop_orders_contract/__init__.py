@@ -15,15 +15,9 @@ from typing import Literal
 import msgspec
 
 from shop_kernel.messaging.events import IntegrationEvent
+from shop_kernel.wire import Amount
 
 OrderStatus = Literal["draft", "pending", "confirmed", "rejected", "cancelled"]
-
-
-class Amount(msgspec.Struct, frozen=True):
-    """Money: integer minor units of an ISO 4217 currency."""
-
-    amount: int
-    currency: str
 
 
 class OrderLine(msgspec.Struct, frozen=True, kw_only=True):

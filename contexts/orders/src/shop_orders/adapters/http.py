@@ -22,6 +22,7 @@ from shop_kernel.di import provide
 from shop_kernel.idempotency import IdempotencyKey, idempotent
 from shop_kernel.pages import Cursor, Limit, page_start
 from shop_kernel.preconditions import IfMatch, expected_version, tagged
+from shop_kernel.wire import Amount
 from shop_orders.adapters.view import OrderHistory, is_sort_key
 from shop_orders.application.ordering import Caller, Item, Ordering
 from shop_orders.domain.model import MAX_LINES, Order, OrderNotFound
@@ -49,17 +50,12 @@ class QuantityIn(msgspec.Struct, forbid_unknown_fields=True):
     quantity: Quantity
 
 
-class MoneyOut(msgspec.Struct):
-    amount: int
-    currency: str
-
-
 class LineOut(msgspec.Struct):
     sku: str
     name: str
-    unit_price: MoneyOut
+    unit_price: Amount
     quantity: int
-    line_total: MoneyOut
+    line_total: Amount
 
 
 class OrderOut(msgspec.Struct):
@@ -67,7 +63,7 @@ class OrderOut(msgspec.Struct):
     customer_id: uuid.UUID
     status: StatusName
     lines: list[LineOut]
-    total: MoneyOut
+    total: Amount
     version: int
     created_at: datetime
     updated_at: datetime
@@ -88,13 +84,13 @@ def _from_aggregate(order: Order) -> OrderOut:
             LineOut(
                 sku=line.sku,
                 name=line.name,
-                unit_price=MoneyOut(line.unit_price.amount, line.unit_price.currency),
+                unit_price=Amount.of(line.unit_price),
                 quantity=line.quantity,
-                line_total=MoneyOut(line.total.amount, line.total.currency),
+                line_total=Amount.of(line.total),
             )
             for line in order.lines.values()
         ],
-        total=MoneyOut(order.total.amount, order.total.currency),
+        total=Amount.of(order.total),
         version=order.version,
         created_at=order.created_at.astimezone(UTC),
         updated_at=order.updated_at.astimezone(UTC),

@@ -7,11 +7,12 @@ from typing import Any
 
 import shop_orders_contract as contract
 from shop_kernel.domain import DomainEvent, Money
+from shop_kernel.wire import Amount
 from shop_orders.domain import model
 
 
-def amount(money: Money) -> contract.Amount:
-    return contract.Amount(money.amount, money.currency)
+def amount(money: Money) -> Amount:
+    return Amount.of(money)
 
 
 def order_state(order: model.Order) -> dict[str, Any]:
