@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any, Literal
@@ -26,9 +27,14 @@ class MailCatcher:
     slow_s: float = 3.0
     goodbye_s: float = 0.0  # how long the server takes to answer QUIT
     saying_goodbye: bool = False  # a QUIT is being answered right now
+    # Called (in the server's thread) when a QUIT arrives, before it is answered: a test sees
+    # the world as it is at that moment, however busy the machine.
+    on_goodbye: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        if self.on_goodbye is not None:
+            await asyncio.to_thread(self.on_goodbye)
         if self.goodbye_s:
             self.saying_goodbye = True
             try:
