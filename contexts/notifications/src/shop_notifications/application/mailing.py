@@ -127,7 +127,8 @@ class Mailing:
                 return "failed"
             except TransientFailure as failure:
                 if taken:  # taken, then the goodbye failed: the mail is out, recorded as sent
-                    return await self._sent(delivery)
+                    await self._forget_if_erased_meanwhile(delivery.user_id)
+                    return "sent"
                 error = redacted(str(failure), recipient.email)
                 await self._settle(delivery, "later", lambda d: d.failed_for_now(error))
                 log.info(
@@ -135,13 +136,14 @@ class Mailing:
                     template=template, attempts=delivery.attempts, error=error,
                 )  # fmt: skip
                 raise
-        return await self._sent(delivery)
-
-    async def _sent(self, delivery: Delivery) -> str:
-        """An erasure that landed while the mail was out found no address to forget yet."""
-        if await self._recipients.get(delivery.user_id) is None:
-            await self.forget(delivery.user_id)
+        await self._forget_if_erased_meanwhile(delivery.user_id)
         return "sent"
+
+    async def _forget_if_erased_meanwhile(self, user_id: uuid.UUID) -> None:
+        """An erasure that landed while this attempt was being recorded found no address in
+        the log to forget yet: forget it now."""
+        if await self._recipients.get(user_id) is None:
+            await self.forget(user_id)
 
     async def _settle(
         self, attempted: Delivery, ended: AttemptOutcome, outcome: Callable[[Delivery], None]
@@ -153,5 +155,4 @@ class Mailing:
                 outcome(delivery)
                 await tx.deliveries.save(delivery)
             await tx.commit()
-        if await self._recipients.get(attempted.user_id) is None:
-            await self.forget(attempted.user_id)
+        await self._forget_if_erased_meanwhile(attempted.user_id)

@@ -6,13 +6,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import shop_orders_contract as contract
-from shop_kernel.domain import DomainEvent, Money
+from shop_kernel.domain import DomainEvent
 from shop_kernel.wire import Amount
 from shop_orders.domain import model
-
-
-def amount(money: Money) -> Amount:
-    return Amount.of(money)
 
 
 def order_state(order: model.Order) -> dict[str, Any]:
@@ -26,13 +22,13 @@ def order_state(order: model.Order) -> dict[str, Any]:
             contract.OrderLine(
                 sku=line.sku,
                 name=line.name,
-                unit_price=amount(line.unit_price),
+                unit_price=Amount.of(line.unit_price),
                 quantity=line.quantity,
-                line_total=amount(line.total),
+                line_total=Amount.of(line.total),
             )
             for line in order.lines.values()
         ],
-        "total": amount(order.total),
+        "total": Amount.of(order.total),
         "rejection_reason": order.rejection_reason,
         "created_at": order.created_at,
         "updated_at": order.updated_at,
