@@ -245,7 +245,8 @@ async def test_orders_read_current_prices_from_the_write_store(
     )
     engine = create_engine(shop_settings)
     try:
-        facts = await SqlCatalogQueries(engine).products([sku, "NO-SUCH"])
+        async with UnitOfWork(engine) as uow:
+            facts = await SqlCatalogQueries().products(uow, [sku, "NO-SUCH"])
     finally:
         await engine.dispose()
     assert list(facts) == [sku]

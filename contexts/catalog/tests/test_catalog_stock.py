@@ -12,10 +12,10 @@ from catalog_order_events import order_cancelled, order_placed
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_catalog.adapters.sql import sql_transactions
+from shop_catalog.adapters.sql import SqlProducts, SqlReservations
 from shop_catalog.adapters.subscriptions import ReleaseStock, ReserveStock
 from shop_catalog.application.stock import StockKeeping
-from shop_catalog.domain.model import Product, Sku
+from shop_catalog.domain.model import Product, Sku, StockReservation
 from shop_catalog.module import module as catalog_module
 from shop_devkit.plugin import MakeDatabase
 from shop_kernel.domain import Money
@@ -26,7 +26,7 @@ from shop_kernel.messaging.tables import MIGRATIONS as MESSAGING
 from shop_kernel.modules import translate_with
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_kernel.unit_of_work import UnitOfWork, joined
+from shop_kernel.unit_of_work import Transactions, UnitOfWork
 from shop_orders_contract import OrderCancelled, OrderPlaced
 
 
@@ -39,18 +39,44 @@ async def engine(make_database: MakeDatabase) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def stock(engine: AsyncEngine) -> StockKeeping:
-    translate = translate_with([catalog_module])
-    return StockKeeping(sql_transactions(lambda: UnitOfWork(engine, translate)))
+def transactions(engine: AsyncEngine) -> Transactions:
+    return Transactions(engine, translate_with([catalog_module]))
+
+
+@pytest.fixture
+def keeping() -> StockKeeping:
+    return StockKeeping(SqlProducts(), SqlReservations())
+
+
+class Stock:
+    """The stock use cases, each call in a unit of work of its own (as a delivery of its
+    event would give it)."""
+
+    def __init__(self, keeping: StockKeeping, transactions: Transactions) -> None:
+        self._keeping = keeping
+        self._transactions = transactions
+
+    async def reserve_stock_for_order(
+        self, order_id: uuid.UUID, lines: dict[str, int]
+    ) -> StockReservation:
+        uow = self._transactions.unit_of_work()
+        return await self._keeping.reserve_stock_for_order(uow, order_id, lines)
+
+    async def release_stock_for_order(self, order_id: uuid.UUID) -> bool:
+        uow = self._transactions.unit_of_work()
+        return await self._keeping.release_stock_for_order(uow, order_id)
+
+
+@pytest.fixture
+def stock(keeping: StockKeeping, transactions: Transactions) -> Stock:
+    return Stock(keeping, transactions)
 
 
 async def stocked(engine: AsyncEngine, on_hand: int) -> str:
     sku = f"T-{uuid.uuid4().hex[:10].upper()}"
     product = Product.create(Sku.parse(sku), "Thing", "", Money(100, "EUR"), on_hand)
     async with UnitOfWork(engine, translate_with([catalog_module])) as uow:
-        from shop_catalog.adapters.sql import SqlProducts  # noqa: PLC0415
-
-        await SqlProducts(uow).add(product)
+        await SqlProducts().add(uow, product)
         await uow.commit()
     return sku
 
@@ -66,7 +92,7 @@ async def levels(engine: AsyncEngine, sku: str) -> tuple[int, int]:
 
 
 async def test_twenty_orders_competing_for_five_units_reserve_exactly_five(
-    engine: AsyncEngine, stock: StockKeeping
+    engine: AsyncEngine, stock: Stock
 ) -> None:
     sku = await stocked(engine, 5)
     outcomes = await asyncio.gather(
@@ -77,7 +103,7 @@ async def test_twenty_orders_competing_for_five_units_reserve_exactly_five(
 
 
 async def test_a_reservation_takes_all_lines_or_none_without_deadlocks(
-    engine: AsyncEngine, stock: StockKeeping
+    engine: AsyncEngine, stock: Stock
 ) -> None:
     a, b = await stocked(engine, 3), await stocked(engine, 3)
     # Opposite line orders from many orders at once: locks are taken in sku order.
@@ -94,7 +120,7 @@ async def test_a_reservation_takes_all_lines_or_none_without_deadlocks(
 
 
 async def test_a_repeated_reservation_or_release_changes_nothing(
-    engine: AsyncEngine, stock: StockKeeping
+    engine: AsyncEngine, stock: Stock
 ) -> None:
     sku = await stocked(engine, 10)
     order = uuid.uuid4()
@@ -119,7 +145,7 @@ async def test_a_repeated_reservation_or_release_changes_nothing(
 
 
 async def test_a_cancel_that_overtakes_its_reservation_leaves_nothing_held(
-    engine: AsyncEngine, stock: StockKeeping
+    engine: AsyncEngine, stock: Stock
 ) -> None:
     sku = await stocked(engine, 10)
     order = uuid.uuid4()
@@ -129,7 +155,7 @@ async def test_a_cancel_that_overtakes_its_reservation_leaves_nothing_held(
     assert await levels(engine, sku) == (10, 0)
 
 
-async def test_reservations_publish_their_outcome(engine: AsyncEngine, stock: StockKeeping) -> None:
+async def test_reservations_publish_their_outcome(engine: AsyncEngine, stock: Stock) -> None:
     sku = await stocked(engine, 1)
     made, failed = uuid.uuid4(), uuid.uuid4()
     await stock.reserve_stock_for_order(made, {sku: 1})
@@ -151,7 +177,7 @@ async def test_reservations_publish_their_outcome(engine: AsyncEngine, stock: St
 
 
 async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(
-    engine: AsyncEngine, stock: StockKeeping
+    engine: AsyncEngine, keeping: StockKeeping, transactions: Transactions
 ) -> None:
     sku = await stocked(engine, 10)
     order, customer_id = uuid.uuid4(), uuid.uuid4()
@@ -159,8 +185,8 @@ async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(
     cancelled = order_cancelled(order, customer_id, 3)
     delivery = Delivery(
         EventRegistry([OrderPlaced, OrderCancelled]),
-        lambda: UnitOfWork(engine, translate_with([catalog_module])),
-        lambda reactor: reactor(stock),
+        lambda: transactions,
+        lambda reactor: reactor(keeping),
     )
     reserve = Route("catalog", subscribe(OrderPlaced, ReserveStock))
     release = Route("catalog", subscribe(OrderCancelled, ReleaseStock))
@@ -175,14 +201,13 @@ async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(
 
 
 async def test_a_cancel_racing_a_reservation_in_flight_still_releases_it(
-    engine: AsyncEngine, stock: StockKeeping
+    engine: AsyncEngine, stock: Stock, keeping: StockKeeping
 ) -> None:
     sku = await stocked(engine, 10)
     order, customer_id = uuid.uuid4(), uuid.uuid4()
     placed = order_placed(order, customer_id, [(sku, 4)], 2)
     async with UnitOfWork(engine, translate_with([catalog_module])) as delivery:
-        with joined(delivery.connection):
-            await ReserveStock(stock)(placed, delivery)  # reserved, not yet committed
+        await ReserveStock(keeping)(placed, delivery)  # reserved, not yet committed
         cancel = asyncio.create_task(stock.release_stock_for_order(order))
         await asyncio.sleep(0.3)
         assert not cancel.done()  # it waits for the reservation to settle
@@ -192,14 +217,13 @@ async def test_a_cancel_racing_a_reservation_in_flight_still_releases_it(
 
 
 async def test_a_reservation_that_loses_the_race_announces_nothing(
-    engine: AsyncEngine, stock: StockKeeping
+    engine: AsyncEngine, stock: Stock, keeping: StockKeeping
 ) -> None:
     sku = await stocked(engine, 10)
     order = uuid.uuid4()
     placed = order_placed(order, uuid.uuid4(), [(sku, 4)])
     async with UnitOfWork(engine, translate_with([catalog_module])) as first:
-        with joined(first.connection):
-            await ReserveStock(stock)(placed, first)
+        await ReserveStock(keeping)(placed, first)
         second = asyncio.create_task(stock.reserve_stock_for_order(order, {sku: 4}))
         await asyncio.sleep(0.3)
         await first.commit()
@@ -221,19 +245,19 @@ async def test_a_reservation_that_loses_the_race_announces_nothing(
 async def test_of_two_concurrent_saves_the_second_is_refused_and_applies_nothing(
     engine: AsyncEngine,
 ) -> None:
-    from shop_catalog.adapters.sql import SqlProducts  # noqa: PLC0415
     from shop_kernel.domain import ConcurrentChange  # noqa: PLC0415
 
     sku = await stocked(engine, 10)
     translate = translate_with([catalog_module])
     async with UnitOfWork(engine, translate) as first, UnitOfWork(engine, translate) as second:
-        mine, theirs = await SqlProducts(first).get(sku), await SqlProducts(second).get(sku)
+        products = SqlProducts()
+        mine, theirs = await products.get(first, sku), await products.get(second, sku)
         assert mine is not None
         assert theirs is not None
         mine.adjust_stock(5, "delivery")
-        await SqlProducts(first).save(mine)
+        await products.save(first, mine)
         await first.commit()
         theirs.adjust_stock(-3, "breakage")
         with pytest.raises(ConcurrentChange):
-            await SqlProducts(second).save(theirs)
+            await products.save(second, theirs)
     assert await levels(engine, sku) == (15, 0)

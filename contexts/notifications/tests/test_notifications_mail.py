@@ -19,6 +19,7 @@ from shop_devkit.app_plugin import TEST_PASSWORD, eventually, new_admin, sign_in
 from shop_devkit.mail import MailServer
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine, libpq_url
+from shop_kernel.unit_of_work import Transactions
 from shop_notifications.application.mailing import Mailing
 
 Client = AsyncTestClient[Litestar]
@@ -97,9 +98,10 @@ async def test_a_new_customer_is_welcomed_once_with_both_parts_and_a_stable_mess
     assert entry["sent_at"] is not None
     # The same event handled again (as after a crash before its inbox row): nothing resent.
     mailing: Mailing = shop_client.app.state.container.resolve(Mailing)
+    uow = shop_client.app.state.container.resolve(Transactions).unit_of_work()
     user_id = (await shop_client.get("/users", headers=admin, params={"q": email})).json()
     status = await mailing.send(
-        uuid.UUID(entry["event_id"]), "welcome", uuid.UUID(user_id["items"][0]["id"]), {}
+        uow, uuid.UUID(entry["event_id"]), "welcome", uuid.UUID(user_id["items"][0]["id"]), {}
     )
     assert status == "sent"
     assert len(mail_server.catcher.to(email)) == 1

@@ -1,18 +1,17 @@
-"""The ordering use cases on fakes: catalog facts, ownership, bounded retries, preconditions."""
+"""The ordering use cases on fakes: catalog facts, ownership, concurrent changes, preconditions."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
+from typing import Any, Self
 
 import pytest
 
 from shop_catalog_contract import ProductFacts
 from shop_kernel.domain import ConcurrentChange, InvalidField, Money, PreconditionFailed
 from shop_kernel.wire import Amount
-from shop_orders.application.ordering import ATTEMPTS, Caller, Item, Ordering
-from shop_orders.application.ports import Orders, OrdersTransaction
+from shop_orders.application.ordering import Caller, Item, Ordering
 from shop_orders.domain.model import Order, OrderNotFound
 
 
@@ -20,7 +19,7 @@ class FakeCatalog:
     def __init__(self, *facts: ProductFacts) -> None:
         self.facts = {fact.sku: fact for fact in facts}
 
-    async def products(self, skus: Iterable[str]) -> dict[str, ProductFacts]:
+    async def products(self, uow: Any, skus: Iterable[str]) -> dict[str, ProductFacts]:
         return {sku: self.facts[sku] for sku in skus if sku in self.facts}
 
 
@@ -29,7 +28,7 @@ class FakeOrders:
         self.rows: dict[uuid.UUID, Order] = {}
         self.conflicts = 0  # how many saves still meet a concurrent change
 
-    async def lock(self, order_id: uuid.UUID) -> Order | None:
+    async def lock(self, uow: Any, order_id: uuid.UUID) -> Order | None:
         stored = self.rows.get(order_id)
         if stored is None:
             return None
@@ -38,11 +37,11 @@ class FakeOrders:
             status=stored.status, lines=dict(stored.lines), version=stored.version,
         )  # fmt: skip
 
-    async def add(self, order: Order) -> None:
+    async def add(self, uow: Any, order: Order) -> None:
         order.saved_as(1)
         self.rows[order.id] = order
 
-    async def save(self, order: Order) -> None:
+    async def save(self, uow: Any, order: Order) -> None:
         if self.conflicts:
             self.conflicts -= 1
             raise ConcurrentChange(str(order.id))
@@ -50,17 +49,30 @@ class FakeOrders:
         self.rows[order.id] = order
 
 
-class FakeTransaction:
-    def __init__(self, orders: FakeOrders) -> None:
-        self._orders = orders
-        self.commits = 0
+class FakeUnitOfWork:
+    async def __aenter__(self) -> Self:
+        return self
 
-    @property
-    def orders(self) -> Orders:
-        return self._orders
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
 
     async def commit(self) -> None:
-        self.commits += 1
+        return None
+
+
+class UseCases:
+    """``Ordering`` with each call given a unit of work of its own, as a request's is."""
+
+    def __init__(self, ordering: Any) -> None:
+        self._ordering = ordering
+
+    def __getattr__(self, name: str) -> Any:
+        use_case = getattr(self._ordering, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await use_case(FakeUnitOfWork(), *args, **kwargs)
+
+        return call
 
 
 MUG = ProductFacts(sku="MUG-1", name="Mug", price=Amount(1250, "EUR"), is_active=True)
@@ -74,16 +86,12 @@ def store() -> FakeOrders:
 
 
 @pytest.fixture
-def ordering(store: FakeOrders) -> Ordering:
-    @asynccontextmanager
-    async def transaction() -> AsyncIterator[OrdersTransaction]:
-        yield FakeTransaction(store)
-
-    return Ordering(transaction, FakeCatalog(MUG, OLD), "EUR")
+def ordering(store: FakeOrders) -> Any:
+    return UseCases(Ordering(store, FakeCatalog(MUG, OLD), "EUR"))
 
 
 async def test_items_are_priced_by_the_catalog_and_refusals_name_the_item(
-    ordering: Ordering,
+    ordering: Any,
 ) -> None:
     order = await ordering.create(ME, [Item("MUG-1", 2), Item("MUG-1", 1)])
     assert order.lines["MUG-1"].quantity == 3
@@ -98,21 +106,19 @@ async def test_items_are_priced_by_the_catalog_and_refusals_name_the_item(
         assert refused.value.field == field
 
 
-async def test_a_change_meeting_concurrent_changes_is_retried_then_refused(
-    ordering: Ordering, store: FakeOrders
+async def test_a_change_meeting_a_concurrent_change_is_refused_whole(
+    ordering: Any, store: FakeOrders
 ) -> None:
     order = await ordering.create(ME)
-    store.conflicts = ATTEMPTS - 1
-    changed = await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=None)
-    assert changed.lines["MUG-1"].quantity == 1  # the last attempt succeeded
-    store.conflicts = ATTEMPTS
+    await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=None)
+    store.conflicts = 1
     with pytest.raises(ConcurrentChange):
         await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=None)
     assert store.rows[order.id].lines["MUG-1"].quantity == 1  # nothing of it applied
 
 
 async def test_with_an_expected_version_there_is_no_retry_and_a_stale_one_fails(
-    ordering: Ordering, store: FakeOrders
+    ordering: Any, store: FakeOrders
 ) -> None:
     order = await ordering.create(ME)
     with pytest.raises(PreconditionFailed):
@@ -125,7 +131,7 @@ async def test_with_an_expected_version_there_is_no_retry_and_a_stale_one_fails(
 
 
 async def test_only_the_customer_changes_an_order_and_an_admin_may_cancel_it(
-    ordering: Ordering,
+    ordering: Any,
 ) -> None:
     order = await ordering.create(ME, [Item("MUG-1", 1)])
     admin = Caller(uuid.uuid4(), is_admin=True)
@@ -140,7 +146,7 @@ async def test_only_the_customer_changes_an_order_and_an_admin_may_cancel_it(
 
 
 async def test_saga_outcomes_for_unknown_orders_are_ignored_and_late_news_changes_nothing(
-    ordering: Ordering, store: FakeOrders
+    ordering: Any, store: FakeOrders
 ) -> None:
     assert await ordering.stock_reserved(uuid.uuid4()) is None
     order = await ordering.create(ME, [Item("MUG-1", 1)])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from typing import Any, Self
 
 import pytest
 
@@ -16,7 +15,6 @@ from shop_users.application.accounts import (
     AdminEmailTaken,
     InvalidCredentials,
 )
-from shop_users.application.ports import UserRepository
 from shop_users.domain.model import (
     EmailAddress,
     EmailAlreadyRegistered,
@@ -64,27 +62,46 @@ class Store:
         self.open_transactions = 0
 
 
+class FakeUnitOfWork:
+    """A transaction over the store: what it changes is staged, and kept only on commit."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.staged: dict[uuid.UUID, User] = {}
+
+    async def __aenter__(self) -> Self:
+        self.store.open_transactions += 1
+        self.staged = dict(self.store.rows)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.store.open_transactions -= 1
+
+    async def commit(self) -> None:
+        self.store.rows = self.staged
+        self.store.commits += 1
+
+
 class FakeUsers:
-    def __init__(self, staged: dict[uuid.UUID, User]) -> None:
-        self.staged = staged
+    """The repository port on what the unit of work it is given has staged."""
 
-    async def get(self, user_id: uuid.UUID) -> User | None:
-        return _loaded(self.staged.get(user_id))
+    async def get(self, uow: Any, user_id: uuid.UUID) -> User | None:
+        return _loaded(uow.staged.get(user_id))
 
-    async def get_by_email(self, email: EmailAddress) -> User | None:
-        return _loaded(next((u for u in self.staged.values() if u.email == email), None))
+    async def get_by_email(self, uow: Any, email: EmailAddress) -> User | None:
+        return _loaded(next((u for u in uow.staged.values() if u.email == email), None))
 
-    async def add(self, user: User) -> None:
-        if any(u.email == user.email for u in self.staged.values()):
+    async def add(self, uow: Any, user: User) -> None:
+        if any(u.email == user.email for u in uow.staged.values()):
             raise EmailAlreadyRegistered
         user.saved_as(1)
-        self.staged[user.id] = copy.deepcopy(user)
+        uow.staged[user.id] = copy.deepcopy(user)
 
-    async def save(self, user: User) -> None:
-        if self.staged[user.id].version != user.version:
+    async def save(self, uow: Any, user: User) -> None:
+        if uow.staged[user.id].version != user.version:
             raise ConcurrentChange
         user.saved_as(user.version + 1)
-        self.staged[user.id] = copy.deepcopy(user)
+        uow.staged[user.id] = copy.deepcopy(user)
 
 
 def _loaded(stored: User | None) -> User | None:
@@ -94,20 +111,6 @@ def _loaded(stored: User | None) -> User | None:
     user = copy.deepcopy(stored)
     user.pull_events()
     return user
-
-
-class FakeTransaction:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._users = FakeUsers(dict(store.rows))
-
-    @property
-    def users(self) -> UserRepository:
-        return self._users
-
-    async def commit(self) -> None:
-        self.store.rows = self._users.staged
-        self.store.commits += 1
 
 
 @pytest.fixture
@@ -120,29 +123,37 @@ def hasher() -> FakeHasher:
     return FakeHasher()
 
 
+class UseCases:
+    """``Accounts`` with each call given a unit of work of its own, as a request's is."""
+
+    def __init__(self, accounts: Any, store: Store) -> None:
+        self._accounts = accounts
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        use_case = getattr(self._accounts, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await use_case(FakeUnitOfWork(self._store), *args, **kwargs)
+
+        return call
+
+
 @pytest.fixture
-def accounts(store: Store, hasher: FakeHasher) -> Accounts:
+def accounts(store: Store, hasher: FakeHasher) -> Any:
     hasher.store = store
-
-    @asynccontextmanager
-    async def transaction() -> AsyncGenerator[FakeTransaction]:
-        store.open_transactions += 1
-        try:
-            yield FakeTransaction(store)
-        finally:
-            store.open_transactions -= 1
-
-    return Accounts(transaction, hasher, PasswordPolicy(frozenset({"password123"})))
+    policy = PasswordPolicy(frozenset({"password123"}))
+    return UseCases(Accounts(FakeUsers(), hasher, policy), store)
 
 
-async def test_registering_twice_with_another_case_is_a_conflict(accounts: Accounts) -> None:
+async def test_registering_twice_with_another_case_is_a_conflict(accounts: Any) -> None:
     await accounts.register("Ada@Example.com", "correct horse", "Ada")
     with pytest.raises(EmailAlreadyRegistered):
         await accounts.register("ada@EXAMPLE.com", "correct horse", "Ada again")
 
 
 async def test_a_common_password_is_refused_before_anything_is_stored(
-    accounts: Accounts, store: Store
+    accounts: Any, store: Store
 ) -> None:
     with pytest.raises(InvalidField):
         await accounts.register("ada@example.com", "Password123", "Ada")
@@ -150,7 +161,7 @@ async def test_a_common_password_is_refused_before_anything_is_stored(
 
 
 async def test_unknown_email_and_wrong_password_get_the_same_refusal(
-    accounts: Accounts, hasher: FakeHasher
+    accounts: Any, hasher: FakeHasher
 ) -> None:
     await accounts.register("ada@example.com", "correct horse", "Ada")
     with pytest.raises(InvalidCredentials) as unknown:
@@ -161,7 +172,7 @@ async def test_unknown_email_and_wrong_password_get_the_same_refusal(
     assert hasher.dummy_verifications == 1  # the unknown email still cost a verification
 
 
-async def test_a_deactivated_account_cannot_sign_in(accounts: Accounts) -> None:
+async def test_a_deactivated_account_cannot_sign_in(accounts: Any) -> None:
     user = await accounts.register("ada@example.com", "correct horse", "Ada")
     await accounts.administer(user.id, role=None, is_active=False)
     with pytest.raises(AccountDeactivated):
@@ -169,7 +180,7 @@ async def test_a_deactivated_account_cannot_sign_in(accounts: Accounts) -> None:
 
 
 async def test_signing_in_rehashes_a_password_hashed_with_old_parameters(
-    accounts: Accounts, hasher: FakeHasher, store: Store
+    accounts: Any, hasher: FakeHasher, store: Store
 ) -> None:
     user = await accounts.register("ada@example.com", "correct horse", "Ada")
     hasher.params = "v3"
@@ -178,7 +189,7 @@ async def test_signing_in_rehashes_a_password_hashed_with_old_parameters(
     assert store.rows[user.id].token_generation == user.token_generation  # tokens stay valid
 
 
-async def test_changing_the_password_needs_the_current_one(accounts: Accounts) -> None:
+async def test_changing_the_password_needs_the_current_one(accounts: Any) -> None:
     user = await accounts.register("ada@example.com", "correct horse", "Ada")
     with pytest.raises(WrongPassword):
         await accounts.change_password(user.id, "not it at all", "battery staple")
@@ -186,14 +197,14 @@ async def test_changing_the_password_needs_the_current_one(accounts: Accounts) -
     await accounts.authenticate("ada@example.com", "battery staple")
 
 
-async def test_an_email_change_rechecks_uniqueness(accounts: Accounts) -> None:
+async def test_an_email_change_rechecks_uniqueness(accounts: Any) -> None:
     await accounts.register("ada@example.com", "correct horse", "Ada")
     bob = await accounts.register("bob@example.com", "correct horse", "Bob")
     with pytest.raises(EmailAlreadyRegistered):
         await accounts.change_profile(bob.id, name=None, email="ADA@example.com")
 
 
-async def test_an_erased_account_is_gone_and_its_email_free_again(accounts: Accounts) -> None:
+async def test_an_erased_account_is_gone_and_its_email_free_again(accounts: Any) -> None:
     user = await accounts.register("ada@example.com", "correct horse", "Ada")
     await accounts.erase(user.id)
     with pytest.raises(UserNotFound):
@@ -204,7 +215,7 @@ async def test_an_erased_account_is_gone_and_its_email_free_again(accounts: Acco
 
 
 async def test_the_bootstrap_admin_is_made_once_and_promoted_if_needed(
-    accounts: Accounts, store: Store
+    accounts: Any, store: Store
 ) -> None:
     first = await accounts.ensure_admin("root@example.com", "correct horse")
     again = await accounts.ensure_admin("root@example.com", "another horse")
@@ -220,7 +231,7 @@ async def test_the_bootstrap_admin_is_made_once_and_promoted_if_needed(
 
 
 async def test_an_admin_change_that_changes_nothing_stores_nothing(
-    accounts: Accounts, store: Store
+    accounts: Any, store: Store
 ) -> None:
     user = await accounts.register("ada@example.com", "correct horse", "Ada")
     commits = store.commits
@@ -230,7 +241,7 @@ async def test_an_admin_change_that_changes_nothing_stores_nothing(
 
 
 async def test_no_transaction_is_open_while_a_password_is_hashed_or_verified(
-    accounts: Accounts, hasher: FakeHasher
+    accounts: Any, hasher: FakeHasher
 ) -> None:
     user = await accounts.register("ada@example.com", "correct horse", "Ada")
     hasher.params = "v3"  # sign-in will verify, then rehash

@@ -6,17 +6,17 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-import punq
 import pytest
 from sqlalchemy import text
 
 from shop_catalog.application.products import ProductAdmin
 from shop_catalog_contract import CatalogQueries
+from shop_kernel.di import Wiring
 from shop_kernel.domain import Money
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
-from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.unit_of_work import Transactions
 from shop_notifications.application.mailing import Mailing
 from shop_orders.application.ordering import Caller, Item, Ordering
 from shop_platform import container as composition
@@ -89,7 +89,8 @@ async def test_the_container_hands_out_units_of_work_on_the_real_database(
 ) -> None:
     container = composition.build_container(shop_settings, resources)
     assert container.resolve(Settings) is shop_settings
-    first, second = container.resolve(UnitOfWork), container.resolve(UnitOfWork)
+    transactions = container.resolve(Transactions)
+    first, second = transactions.unit_of_work(), transactions.unit_of_work()
     assert first is not second
     async with first as uow:
         assert (await uow.connection.execute(text("SELECT 1"))).scalar_one() == 1
@@ -101,8 +102,8 @@ async def test_each_context_registers_its_own_parts(
     class Shelf:
         pass
 
-    def register(container: punq.Container, settings: Settings) -> None:
-        container.register(Shelf, instance=Shelf())
+    def register(wiring: Wiring) -> None:
+        wiring.provide(Shelf, Shelf())
 
     original = next(context for context in CONTEXTS if context.name == "users")
     spy = ContextModule(
@@ -130,10 +131,14 @@ async def test_the_contexts_compose_in_reverse_order_too(
     container = composition.build_container(shop_settings, resources, backwards)
 
     sku = f"REV-{uuid.uuid4().hex[:8].upper()}"
-    products: ProductAdmin = container.resolve(ProductAdmin)  # pyright: ignore[reportUnknownMemberType, reportAssignmentType]
-    await products.create(sku, "Mug", "", Money(1250, "EUR"), 3, actor="test")
-    ordering: Ordering = container.resolve(Ordering)  # pyright: ignore[reportUnknownMemberType, reportAssignmentType]
-    order = await ordering.create(Caller(uuid.uuid4()), [Item(sku, 2)])
+    transactions: Transactions = container.resolve(Transactions)
+    products: ProductAdmin = container.resolve(ProductAdmin)
+    await products.create(
+        transactions.unit_of_work(), sku=sku, name="Mug", description="",
+        price=Money(1250, "EUR"), stock=3, actor="test",
+    )  # fmt: skip
+    ordering: Ordering = container.resolve(Ordering)
+    order = await ordering.create(transactions.unit_of_work(), Caller(uuid.uuid4()), [Item(sku, 2)])
     assert order.total == Money(2500, "EUR")  # priced by the catalog registered after it
     assert isinstance(container.resolve(Mailing), Mailing)
 

@@ -9,17 +9,18 @@ import msgspec
 import punq
 import pytest
 from litestar import Litestar, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_devkit.plugin import MakeDatabase
-from shop_kernel.idempotency import IdempotencyKey, idempotent
+from shop_kernel.idempotency import IdempotencyKey, idempotent, unit_of_work
 from shop_kernel.messaging.tables import MIGRATIONS, idempotency_keys
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
-from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.unit_of_work import Transactions, UnitOfWork
 
 
 class Shelf(msgspec.Struct, forbid_unknown_fields=True):
@@ -40,9 +41,11 @@ async def engine(make_database: MakeDatabase) -> AsyncIterator[AsyncEngine]:
 async def client(engine: AsyncEngine) -> AsyncIterator[AsyncTestClient[Litestar]]:
     @post("/shelves", middleware=[idempotent])
     async def add_shelf(
-        data: JSONBody[Shelf], idempotency_key: IdempotencyKey = None
+        data: JSONBody[Shelf],
+        uow: NamedDependency[UnitOfWork],
+        idempotency_key: IdempotencyKey = None,
     ) -> dict[str, str]:
-        async with UnitOfWork(engine) as uow:
+        async with uow:
             await uow.connection.execute(text("INSERT INTO shelf VALUES (:n)"), {"n": data.name})
             await uow.commit()
         await asyncio.sleep(0.05)  # a request that takes a moment
@@ -55,8 +58,8 @@ async def client(engine: AsyncEngine) -> AsyncIterator[AsyncTestClient[Litestar]
         return {"name": data.name}
 
     container = punq.Container()
-    container.register(AsyncEngine, instance=engine)
-    app = Litestar([add_shelf])
+    container.register(Transactions, instance=Transactions(engine))
+    app = Litestar([add_shelf], dependencies={"uow": unit_of_work})
     app.state.container = container
     async with AsyncTestClient(app) as client:
         yield client

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import punq
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_catalog.adapters.http import ProductsController
-from shop_catalog.adapters.sql import SqlCatalogQueries, metadata, sql_transactions
+from shop_catalog.adapters.sql import SqlCatalogQueries, SqlProducts, SqlReservations, metadata
 from shop_catalog.adapters.subscriptions import ReleaseStock, ReserveStock
 from shop_catalog.adapters.translations import TRANSLATIONS
 from shop_catalog.adapters.view import (
@@ -30,23 +28,21 @@ from shop_catalog_contract import (
     StockReservationFailed,
     StockReserved,
 )
+from shop_kernel.di import Wiring
 from shop_kernel.messaging.subscriptions import project, subscribe
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
 from shop_kernel.mongo import ReadStore
-from shop_kernel.settings import Settings
-from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
 from shop_orders_contract import OrderCancelled, OrderPlaced, OrderRejected
 
 
-def register(container: punq.Container, settings: Settings) -> None:
-    resolve = container.resolve  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    transactions = sql_transactions(lambda: resolve(UnitOfWork))  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
-    container.register(StockKeeping, instance=StockKeeping(transactions))
-    container.register(ProductAdmin, instance=ProductAdmin(transactions, settings.currency))
-    container.register(ProductCatalog, instance=ProductCatalog(resolve(ReadStore), resolve(Redis)))
-    container.register(CatalogQueries, instance=SqlCatalogQueries(resolve(AsyncEngine)))
+def register(wiring: Wiring) -> None:
+    products = SqlProducts()
+    wiring.provide(StockKeeping, StockKeeping(products, SqlReservations()))
+    wiring.provide(ProductAdmin, ProductAdmin(products, wiring.settings.currency))
+    wiring.provide(ProductCatalog, ProductCatalog(wiring.get(ReadStore), wiring.get(Redis)))
+    wiring.provide(CatalogQueries, SqlCatalogQueries())
 
 
 PRODUCT_STATES = (ProductCreated, ProductChanged, StockAdjusted)

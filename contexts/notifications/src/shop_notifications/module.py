@@ -5,23 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import punq
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_kernel.di import Wiring
 from shop_kernel.messaging.subscriptions import subscribe
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
-from shop_kernel.unit_of_work import UnitOfWork
 from shop_notifications.adapters.compose import TemplateComposer
 from shop_notifications.adapters.http import NotificationsController
 from shop_notifications.adapters.mail import FileMailer, SmtpMailer, SmtpServer
-from shop_notifications.adapters.sql import (
-    DeliveryLog,
-    SqlSentRecords,
-    metadata,
-    sql_transactions,
-)
+from shop_notifications.adapters.sql import DeliveryLog, SqlDeliveries, SqlSentRecords, metadata
 from shop_notifications.adapters.subscriptions import (
     ForgetRecipient,
     OrderMail,
@@ -50,9 +44,8 @@ def mailer(settings: Settings) -> Mailer:
     return SmtpMailer(server, settings.mail_from, settings.smtp_timeout_s)
 
 
-def register(container: punq.Container, settings: Settings) -> None:
-    resolve = container.resolve  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    transactions = sql_transactions(lambda: resolve(UnitOfWork))  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
+def register(wiring: Wiring) -> None:
+    settings = wiring.settings
     composer = TemplateComposer(
         shop_name=settings.shop_name, sender=settings.mail_from, locale=settings.mail_locale,
         subjects={
@@ -65,20 +58,20 @@ def register(container: punq.Container, settings: Settings) -> None:
     )  # fmt: skip
     # A second delivery of the same event waits this long for a send in flight to finish.
     lease = timedelta(seconds=settings.smtp_timeout_s * 2)
-    engine = resolve(AsyncEngine)  # pyright: ignore[reportUnknownVariableType]
-    container.register(
+    engine = wiring.get(AsyncEngine)
+    wiring.provide(
         Mailing,
-        instance=Mailing(
-            transactions,
+        Mailing(
+            SqlDeliveries(),
             composer,
             mailer(settings),
             SqlSentRecords(engine),
-            UsersRecipients(resolve(UserContacts)),  # pyright: ignore[reportUnknownArgumentType]
-            lease=lease,  # pyright: ignore[reportUnknownArgumentType]
+            UsersRecipients(wiring.get(UserContacts)),
+            lease=lease,
         ),
     )
-    container.register(DeliveryLog, instance=DeliveryLog(resolve(AsyncEngine)))
-    container.register(ResetLinks, instance=ResetLinks(settings.public_url))
+    wiring.provide(DeliveryLog, DeliveryLog(engine))
+    wiring.provide(ResetLinks, ResetLinks(settings.public_url))
 
 
 module = ContextModule(
@@ -91,12 +84,14 @@ module = ContextModule(
     register=register,
     needs=[UserContacts, ResetTokens],  # the address of a mail, the token of a reset link
     route_handlers=[NotificationsController],
+    # A mail leaves the system before a delivery could roll it back: each mail's subscription
+    # records its attempts and outcomes in transactions of its own.
     subscriptions=[
-        *(subscribe(event, Welcome) for event in REGISTERED),
+        *(subscribe(event, Welcome, transaction="own") for event in REGISTERED),
         *(subscribe(event, ForgetRecipient) for event in ERASED),
-        subscribe(OrderConfirmed, OrderMail),
-        subscribe(OrderRejected, OrderMail),
-        subscribe(OrderCancelled, OrderMail),
-        subscribe(PasswordResetRequested, PasswordResetMail),
+        subscribe(OrderConfirmed, OrderMail, transaction="own"),
+        subscribe(OrderRejected, OrderMail, transaction="own"),
+        subscribe(OrderCancelled, OrderMail, transaction="own"),
+        subscribe(PasswordResetRequested, PasswordResetMail, transaction="own"),
     ],
 )

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import punq
-
 from shop_catalog_contract import CatalogQueries, StockReservationFailed, StockReserved
+from shop_kernel.di import Wiring
 from shop_kernel.messaging.subscriptions import project, subscribe
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
 from shop_kernel.mongo import ReadStore
 from shop_kernel.schedules import Schedule
-from shop_kernel.settings import Settings
-from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
 from shop_orders.adapters.deadlines import TimeOutPendingOrders, check_every
 from shop_orders.adapters.http import OrdersController
-from shop_orders.adapters.sql import metadata, sql_transactions
+from shop_orders.adapters.sql import SqlOrders, metadata
 from shop_orders.adapters.subscriptions import ConfirmOrder, RejectOrder
 from shop_orders.adapters.translations import TRANSLATIONS
 from shop_orders.adapters.view import (
@@ -38,12 +35,10 @@ from shop_orders_contract import (
 )
 
 
-def register(container: punq.Container, settings: Settings) -> None:
-    resolve = container.resolve  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    transactions = sql_transactions(lambda: resolve(UnitOfWork))  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
-    catalog: CatalogQueries = resolve(CatalogQueries)  # pyright: ignore[reportAssignmentType]
-    container.register(Ordering, instance=Ordering(transactions, catalog, settings.currency))
-    container.register(OrderHistory, instance=OrderHistory(resolve(ReadStore)))
+def register(wiring: Wiring) -> None:
+    catalog = wiring.get(CatalogQueries)
+    wiring.provide(Ordering, Ordering(SqlOrders(), catalog, wiring.settings.currency))
+    wiring.provide(OrderHistory, OrderHistory(wiring.get(ReadStore)))
 
 
 ORDER_STATES = (

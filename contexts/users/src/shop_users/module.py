@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import punq
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.auth import PrincipalSource
+from shop_kernel.di import Wiring
 from shop_kernel.messaging.subscriptions import project
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
 from shop_kernel.mongo import ReadStore
 from shop_kernel.settings import Settings
-from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
-from shop_users.adapters.admins import AccountAdministrators
+from shop_users.adapters.facades import AccountAdministrators, IssuedResetTokens
 from shop_users.adapters.http import PasswordReset, ResetLimits, SignIn, UsersController
 from shop_users.adapters.passwords import Argon2PasswordHasher, load_common_passwords
 from shop_users.adapters.sql import (
     SqlPrincipalSource,
+    SqlResetTokens,
     SqlUserContacts,
+    SqlUserRepository,
     metadata,
-    sql_transactions,
 )
 from shop_users.adapters.translations import TRANSLATIONS
 from shop_users.adapters.view import (
@@ -44,31 +46,20 @@ from shop_users_contract import (
 )
 
 
-def register(container: punq.Container, settings: Settings) -> None:
-    from redis.asyncio import Redis  # noqa: PLC0415
-    from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: PLC0415
-
+def register(wiring: Wiring) -> None:
     hasher, policy = Argon2PasswordHasher(), PasswordPolicy(load_common_passwords())
-    accounts = Accounts(
-        sql_transactions(lambda: container.resolve(UnitOfWork)),  # pyright: ignore[reportUnknownLambdaType, reportUnknownMemberType, reportUnknownArgumentType]
-        hasher,
-        policy,
-    )
-    container.register(Accounts, instance=accounts)
-    container.register(Administrators, instance=AccountAdministrators(accounts))
-    resets = PasswordResets(
-        sql_transactions(lambda: container.resolve(UnitOfWork)),  # pyright: ignore[reportUnknownLambdaType, reportUnknownMemberType, reportUnknownArgumentType]
-        hasher,
-        policy,
-    )
-    container.register(PasswordResets, instance=resets)
-    container.register(ResetTokens, instance=resets)
-    redis: Redis = container.resolve(Redis)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    container.register(ResetLimits, instance=ResetLimits(redis, settings))
-    container.register(UserDirectory, instance=UserDirectory(container.resolve(ReadStore)))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
-    engine: AsyncEngine = container.resolve(AsyncEngine)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    container.register(PrincipalSource, instance=SqlPrincipalSource(engine))
-    container.register(UserContacts, instance=SqlUserContacts(engine))
+    users = SqlUserRepository()
+    accounts = Accounts(users, hasher, policy)
+    wiring.provide(Accounts, accounts)
+    wiring.provide(Administrators, AccountAdministrators(accounts, wiring.transactions))
+    resets = PasswordResets(users, SqlResetTokens(), hasher, policy)
+    wiring.provide(PasswordResets, resets)
+    wiring.provide(ResetTokens, IssuedResetTokens(resets, wiring.transactions))
+    wiring.provide(ResetLimits, ResetLimits(wiring.get(Redis), wiring.settings))
+    wiring.provide(UserDirectory, UserDirectory(wiring.get(ReadStore)))
+    engine = wiring.get(AsyncEngine)
+    wiring.provide(PrincipalSource, SqlPrincipalSource(engine))
+    wiring.provide(UserContacts, SqlUserContacts(engine))
 
 
 SIGN_IN = ("POST", "/auth/token")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import punq
 
+from shop_kernel.di import resolved
 from shop_kernel.settings import Settings
 from shop_platform.container import build_container
 from shop_platform.resources import open_resources
@@ -15,8 +16,7 @@ from shop_users_contract import Admin, Administrators
 
 
 async def ensure_admin(container: punq.Container, email: str, password: str) -> Admin:
-    administrators: Administrators = container.resolve(Administrators)  # pyright: ignore[reportUnknownMemberType, reportAssignmentType]
-    return await administrators.ensure_admin(email, password)
+    return await resolved(container, Administrators).ensure_admin(email, password)
 
 
 async def create_admin(settings: Settings, email: str, password: str) -> Admin:

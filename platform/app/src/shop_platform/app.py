@@ -23,6 +23,7 @@ from shop_kernel.auth import (
     Tokens,
     jwt_auth,
 )
+from shop_kernel.idempotency import unit_of_work
 from shop_kernel.log import configure_logging, get_logger
 from shop_kernel.messaging.registry import stay_registered
 from shop_kernel.rate_limits import rate_limit_middleware
@@ -141,7 +142,11 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             *(handler for context in CONTEXTS for handler in context.route_handlers),
         ],
         lifespan=[stores],
-        dependencies={"readiness": Provide(provide_readiness, sync_to_thread=False)},
+        # Every command's use case is handed the request's unit of work (``uow``).
+        dependencies={
+            "readiness": Provide(provide_readiness, sync_to_thread=False),
+            "uow": unit_of_work,
+        },
         middleware=[
             PrometheusConfig(app_name="shop", group_path=True, exclude=OPS_PATHS).middleware,
             answer_options,  # before any guard: Allow names every method of the path

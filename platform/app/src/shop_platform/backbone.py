@@ -12,6 +12,7 @@ import punq
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_kernel.di import instantiated, resolved
 from shop_kernel.messaging.broker import create_broker, enqueue_many
 from shop_kernel.messaging.deferral import DeferUnfamiliar
 from shop_kernel.messaging.delivery import Delivery
@@ -23,7 +24,7 @@ from shop_kernel.modules import ContextModule
 from shop_kernel.redis_client import redis_url
 from shop_kernel.settings import Settings
 from shop_kernel.sql import database_url
-from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.unit_of_work import Transactions
 from shop_platform.resources import Resources
 
 
@@ -128,17 +129,20 @@ def _deliverer(
 ) -> Callable[[str], Any]:
     # Built once per actor. The container only exists once the worker's stores are open, so
     # the reactor is built on the first delivery and then reused (reactors keep no per-event
-    # state); the unit of work is fresh for every delivery.
+    # state); each delivery opens a unit of work of its own.
     built: tuple[punq.Container, Any] | None = None
 
     def reactor(reactor_type: type[Any]) -> Any:
         nonlocal built
         live = container()
         if built is None or built[0] is not live:
-            built = (live, live.instantiate(reactor_type))  # pyright: ignore[reportUnknownMemberType]
+            built = (live, instantiated(live, reactor_type))
         return built[1]
 
-    delivery = Delivery(registry, lambda: container().resolve(UnitOfWork), reactor)
+    def transactions() -> Transactions:
+        return resolved(container(), Transactions)
+
+    delivery = Delivery(registry, transactions, reactor)
 
     async def deliver(payload: str) -> None:
         await delivery.deliver(route, payload)

@@ -15,10 +15,11 @@ import punq
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_kernel.di import Wiring, resolved
 from shop_kernel.modules import ContextModule, translate_with
 from shop_kernel.mongo import ReadStore
 from shop_kernel.settings import Settings
-from shop_kernel.unit_of_work import UnitOfWork
+from shop_kernel.unit_of_work import Transactions
 from shop_platform.contexts import CONTEXTS
 from shop_platform.resources import Resources
 
@@ -57,10 +58,10 @@ def registration_order(modules: Sequence[ContextModule]) -> list[ContextModule]:
 
 
 def _register(context: ContextModule, container: punq.Container, settings: Settings) -> None:
-    context.register(container, settings)
+    context.register(Wiring(container, settings))
     for kind in context.provides:
         try:
-            container.resolve(kind)  # pyright: ignore[reportUnknownMemberType]
+            resolved(container, kind)
         except punq.MissingDependencyError:
             raise CompositionError(
                 f"{context.name} declares that it provides {kind.__name__} but did not register it"
@@ -80,11 +81,7 @@ def build_container(
         ReadStore,
         instance=ReadStore(cast("Any", resources.mongo)[settings.mongodb_database]),
     )
-    container.register(
-        UnitOfWork,
-        factory=lambda: UnitOfWork(resources.engine, translate),
-        scope=punq.Scope.transient,
-    )
+    container.register(Transactions, instance=Transactions(resources.engine, translate))
     for context in registration_order(modules):
         _register(context, container, settings)
     return container

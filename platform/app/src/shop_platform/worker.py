@@ -20,6 +20,7 @@ import punq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 
+from shop_kernel.di import instantiated
 from shop_kernel.log import configure_logging, get_logger
 from shop_kernel.messaging.registry import stay_registered
 from shop_kernel.messaging.retention import RETENTION
@@ -113,7 +114,7 @@ class WorkerResources(dramatiq.Middleware):
         """The kernel's retention and every context's scheduled jobs, built once."""
         schedules = [RETENTION, *(s for module in self.modules for s in module.schedules)]
         return [
-            Scheduled(s, container.instantiate(s.job), s.interval(self.settings))  # pyright: ignore[reportUnknownMemberType]
+            Scheduled(s, instantiated(container, s.job), s.interval(self.settings))
             for s in schedules
         ]
 

@@ -2,10 +2,11 @@
 
 The answer to a request with a key (status, body, a few headers) is kept in PostgreSQL for
 24 h under the caller, the path and the key, and it is written in the same transaction as
-the request's effect: the request runs inside :func:`~shop_kernel.unit_of_work.joined`, so
-its units of work commit only when the answer is stored with them, and the answer leaves the
-server only after that commit. There is no moment at which the effect exists without its
-answer, or the other way round: a crash anywhere leaves both or neither.
+the request's effect: the request's unit of work (``shop_kernel.di``) is made within the
+key's transaction (:func:`keyed_transaction`), so its change commits only when the answer is
+stored with it, and the answer leaves the server only after that commit. There is no moment
+at which the effect exists without its answer, or the other way round: a crash anywhere
+leaves both or neither.
 
 A repeat with the same body gets the kept answer with ``Idempotent-Replayed: true``; with
 another body, 422; while the first still runs (it holds a transaction-scoped advisory lock
@@ -24,6 +25,8 @@ from datetime import timedelta
 from typing import Annotated, Any, cast
 
 import punq
+from litestar import Request
+from litestar.di import Provide
 from litestar.exceptions import ClientException, HTTPException
 from litestar.params import HeaderParameter
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
@@ -32,8 +35,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shop_kernel.auth import Principal
+from shop_kernel.di import resolved
 from shop_kernel.messaging.tables import idempotency_keys
-from shop_kernel.unit_of_work import joined
+from shop_kernel.unit_of_work import Transactions, UnitOfWork
 
 HEADER = b"idempotency-key"
 KEY_MAX = 255
@@ -118,7 +122,7 @@ class _Answer:
             await send(message)
 
 
-class _KeyedTransaction:
+class KeyedTransaction:
     """The transaction of a keyed request, begun when its first unit of work needs it.
 
     A request checks out no pooled connection while it does what needs none: reading and
@@ -195,18 +199,18 @@ def idempotent(app: ASGIApp) -> ASGIApp:
             "key_digest": key_digest(request["path"], text_key),
         }
         fingerprint = hashlib.sha256(body).hexdigest()
-        engine = _engine(scope)
+        engine = _transactions(scope).engine
         # A repeat is answered at once, without running anything (one short read).
         async with engine.connect() as connection:
             kept = await _kept(connection, slot)
         if kept is not None:
             await _answer_from(kept, fingerprint, send)
             return
-        transaction = _KeyedTransaction(engine, slot)
+        transaction = KeyedTransaction(engine, slot)
         answer = _Answer()
+        cast("dict[str, Any]", scope)[_KEYED] = transaction
         try:
-            with joined(transaction):
-                await app(scope, _replay(body), answer.capture)
+            await app(scope, _replay(body), answer.capture)
             if not transaction.refused and answer.complete and answer.status < 500:
                 subject = cast("dict[str, Any]", scope).get(_SUBJECT)
                 kept_answer = {"fingerprint": fingerprint, "subject": subject, **answer.kept()}
@@ -272,6 +276,14 @@ def _replay(body: bytes) -> Receive:
 
 
 _SUBJECT = "shop.idempotency_subject"
+_KEYED = "shop.keyed_transaction"
+
+
+def keyed_transaction(scope: Scope) -> KeyedTransaction | None:
+    """The transaction of this request's ``Idempotency-Key``, if it has one: the request's
+    unit of work works inside it."""
+    found: object = cast("dict[str, Any]", scope).get(_KEYED)
+    return found if isinstance(found, KeyedTransaction) else None
 
 
 def concerning(scope: Scope, subject: uuid.UUID) -> None:
@@ -310,7 +322,15 @@ def lock_id(caller: str, digest: str) -> int:
     return int.from_bytes(raw[:8], "big", signed=True)
 
 
-def _engine(scope: Scope) -> AsyncEngine:
-    container = cast("punq.Container", cast("Any", scope["app"]).state.container)
-    engine: AsyncEngine = container.resolve(AsyncEngine)  # pyright: ignore[reportUnknownMemberType]
-    return engine
+def _transactions(scope: Scope) -> Transactions:
+    return resolved(cast("punq.Container", cast("Any", scope["app"]).state.container), Transactions)
+
+
+def request_unit_of_work(request: Request[Any, Any, Any]) -> UnitOfWork:
+    """The ``uow`` dependency of every route: a unit of work for the request's use case,
+    inside the key's transaction when the request has an ``Idempotency-Key`` (so that its
+    change commits with the answer kept for it)."""
+    return _transactions(request.scope).unit_of_work(within=keyed_transaction(request.scope))
+
+
+unit_of_work = Provide(request_unit_of_work, sync_to_thread=False)

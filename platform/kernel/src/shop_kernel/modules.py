@@ -6,10 +6,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import punq
 from beanie import Document
 from litestar.types import ControllerRouterHandler
 
+from shop_kernel.di import Wiring
 from shop_kernel.domain import AggregateRoot, DomainEvent
 from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.subscriptions import Subscription
@@ -21,7 +21,7 @@ from shop_kernel.views import ReadView
 Translation = Callable[[Any, Any], IntegrationEvent]
 
 
-def _register_nothing(_container: punq.Container, _settings: Settings) -> None:
+def _register_nothing(_wiring: Wiring) -> None:
     return None
 
 
@@ -38,7 +38,7 @@ class ContextModule:
 
     name: str
     migrations: MigrationTarget
-    register: Callable[[punq.Container, Settings], None] = _register_nothing
+    register: Callable[[Wiring], None] = _register_nothing
     # The query facades (Protocols of its contract, or the kernel's) ``register`` puts in the
     # container for the others ...
     provides: Sequence[type[Any]] = ()

@@ -1,18 +1,25 @@
 """One business transaction against the write store, as an async context manager.
 
-Nothing is committed implicitly: a use case calls ``commit()`` once it has decided; leaving
-the block without it (or with an exception) rolls everything back. ``commit()`` also writes
-the integration events of the aggregates the unit of work saw into the outbox, in the same
-transaction, so an event is published if and only if its change is committed.
+A use case is handed its unit of work and says where the transaction is: ``async with uow:``
+begins it, ``await uow.commit()`` commits it, and leaving the block without a commit (or with
+an exception) rolls it back. ``commit()`` also writes the integration events of the
+aggregates the unit of work saw into the outbox, in the same transaction, so an event is
+published if and only if its change is committed.
+
+Entering a unit of work that is already open opens a savepoint inside it: a subscriber's
+delivery opens the unit of work, records the event as handled, and hands it to the handler;
+the use case the handler calls enters it again, and its commit is the savepoint's. The
+delivery's own commit then makes the change, its events and the handled record durable
+together. A unit of work made ``within`` a transaction someone else owns (a request with an
+``Idempotency-Key``) works in savepoints of that transaction, which its owner commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Generator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import Protocol, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
@@ -28,9 +35,6 @@ def publish_nothing(_aggregate: AggregateRoot, _event: DomainEvent) -> None:
     return None
 
 
-T = TypeVar("T")
-
-
 class JoinableTransaction(Protocol):
     """A transaction that units of work join: its connection, which it may check out and
     begin only when the first of them asks (so nothing is held before it is needed)."""
@@ -38,95 +42,33 @@ class JoinableTransaction(Protocol):
     async def connection(self) -> AsyncConnection: ...
 
 
-class _Begun:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
-
-    async def connection(self) -> AsyncConnection:
-        return self._connection
-
-
-_joined: ContextVar[JoinableTransaction | None] = ContextVar(
-    "shop_joined_transaction", default=None
-)
-
-
-@contextmanager
-def joined(transaction: AsyncConnection | JoinableTransaction) -> Generator[None]:
-    """Units of work opened in this block (and the tasks it starts) join ``transaction``,
-    each in its own savepoint; the caller commits or rolls back the whole."""
-    outer = _Begun(transaction) if isinstance(transaction, AsyncConnection) else transaction
-    token = _joined.set(outer)
-    try:
-        yield
-    finally:
-        _joined.reset(token)
-
-
-@asynccontextmanager
-async def reading(engine: AsyncEngine) -> AsyncGenerator[AsyncConnection]:
-    """A connection for reads outside any unit of work: the joined transaction's when there
-    is one, else one from the pool. A request that already holds a connection must not wait
-    for a second one: with as many such requests as the pool has connections, each would
-    wait for the others until the pool's timeout."""
-    outer = _joined.get()
-    if outer is not None:
-        yield await outer.connection()
-        return
-    async with engine.connect() as connection:
-        yield connection
-
-
-@contextmanager
-def separately() -> Generator[None]:
-    """Units of work opened in this block commit on their own, even inside :func:`joined`: for
-    work whose outside effect (an email sent) must be recorded before and after it happens."""
-    token = _joined.set(None)
-    try:
-        yield
-    finally:
-        _joined.reset(token)
-
-
-def transactions(
-    unit_of_work: Callable[[], UnitOfWork], wrap: Callable[[UnitOfWork], T]
-) -> Callable[[], AbstractAsyncContextManager[T]]:
-    """A context's own transaction type on the kernel's unit of work: each call opens one.
-
-    ``wrap`` gives the context's view of it (its repositories and ``commit``).
-    """
-
-    @asynccontextmanager
-    async def transaction() -> AsyncGenerator[T]:
-        async with unit_of_work() as uow:
-            yield wrap(uow)
-
-    return transaction
-
-
-class ContextTransaction:
-    """Base of a context's transaction type: it adds its repositories over the unit of work;
-    ``commit`` is the unit of work's."""
-
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
-
-    async def commit(self) -> None:
-        await self._uow.commit()
-
-
 class UnitOfWorkNotStarted(RuntimeError):
     """The unit of work was used outside its ``async with`` block."""
 
 
+@dataclass
+class _Level:
+    """One level of an open unit of work: the transaction itself (no savepoint) or a
+    savepoint in it, with the aggregates and events that level will commit."""
+
+    savepoint: AsyncTransaction | None
+    seen: list[AggregateRoot] = field(default_factory=list[AggregateRoot])
+    published: list[IntegrationEvent] = field(default_factory=list[IntegrationEvent])
+
+
 class UnitOfWork:
-    def __init__(self, engine: AsyncEngine, translate: EventTranslator = publish_nothing) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        translate: EventTranslator = publish_nothing,
+        *,
+        within: JoinableTransaction | None = None,
+    ) -> None:
         self._engine = engine
         self._translate = translate
+        self._within = within
         self._connection: AsyncConnection | None = None
-        self._savepoint: AsyncTransaction | None = None
-        self._seen: list[AggregateRoot] = []
-        self._published: list[IntegrationEvent] = []
+        self._levels: list[_Level] = []
 
     @property
     def connection(self) -> AsyncConnection:
@@ -135,23 +77,26 @@ class UnitOfWork:
             raise UnitOfWorkNotStarted("use the unit of work inside `async with`")
         return self._connection
 
+    @property
+    def is_open(self) -> bool:
+        return bool(self._levels)
+
     async def __aenter__(self) -> Self:
         if self._connection is not None:
-            raise RuntimeError("a unit of work cannot be entered twice at once")
-        self._seen, self._published = [], []
-        outer = _joined.get()
-        if outer is not None:
-            connection = await outer.connection()
-            self._savepoint = await connection.begin_nested()
+            self._levels.append(_Level(await self._connection.begin_nested()))
+        elif self._within is not None:
+            connection = await self._within.connection()
+            self._levels.append(_Level(await connection.begin_nested()))
             self._connection = connection
-            return self
-        connection = await self._engine.connect()
-        try:
-            await connection.begin()
-        except BaseException:
-            await connection.close()
-            raise
-        self._connection = connection
+        else:
+            connection = await self._engine.connect()
+            try:
+                await connection.begin()
+            except BaseException:
+                await connection.close()
+                raise
+            self._levels.append(_Level(None))
+            self._connection = connection
         return self
 
     async def __aexit__(
@@ -160,12 +105,13 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        connection, self._connection = self.connection, None
-        savepoint, self._savepoint = self._savepoint, None
-        self._seen, self._published = [], []
-        if savepoint is not None:
-            if savepoint.is_active:
-                await savepoint.rollback()
+        level = self._levels.pop()
+        connection = self.connection
+        if not self._levels:
+            self._connection = None
+        if level.savepoint is not None:
+            if level.savepoint.is_active:
+                await level.savepoint.rollback()
             return
         try:
             if connection.in_transaction():
@@ -173,34 +119,54 @@ class UnitOfWork:
         finally:
             await connection.close()
 
+    def _level(self) -> _Level:
+        if not self._levels:
+            raise UnitOfWorkNotStarted("use the unit of work inside `async with`")
+        return self._levels[-1]
+
     def track(self, aggregate: AggregateRoot) -> None:
         """Repositories call this for every aggregate they load or add."""
-        if not any(seen is aggregate for seen in self._seen):
-            self._seen.append(aggregate)
+        seen = self._level().seen
+        if not any(known is aggregate for known in seen):
+            seen.append(aggregate)
 
     def publish(self, event: IntegrationEvent) -> None:
         """Publish ``event`` with this transaction (for events no aggregate records)."""
-        self._published.append(event)
+        self._level().published.append(event)
 
     async def commit(self) -> None:
-        events = [*self._published]
-        for aggregate in self._seen:
+        """Commit the innermost level: the transaction, or the savepoint of a nested one."""
+        level = self._level()
+        events, level.published = level.published, []
+        for aggregate in level.seen:
             for recorded in aggregate.pull_events():
                 translated = self._translate(aggregate, recorded)
                 if translated is not None:
                     events.append(translated)
-        self._published = []
         await append_to_outbox(self.connection, events)
-        if self._savepoint is not None:
-            await self._savepoint.commit()
+        if level.savepoint is not None:
+            await level.savepoint.commit()
         else:
             await self.connection.commit()
 
     async def rollback(self) -> None:
-        self._published = []
-        for aggregate in self._seen:
+        level = self._level()
+        level.published = []
+        for aggregate in level.seen:
             aggregate.pull_events()
-        if self._savepoint is not None:
-            await self._savepoint.rollback()
+        if level.savepoint is not None:
+            await level.savepoint.rollback()
         else:
             await self.connection.rollback()
+
+
+class Transactions:
+    """Makes units of work on the process's write store (the container holds one)."""
+
+    def __init__(self, engine: AsyncEngine, translate: EventTranslator = publish_nothing) -> None:
+        self.engine = engine
+        self._translate = translate
+
+    def unit_of_work(self, *, within: JoinableTransaction | None = None) -> UnitOfWork:
+        """A new unit of work, not yet begun; ``within`` a transaction someone else owns."""
+        return UnitOfWork(self.engine, self._translate, within=within)

@@ -14,6 +14,7 @@ from typing import Protocol
 import msgspec
 
 from shop_kernel.messaging.events import IntegrationEvent
+from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.wire import Amount
 
 
@@ -25,8 +26,9 @@ class ProductFacts(msgspec.Struct, frozen=True):
 
 
 class CatalogQueries(Protocol):
-    async def products(self, skus: Iterable[str]) -> dict[str, ProductFacts]:
-        """The current facts of the known skus among ``skus`` (unknown ones are left out)."""
+    async def products(self, uow: UnitOfWork, skus: Iterable[str]) -> dict[str, ProductFacts]:
+        """The current facts of the known skus among ``skus`` (unknown ones are left out),
+        read in the transaction of the caller's open unit of work."""
         ...
 
 

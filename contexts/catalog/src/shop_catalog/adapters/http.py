@@ -20,6 +20,7 @@ from shop_kernel.domain import Money
 from shop_kernel.idempotency import IdempotencyKey, idempotent
 from shop_kernel.pages import Cursor, Limit, SearchText, page_start
 from shop_kernel.preconditions import IfMatch, expected_version, tagged
+from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.wire import Amount
 
 # Bounds on what is read at all; the domain applies the real rules.
@@ -102,12 +103,14 @@ class ProductsController(Controller):
         request: Request[Principal, Any, Any],
         data: JSONBody[NewProduct],
         admin: NamedDependency[ProductAdmin],
+        uow: NamedDependency[UnitOfWork],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[ProductOut]:
         """Add a product (admins). Its price is in the shop's currency."""
         product = await admin.create(
-            data.sku, data.name, data.description,
-            Money(data.price.amount, data.price.currency), data.stock, actor=_actor(request),
+            uow, sku=data.sku, name=data.name, description=data.description,
+            price=Money(data.price.amount, data.price.currency), stock=data.stock,
+            actor=_actor(request),
         )  # fmt: skip
         return tagged(_from_aggregate(product), HTTP_201_CREATED)
 
@@ -117,12 +120,13 @@ class ProductsController(Controller):
         sku: FromPath[str],
         data: JSONBody[ProductChange],
         admin: NamedDependency[ProductAdmin],
+        uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
     ) -> Response[ProductOut]:
         """Change name, description, price or activity (admins); ``If-Match`` is honoured."""
         price = Money(data.price.amount, data.price.currency) if data.price else None
         product = await admin.change(
-            sku, expected_version=expected_version(if_match), name=data.name,
+            uow, sku, expected_version=expected_version(if_match), name=data.name,
             description=data.description, price=price, is_active=data.is_active,
         )  # fmt: skip
         return tagged(_from_aggregate(product))
@@ -130,15 +134,17 @@ class ProductsController(Controller):
     @post("/{sku:str}/stock", guards=[admin_only], status_code=HTTP_200_OK)
     async def adjust_stock(
         self,
+        *,
         request: Request[Principal, Any, Any],
         sku: FromPath[str],
         data: JSONBody[StockChange],
         admin: NamedDependency[ProductAdmin],
+        uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
     ) -> Response[ProductOut]:
         """Count stock in or out with a reason (admins); never below what is reserved."""
         product = await admin.adjust_stock(
-            sku, data.adjustment, data.reason, actor=_actor(request),
+            uow, sku, data.adjustment, data.reason, actor=_actor(request),
             expected_version=expected_version(if_match),
         )  # fmt: skip
         return tagged(_from_aggregate(product))

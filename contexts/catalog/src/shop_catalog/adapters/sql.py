@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -26,13 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_catalog.application.ports import (
-    CatalogUnitOfWork,
-    Products,
-    Reservations,
-)
 from shop_catalog.domain.model import (
     Product,
     Shortfall,
@@ -44,7 +38,7 @@ from shop_catalog.domain.model import (
 from shop_catalog_contract import ProductFacts
 from shop_kernel.domain import Money
 from shop_kernel.sql import update_versioned
-from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, reading, transactions
+from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.wire import Amount
 
 metadata = MetaData(schema="catalog")
@@ -123,44 +117,42 @@ def _product_values(product: Product) -> dict[str, Any]:
 
 
 class SqlProducts:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    """The ``Products`` repository: each call runs in the given unit of work's transaction."""
 
-    async def get(self, sku: str) -> Product | None:
-        row = (await self._uow.connection.execute(
-            select(products).where(products.c.sku == sku)
-        )).first()  # fmt: skip
-        return self._tracked(_product(row)) if row is not None else None
+    async def get(self, uow: UnitOfWork, sku: str) -> Product | None:
+        row = (await uow.connection.execute(select(products).where(products.c.sku == sku))).first()
+        return _tracked(uow, _product(row)) if row is not None else None
 
-    async def lock(self, skus: Iterable[str]) -> dict[str, Product]:
+    async def lock(self, uow: UnitOfWork, skus: Iterable[str]) -> dict[str, Product]:
         """Load and lock the products in sku order: concurrent reservations never deadlock."""
-        rows = await self._uow.connection.execute(
+        rows = await uow.connection.execute(
             select(products)
             .where(products.c.sku.in_(sorted({sku for sku in skus if is_sku(sku)})))
             .order_by(products.c.sku)
             .with_for_update()
         )
-        return {row.sku: self._tracked(_product(row)) for row in rows}
+        return {row.sku: _tracked(uow, _product(row)) for row in rows}
 
-    async def add(self, product: Product) -> None:
+    async def add(self, uow: UnitOfWork, product: Product) -> None:
         values = {**_product_values(product), "sku": product.sku.value, "version": 1}
         try:
-            await self._uow.connection.execute(insert(products).values(values))
+            await uow.connection.execute(insert(products).values(values))
         except IntegrityError as error:
             if "products_pkey" in str(error.orig):
                 raise SkuTaken(product.sku.value) from None
             raise
         product.saved_as(1)
-        self._tracked(product)
+        uow.track(product)
 
-    async def save(self, product: Product) -> None:
+    async def save(self, uow: UnitOfWork, product: Product) -> None:
         await update_versioned(
-            self._uow.connection, products, products.c.sku == product.sku.value, product,
+            uow.connection, products, products.c.sku == product.sku.value, product,
             _product_values(product), name=product.sku.value,
         )  # fmt: skip
 
     async def record_movement(
         self,
+        uow: UnitOfWork,
         product: Product,
         *,
         actor: str,
@@ -169,7 +161,7 @@ class SqlProducts:
         reason: str,
         order_id: uuid.UUID | None = None,
     ) -> None:
-        await self._uow.connection.execute(
+        await uow.connection.execute(
             insert(stock_movements).values(
                 sku=product.sku.value, actor=actor, on_hand_delta=on_hand_delta,
                 reserved_delta=reserved_delta, reason=reason, on_hand=product.on_hand,
@@ -177,17 +169,17 @@ class SqlProducts:
             )
         )  # fmt: skip
 
-    def _tracked(self, product: Product) -> Product:
-        self._uow.track(product)
-        return product
+
+def _tracked(uow: UnitOfWork, product: Product) -> Product:
+    uow.track(product)
+    return product
 
 
 class SqlReservations:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    """The ``Reservations`` repository, in the given unit of work's transaction."""
 
-    async def lock(self, order_id: uuid.UUID) -> StockReservation | None:
-        row = (await self._uow.connection.execute(
+    async def lock(self, uow: UnitOfWork, order_id: uuid.UUID) -> StockReservation | None:
+        row = (await uow.connection.execute(
             select(reservations).where(reservations.c.order_id == order_id).with_for_update()
         )).first()  # fmt: skip
         if row is None:
@@ -199,12 +191,12 @@ class SqlReservations:
             shortfalls=[Shortfall(**item) for item in row.shortfalls],
             version=row.version,
         )
-        self._uow.track(reservation)
+        uow.track(reservation)
         return reservation
 
-    async def add(self, reservation: StockReservation) -> bool:
+    async def add(self, uow: UnitOfWork, reservation: StockReservation) -> bool:
         """Store a new reservation; False if the order has one already (a concurrent delivery)."""
-        inserted = await self._uow.connection.execute(
+        inserted = await uow.connection.execute(
             pg_insert(reservations)
             .values(
                 order_id=reservation.order_id,
@@ -219,55 +211,34 @@ class SqlReservations:
         if inserted.first() is None:
             return False
         reservation.saved_as(1)
-        self._uow.track(reservation)
+        uow.track(reservation)
         return True
 
-    async def save(self, reservation: StockReservation) -> None:
+    async def save(self, uow: UnitOfWork, reservation: StockReservation) -> None:
         await update_versioned(
-            self._uow.connection, reservations,
+            uow.connection, reservations,
             reservations.c.order_id == reservation.order_id, reservation,
             {"status": reservation.status}, name=str(reservation.order_id),
         )  # fmt: skip
 
 
-class SqlCatalogTransaction(ContextTransaction):
-    def __init__(self, uow: UnitOfWork) -> None:
-        super().__init__(uow)
-        self._products = SqlProducts(uow)
-        self._reservations = SqlReservations(uow)
-
-    @property
-    def products(self) -> Products:
-        return self._products
-
-    @property
-    def reservations(self) -> Reservations:
-        return self._reservations
-
-
-def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> CatalogUnitOfWork:
-    """The catalog's unit of work on the kernel's: each call opens one transaction."""
-    return transactions(unit_of_work, SqlCatalogTransaction)
-
-
 class SqlCatalogQueries:
-    """The catalog's facts for orders, straight from the write store (never stale)."""
+    """The catalog's facts for orders, straight from the write store (never stale), read in
+    the caller's transaction: a request never holds one connection while it waits for a
+    second (with as many such requests as the pool has connections, each would wait for
+    the others until the pool's timeout)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def products(self, skus: Iterable[str]) -> dict[str, ProductFacts]:
+    async def products(self, uow: UnitOfWork, skus: Iterable[str]) -> dict[str, ProductFacts]:
         wanted = sorted({sku for sku in skus if is_sku(sku)})  # others cannot exist
         if not wanted:
             return {}
-        async with reading(self._engine) as conn:  # a command's own, when it runs in one
-            rows = await conn.execute(select(products).where(products.c.sku.in_(wanted)))
-            return {
-                row.sku: ProductFacts(
-                    sku=row.sku,
-                    name=row.name,
-                    price=Amount(row.price_amount, row.currency),
-                    is_active=row.is_active,
-                )
-                for row in rows
-            }
+        rows = await uow.connection.execute(select(products).where(products.c.sku.in_(wanted)))
+        return {
+            row.sku: ProductFacts(
+                sku=row.sku,
+                name=row.name,
+                price=Amount(row.price_amount, row.currency),
+                is_active=row.is_active,
+            )
+            for row in rows
+        }

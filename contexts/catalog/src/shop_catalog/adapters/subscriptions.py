@@ -1,7 +1,7 @@
 """What catalog does when orders are placed or cancelled: hold or give back their stock.
 
-The use cases' transactions join the delivery's, so the stock change, its events and the
-delivery's inbox row commit together.
+Each handler hands the delivery's unit of work to the use case, so the stock change, its
+events and the record that the event was handled commit together.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class ReserveStock:
 
     async def __call__(self, event: OrderPlaced, uow: UnitOfWork) -> None:
         lines = merge_lines([(line.sku, line.quantity) for line in event.lines])
-        await self._stock.reserve_stock_for_order(event.order_id, lines)
+        await self._stock.reserve_stock_for_order(uow, event.order_id, lines)
 
 
 class ReleaseStock:
@@ -30,4 +30,4 @@ class ReleaseStock:
         self._stock = stock
 
     async def __call__(self, event: OrderCancelled | OrderRejected, uow: UnitOfWork) -> None:
-        await self._stock.release_stock_for_order(event.order_id)
+        await self._stock.release_stock_for_order(uow, event.order_id)

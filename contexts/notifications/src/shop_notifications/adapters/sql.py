@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -35,13 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.pages import keyset_page
 from shop_kernel.sql import update_versioned
-from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, transactions
-from shop_notifications.application.ports import (
-    AttemptOutcome,
-    Deliveries,
-    NotificationsUnitOfWork,
-    RecordSent,
-)
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_notifications.application.ports import AttemptOutcome, RecordSent
 from shop_notifications.domain.model import Delivery, Template
 
 metadata = MetaData(schema="notifications")
@@ -112,12 +107,13 @@ def _values(delivery: Delivery) -> dict[str, Any]:
 
 
 class SqlDeliveries:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    """The ``Deliveries`` log: each call runs in the given unit of work's transaction."""
 
-    async def claim(self, event_id: uuid.UUID, template: Template, user_id: uuid.UUID) -> Delivery:
+    async def claim(
+        self, uow: UnitOfWork, event_id: uuid.UUID, template: Template, user_id: uuid.UUID
+    ) -> Delivery:
         new = Delivery.of(event_id, template, user_id)
-        await self._uow.connection.execute(
+        await uow.connection.execute(
             insert(deliveries)
             .values(
                 id=new.id,
@@ -130,21 +126,21 @@ class SqlDeliveries:
             )
             .on_conflict_do_nothing(constraint="deliveries_once_per_event")
         )
-        row = (await self._uow.connection.execute(
+        row = (await uow.connection.execute(
             select(deliveries)
             .where(deliveries.c.event_id == event_id, deliveries.c.template == template)
             .with_for_update()
         )).one()  # fmt: skip
         return _delivery(row)
 
-    async def lock(self, delivery_id: uuid.UUID) -> Delivery:
-        row = (await self._uow.connection.execute(
+    async def lock(self, uow: UnitOfWork, delivery_id: uuid.UUID) -> Delivery:
+        row = (await uow.connection.execute(
             select(deliveries).where(deliveries.c.id == delivery_id).with_for_update()
         )).one()  # fmt: skip
         return _delivery(row)
 
-    async def of_user(self, user_id: uuid.UUID) -> list[Delivery]:
-        rows = await self._uow.connection.execute(
+    async def of_user(self, uow: UnitOfWork, user_id: uuid.UUID) -> list[Delivery]:
+        rows = await uow.connection.execute(
             select(deliveries)
             .where(deliveries.c.user_id == user_id)
             .order_by(deliveries.c.id)
@@ -152,22 +148,24 @@ class SqlDeliveries:
         )
         return [_delivery(row) for row in rows]
 
-    async def save(self, delivery: Delivery) -> None:
+    async def save(self, uow: UnitOfWork, delivery: Delivery) -> None:
         await update_versioned(
-            self._uow.connection, deliveries, deliveries.c.id == delivery.id, delivery,
+            uow.connection, deliveries, deliveries.c.id == delivery.id, delivery,
             _values(delivery), name=str(delivery.id),
         )  # fmt: skip
 
-    async def log_attempt(self, delivery: Delivery) -> None:
-        await self._uow.connection.execute(
+    async def log_attempt(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        await uow.connection.execute(
             insert(delivery_attempts).values(
                 delivery_id=delivery.id, number=delivery.attempts, process=this_process(),
                 started_at=func.now(),
             )
         )  # fmt: skip
 
-    async def log_outcome(self, delivery: Delivery, outcome: AttemptOutcome) -> None:
-        await self._uow.connection.execute(
+    async def log_outcome(
+        self, uow: UnitOfWork, delivery: Delivery, outcome: AttemptOutcome
+    ) -> None:
+        await uow.connection.execute(
             update(delivery_attempts)
             .where(
                 delivery_attempts.c.delivery_id == delivery.id,
@@ -206,20 +204,6 @@ class SqlSentRecords:
                 await conn.execute(_SENT, {"delivery_id": delivery.id, "number": delivery.attempts})
 
             yield record
-
-
-class SqlNotificationsTransaction(ContextTransaction):
-    def __init__(self, uow: UnitOfWork) -> None:
-        super().__init__(uow)
-        self._deliveries = SqlDeliveries(uow)
-
-    @property
-    def deliveries(self) -> Deliveries:
-        return self._deliveries
-
-
-def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> NotificationsUnitOfWork:
-    return transactions(unit_of_work, SqlNotificationsTransaction)
 
 
 class DeliveryLog:

@@ -1,5 +1,10 @@
 """What notifications does when users and orders tell their news: send the mail the news
-calls for, and forget an erased account's address."""
+calls for, and forget an erased account's address.
+
+A mail's subscription has a transaction of its own (``module.py``): the unit of work its
+handler is given commits the delivery log's records before and after the mail leaves.
+Forgetting an address runs in the delivery's, with the record that the erasure was handled.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ class Welcome:
         self._mailing = mailing
 
     async def __call__(self, event: UserState, uow: UnitOfWork) -> None:
-        await self._mailing.send(event.event_id, "welcome", event.user_id, {})
+        await self._mailing.send(uow, event.event_id, "welcome", event.user_id, {})
 
 
 class ForgetRecipient:
@@ -31,7 +36,7 @@ class ForgetRecipient:
         self._mailing = mailing
 
     async def __call__(self, event: UserState, uow: UnitOfWork) -> None:
-        await self._mailing.forget(event.user_id)
+        await self._mailing.forget(uow, event.user_id)
 
 
 class UsersRecipients:
@@ -67,7 +72,8 @@ class OrderMail:
             "total": msgspec.to_builtins(event.total),
             "short_skus": list(event.short_skus) if isinstance(event, OrderRejected) else [],
         }
-        await self._mailing.send(event.event_id, _TEMPLATES[type(event)], event.customer_id, facts)
+        template = _TEMPLATES[type(event)]
+        await self._mailing.send(uow, event.event_id, template, event.customer_id, facts)
 
 
 class PasswordResetMail:
@@ -83,7 +89,7 @@ class PasswordResetMail:
             token = await self._tokens.issue(event.user_id)
             return None if token is None else {"link": self._links.link(token)}
 
-        await self._mailing.send(event.event_id, "password_reset", event.user_id, facts)
+        await self._mailing.send(uow, event.event_id, "password_reset", event.user_id, facts)
 
 
 class ResetLinks:

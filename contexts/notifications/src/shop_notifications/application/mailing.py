@@ -1,7 +1,8 @@
 """Sending the email an event calls for: once, recorded before and after, never to the erased.
 
-Each send runs in its own transactions (not the event delivery's): the attempt is committed
-before the mail leaves and the outcome after, so a crash in between is visible and retried.
+Each send runs in transactions of its own (its subscriptions are declared so: not the event
+delivery's), given as the unit of work: the attempt is committed before the mail leaves and
+the outcome after, so a crash in between is visible and retried.
 A transient failure is recorded and raised again, so the backbone retries the event with
 back-off; a permanent one is recorded as ``failed`` and the event counts as handled.
 
@@ -21,12 +22,12 @@ from datetime import timedelta
 from typing import Any
 
 from shop_kernel.log import get_logger
-from shop_kernel.unit_of_work import separately
+from shop_kernel.unit_of_work import UnitOfWork
 from shop_notifications.application.ports import (
     AttemptOutcome,
     Composer,
+    Deliveries,
     Mailer,
-    NotificationsUnitOfWork,
     PermanentFailure,
     Recipients,
     SentRecords,
@@ -43,7 +44,7 @@ Facts = Mapping[str, Any] | Callable[[], Awaitable[Mapping[str, Any] | None]]
 class Mailing:
     def __init__(
         self,
-        transaction: NotificationsUnitOfWork,
+        deliveries: Deliveries,
         composer: Composer,
         mailer: Mailer,
         sent_records: SentRecords,
@@ -51,25 +52,25 @@ class Mailing:
         *,
         lease: timedelta,
     ) -> None:
-        self._transaction = transaction
+        self._deliveries = deliveries
         self._recipients = recipients
         self._composer = composer
         self._mailer = mailer
         self._sent_records = sent_records
         self._lease = lease
 
-    async def forget(self, user_id: uuid.UUID) -> None:
+    async def forget(self, uow: UnitOfWork, user_id: uuid.UUID) -> None:
         """An erased account: its address and what an error said about it leave the delivery
         log, and what was not sent yet never will be."""
-        with separately():
-            async with self._transaction() as tx:
-                for delivery in await tx.deliveries.of_user(user_id):
-                    delivery.forget_recipient()
-                    await tx.deliveries.save(delivery)
-                await tx.commit()
+        async with uow:
+            for delivery in await self._deliveries.of_user(uow, user_id):
+                delivery.forget_recipient()
+                await self._deliveries.save(uow, delivery)
+            await uow.commit()
 
     async def send(
         self,
+        uow: UnitOfWork,
         event_id: uuid.UUID,
         template: Template,
         user_id: uuid.UUID,
@@ -80,30 +81,24 @@ class Mailing:
         ``facts`` may be made only when the mail is written (a secret that must exist in the
         mail alone, such as a reset token): then it is asked for at each attempt, after the
         attempt is recorded, and None drops the mail."""
-        with separately():
-            return await self._send(event_id, template, user_id, facts)
-
-    async def _send(
-        self, event_id: uuid.UUID, template: Template, user_id: uuid.UUID, facts: Facts
-    ) -> str:
-        async with self._transaction() as tx:
-            delivery = await tx.deliveries.claim(event_id, template, user_id)
+        async with uow:
+            delivery = await self._deliveries.claim(uow, event_id, template, user_id)
             if delivery.settled:
                 return delivery.status  # sent (or failed) before: never again
             recipient = await self._recipients.get(user_id)
             if recipient is None:  # erased: nobody to write to
                 delivery.forget_recipient()
-                await tx.deliveries.save(delivery)
-                await tx.commit()
+                await self._deliveries.save(uow, delivery)
+                await uow.commit()
                 return delivery.status
             delivery.attempt(recipient.email, lease=self._lease)
-            await tx.deliveries.save(delivery)
-            await tx.deliveries.log_attempt(delivery)
-            await tx.commit()
+            await self._deliveries.save(uow, delivery)
+            await self._deliveries.log_attempt(uow, delivery)
+            await uow.commit()
         if callable(facts):
             made = await facts()
             if made is None:
-                await self._settle(delivery, "failed", lambda d: d.failed(NOT_WANTED))
+                await self._settle(uow, delivery, "failed", lambda d: d.failed(NOT_WANTED))
                 return "failed"
             facts = made
         mail = self._composer.compose(delivery, recipient, facts)
@@ -119,7 +114,7 @@ class Mailing:
                 await self._mailer.send(mail, accepted)
             except PermanentFailure as failure:
                 error = redacted(str(failure), recipient.email)
-                await self._settle(delivery, "failed", lambda d: d.failed(error))
+                await self._settle(uow, delivery, "failed", lambda d: d.failed(error))
                 log.warning(
                     "email refused for good", delivery_id=str(delivery.id), template=template,
                     error=error,
@@ -127,32 +122,36 @@ class Mailing:
                 return "failed"
             except TransientFailure as failure:
                 if taken:  # taken, then the goodbye failed: the mail is out, recorded as sent
-                    await self._forget_if_erased_meanwhile(delivery.user_id)
+                    await self._forget_if_erased_meanwhile(uow, delivery.user_id)
                     return "sent"
                 error = redacted(str(failure), recipient.email)
-                await self._settle(delivery, "later", lambda d: d.failed_for_now(error))
+                await self._settle(uow, delivery, "later", lambda d: d.failed_for_now(error))
                 log.info(
                     "email not sent yet; retried later", delivery_id=str(delivery.id),
                     template=template, attempts=delivery.attempts, error=error,
                 )  # fmt: skip
                 raise
-        await self._forget_if_erased_meanwhile(delivery.user_id)
+        await self._forget_if_erased_meanwhile(uow, delivery.user_id)
         return "sent"
 
-    async def _forget_if_erased_meanwhile(self, user_id: uuid.UUID) -> None:
+    async def _forget_if_erased_meanwhile(self, uow: UnitOfWork, user_id: uuid.UUID) -> None:
         """An erasure that landed while this attempt was being recorded found no address in
         the log to forget yet: forget it now."""
         if await self._recipients.get(user_id) is None:
-            await self.forget(user_id)
+            await self.forget(uow, user_id)
 
     async def _settle(
-        self, attempted: Delivery, ended: AttemptOutcome, outcome: Callable[[Delivery], None]
+        self,
+        uow: UnitOfWork,
+        attempted: Delivery,
+        ended: AttemptOutcome,
+        outcome: Callable[[Delivery], None],
     ) -> None:
-        async with self._transaction() as tx:
-            delivery = await tx.deliveries.lock(attempted.id)
-            await tx.deliveries.log_outcome(attempted, ended)
+        async with uow:
+            delivery = await self._deliveries.lock(uow, attempted.id)
+            await self._deliveries.log_outcome(uow, attempted, ended)
             if not delivery.dropped_for_erasure:  # erased while being sent: the erasure stands
                 outcome(delivery)
-                await tx.deliveries.save(delivery)
-            await tx.commit()
-        await self._forget_if_erased_meanwhile(attempted.user_id)
+                await self._deliveries.save(uow, delivery)
+            await uow.commit()
+        await self._forget_if_erased_meanwhile(uow, attempted.user_id)

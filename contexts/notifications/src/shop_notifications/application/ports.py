@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from shop_kernel.outages import Unavailable
+from shop_kernel.unit_of_work import UnitOfWork
 from shop_notifications.domain.model import Delivery, Template
 
 
@@ -67,37 +68,32 @@ class Composer(Protocol):
 
 
 class Deliveries(Protocol):
-    async def claim(self, event_id: uuid.UUID, template: Template, user_id: uuid.UUID) -> Delivery:
+    """The delivery log, in the transaction of the unit of work each call is given."""
+
+    async def claim(
+        self, uow: UnitOfWork, event_id: uuid.UUID, template: Template, user_id: uuid.UUID
+    ) -> Delivery:
         """The delivery of (event, template), created if new, locked until the end."""
         ...
 
-    async def lock(self, delivery_id: uuid.UUID) -> Delivery: ...
+    async def lock(self, uow: UnitOfWork, delivery_id: uuid.UUID) -> Delivery: ...
 
-    async def of_user(self, user_id: uuid.UUID) -> list[Delivery]:
+    async def of_user(self, uow: UnitOfWork, user_id: uuid.UUID) -> list[Delivery]:
         """Every delivery to the user, locked."""
         ...
 
-    async def save(self, delivery: Delivery) -> None: ...
+    async def save(self, uow: UnitOfWork, delivery: Delivery) -> None: ...
 
-    async def log_attempt(self, delivery: Delivery) -> None:
+    async def log_attempt(self, uow: UnitOfWork, delivery: Delivery) -> None:
         """Record that the attempt ``delivery.attempts`` starts now, and who makes it."""
         ...
 
-    async def log_outcome(self, delivery: Delivery, outcome: AttemptOutcome) -> None: ...
+    async def log_outcome(
+        self, uow: UnitOfWork, delivery: Delivery, outcome: AttemptOutcome
+    ) -> None: ...
 
 
 class Recipients(Protocol):
     async def get(self, user_id: uuid.UUID) -> Recipient | None:
         """The account's address as it is now; None once it is erased (or never was)."""
         ...
-
-
-class NotificationsTransaction(Protocol):
-    @property
-    def deliveries(self) -> Deliveries: ...
-
-    async def commit(self) -> None: ...
-
-
-class NotificationsUnitOfWork(Protocol):
-    def __call__(self) -> AbstractAsyncContextManager[NotificationsTransaction]: ...

@@ -5,18 +5,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from shop_kernel.settings import Settings
+from shop_kernel.unit_of_work import Transactions
 from shop_orders.application.ordering import Ordering
 
 
 class TimeOutPendingOrders:
     """Rejects (reason ``timeout``) every order pending longer than SHOP_ORDER_PENDING_TIMEOUT."""
 
-    def __init__(self, ordering: Ordering, settings: Settings) -> None:
+    def __init__(self, ordering: Ordering, transactions: Transactions, settings: Settings) -> None:
         self._ordering = ordering
+        self._transactions = transactions
         self._limit = timedelta(seconds=settings.order_pending_timeout)
 
     async def __call__(self) -> None:
-        await self._ordering.time_out_pending(self._limit)
+        await self._ordering.time_out_pending(self._transactions.unit_of_work(), self._limit)
 
 
 def check_every(settings: Settings) -> float:

@@ -22,6 +22,7 @@ from shop_kernel.di import provide
 from shop_kernel.idempotency import IdempotencyKey, idempotent
 from shop_kernel.pages import Cursor, Limit, page_start
 from shop_kernel.preconditions import IfMatch, expected_version, tagged
+from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.wire import Amount
 from shop_orders.adapters.view import OrderHistory, is_sort_key
 from shop_orders.application.ordering import Caller, Item, Ordering
@@ -124,12 +125,13 @@ class OrdersController(Controller):
         self,
         request: Request[Principal, Any, Any],
         ordering: NamedDependency[Ordering],
+        uow: NamedDependency[UnitOfWork],
         data: JSONBody[NewOrder | None] = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OrderOut]:
         """Start a draft, optionally with items (priced from the catalog, never the client)."""
         items = [Item(i.sku, i.quantity) for i in (data.items if data is not None else [])]
-        order = await ordering.create(_caller(request), items)
+        order = await ordering.create(uow, _caller(request), items)
         return tagged(_from_aggregate(order), HTTP_201_CREATED)
 
     @get("/")
@@ -172,15 +174,17 @@ class OrdersController(Controller):
     @post("/{order_id:str}/items", status_code=HTTP_200_OK)
     async def add_item(
         self,
+        *,
         request: Request[Principal, Any, Any],
         order_id: FromPath[str],
         data: JSONBody[ItemIn],
         ordering: NamedDependency[Ordering],
+        uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
     ) -> Response[OrderOut]:
         """Add a line, or increase it; only in a draft. Drafts do not check stock."""
         order = await ordering.add_item(
-            _caller(request), _order_id(order_id), Item(data.sku, data.quantity),
+            uow, _caller(request), _order_id(order_id), Item(data.sku, data.quantity),
             expected_version=expected_version(if_match),
         )  # fmt: skip
         return tagged(_from_aggregate(order))
@@ -194,11 +198,12 @@ class OrdersController(Controller):
         sku: FromPath[str],
         data: JSONBody[QuantityIn],
         ordering: NamedDependency[Ordering],
+        uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
     ) -> Response[OrderOut]:
         """Set a line's quantity (1..1000)."""
         order = await ordering.set_quantity(
-            _caller(request), _order_id(order_id), Item(sku, data.quantity),
+            uow, _caller(request), _order_id(order_id), Item(sku, data.quantity),
             expected_version=expected_version(if_match),
         )  # fmt: skip
         return tagged(_from_aggregate(order))
@@ -206,15 +211,17 @@ class OrdersController(Controller):
     @delete("/{order_id:str}/items/{sku:str}", status_code=HTTP_200_OK)
     async def remove_item(
         self,
+        *,
         request: Request[Principal, Any, Any],
         order_id: FromPath[str],
         sku: FromPath[str],
         ordering: NamedDependency[Ordering],
+        uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
     ) -> Response[OrderOut]:
         """Remove a line."""
         order = await ordering.remove_item(
-            _caller(request), _order_id(order_id), sku,
+            uow, _caller(request), _order_id(order_id), sku,
             expected_version=expected_version(if_match),
         )  # fmt: skip
         return tagged(_from_aggregate(order))
@@ -222,16 +229,18 @@ class OrdersController(Controller):
     @post("/{order_id:str}/confirm", status_code=HTTP_202_ACCEPTED, middleware=[idempotent])
     async def confirm(
         self,
+        *,
         request: Request[Principal, Any, Any],
         order_id: FromPath[str],
         ordering: NamedDependency[Ordering],
+        uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OrderOut]:
         """Place the order: it is pending until stock is reserved (confirmed) or short
         (rejected), within seconds."""
         order = await ordering.confirm(
-            _caller(request), _order_id(order_id), expected_version=expected_version(if_match)
+            uow, _caller(request), _order_id(order_id), expected_version=expected_version(if_match)
         )
         return tagged(_from_aggregate(order), HTTP_202_ACCEPTED)
 
@@ -241,11 +250,12 @@ class OrdersController(Controller):
         request: Request[Principal, Any, Any],
         order_id: FromPath[str],
         ordering: NamedDependency[Ordering],
+        uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
     ) -> Response[OrderOut]:
         """Cancel a draft, pending or confirmed order (its customer or an admin); any stock it
         holds is given back."""
         order = await ordering.cancel(
-            _caller(request), _order_id(order_id), expected_version=expected_version(if_match)
+            uow, _caller(request), _order_id(order_id), expected_version=expected_version(if_match)
         )
         return tagged(_from_aggregate(order))

@@ -7,7 +7,6 @@ added, so every save is a single versioned UPDATE.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -32,8 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shop_kernel.domain import Money
 from shop_kernel.sql import update_versioned
-from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, transactions
-from shop_orders.application.ports import Orders, OrdersUnitOfWork
+from shop_kernel.unit_of_work import UnitOfWork
 from shop_orders.domain.model import Order, OrderLine
 
 metadata = MetaData(schema="orders")
@@ -111,50 +109,32 @@ def _values(order: Order) -> dict[str, Any]:
 
 
 class SqlOrders:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    """The ``Orders`` repository: each call runs in the given unit of work's transaction."""
 
-    async def lock(self, order_id: uuid.UUID) -> Order | None:
-        row = (await self._uow.connection.execute(_LOCK, {"order_id": order_id})).first()
+    async def lock(self, uow: UnitOfWork, order_id: uuid.UUID) -> Order | None:
+        row = (await uow.connection.execute(_LOCK, {"order_id": order_id})).first()
         if row is None:
             return None
         order = order_from_row(row)
-        self._uow.track(order)
+        uow.track(order)
         return order
 
-    async def add(self, order: Order) -> None:
-        await self._uow.connection.execute(
+    async def add(self, uow: UnitOfWork, order: Order) -> None:
+        await uow.connection.execute(
             insert(orders).values(
                 id=order.id, customer_id=order.customer_id, currency=order.currency,
                 created_at=order.created_at, version=1, **_values(order),
             )
         )  # fmt: skip
         order.saved_as(1)
-        self._uow.track(order)
+        uow.track(order)
 
-    async def save(self, order: Order) -> None:
+    async def save(self, uow: UnitOfWork, order: Order) -> None:
         await update_versioned(
-            self._uow.connection, orders, orders.c.id == order.id, order, _values(order),
+            uow.connection, orders, orders.c.id == order.id, order, _values(order),
             name=str(order.id),
         )  # fmt: skip
 
-    async def pending_since(self, before: datetime, limit: int) -> list[uuid.UUID]:
-        found = await self._uow.connection.execute(
-            _PENDING_SINCE, {"before": before, "limit": limit}
-        )
+    async def pending_since(self, uow: UnitOfWork, before: datetime, limit: int) -> list[uuid.UUID]:
+        found = await uow.connection.execute(_PENDING_SINCE, {"before": before, "limit": limit})
         return list(found.scalars())
-
-
-class SqlOrdersTransaction(ContextTransaction):
-    def __init__(self, uow: UnitOfWork) -> None:
-        super().__init__(uow)
-        self._orders = SqlOrders(uow)
-
-    @property
-    def orders(self) -> Orders:
-        return self._orders
-
-
-def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> OrdersUnitOfWork:
-    """The orders' unit of work on the kernel's: each call opens one transaction."""
-    return transactions(unit_of_work, SqlOrdersTransaction)

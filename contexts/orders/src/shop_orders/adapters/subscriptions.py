@@ -1,7 +1,7 @@
 """What orders does when catalog has tried to reserve an order's stock: confirm or reject.
 
-The use cases' transactions join the delivery's, so the order's change, its events and the
-delivery's inbox row commit together.
+Each handler hands the delivery's unit of work to the use case, so the order's change, its
+events and the record that the event was handled commit together.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ class ConfirmOrder:
         self._ordering = ordering
 
     async def __call__(self, event: StockReserved, uow: UnitOfWork) -> None:
-        await self._ordering.stock_reserved(event.order_id)
+        await self._ordering.stock_reserved(uow, event.order_id)
 
 
 class RejectOrder:
@@ -24,4 +24,4 @@ class RejectOrder:
         self._ordering = ordering
 
     async def __call__(self, event: StockReservationFailed, uow: UnitOfWork) -> None:
-        await self._ordering.stock_short(event.order_id, [s.sku for s in event.shortfalls])
+        await self._ordering.stock_short(uow, event.order_id, [s.sku for s in event.shortfalls])

@@ -22,6 +22,7 @@ from shop_kernel.log import get_logger
 from shop_kernel.pages import NO_CONTROL_CHARACTERS, Cursor, Limit, SearchText, page_start
 from shop_kernel.rate_limits import RateLimiter, too_many_requests
 from shop_kernel.settings import Settings
+from shop_kernel.unit_of_work import UnitOfWork
 from shop_users.adapters.view import UserDirectory, is_user_id
 from shop_users.application.accounts import Accounts
 from shop_users.application.resets import PasswordResets
@@ -167,9 +168,9 @@ def _address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _request_reset(resets: PasswordResets, email: str) -> None:
+async def _request_reset(resets: PasswordResets, uow: UnitOfWork, email: str) -> None:
     try:
-        await resets.request(email)
+        await resets.request(uow, email)
     except Exception as exc:  # noqa: BLE001 - after the answer: logged, the caller may ask again
         # The type only: a driver's message would carry the statement's parameters (the email).
         log.warning("password reset request not recorded", error=type(exc).__name__)
@@ -187,6 +188,7 @@ class PasswordReset(Controller):
         data: JSONBody[ResetRequest],
         resets: NamedDependency[PasswordResets],
         limits: NamedDependency[ResetLimits],
+        uow: NamedDependency[UnitOfWork],
     ) -> Response[ResetAccepted]:
         """Email a reset link to the account, if there is one that can sign in.
 
@@ -196,7 +198,7 @@ class PasswordReset(Controller):
         return Response(
             RESET_ACCEPTED,
             status_code=HTTP_202_ACCEPTED,
-            background=BackgroundTask(_request_reset, resets, data.email),
+            background=BackgroundTask(_request_reset, resets, uow, data.email),
         )
 
     @post("/confirm", status_code=HTTP_204_NO_CONTENT, exclude_from_auth=True)
@@ -206,10 +208,11 @@ class PasswordReset(Controller):
         data: JSONBody[ResetConfirmation],
         resets: NamedDependency[PasswordResets],
         limits: NamedDependency[ResetLimits],
+        uow: NamedDependency[UnitOfWork],
     ) -> None:
         """Set a new password with the token from the link; earlier sign-ins end."""
         await limits.confirm(_address(request))
-        await resets.reset(data.token, data.new_password)
+        await resets.reset(uow, data.token, data.new_password)
 
 
 class SignIn(Controller):
@@ -223,9 +226,10 @@ class SignIn(Controller):
         data: JSONBody[Credentials],
         accounts: NamedDependency[Accounts],
         tokens: NamedDependency[Tokens],
+        uow: NamedDependency[UnitOfWork],
     ) -> AccessToken:
         """Exchange an email and password for a short-lived bearer token."""
-        user = await accounts.authenticate(data.email, data.password)
+        user = await accounts.authenticate(uow, data.email, data.password)
         issued = tokens.issue(record_of(user))
         return AccessToken(access_token=issued.access_token, expires_in=issued.expires_in)
 
@@ -241,37 +245,52 @@ class UsersController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[NewUser],
         accounts: NamedDependency[Accounts],
+        uow: NamedDependency[UnitOfWork],
         idempotency_key: IdempotencyKey = None,
     ) -> UserOut:
         """Open a customer account."""
-        user = await accounts.register(data.email, data.password, data.name)
+        user = await accounts.register(uow, data.email, data.password, data.name)
         concerning(request.scope, user.id)  # the kept answer names the person: erased with them
         return user_out(user)
 
     @get("/me")
-    async def me(self, request: Me, accounts: NamedDependency[Accounts]) -> UserOut:
+    async def me(
+        self, request: Me, accounts: NamedDependency[Accounts], uow: NamedDependency[UnitOfWork]
+    ) -> UserOut:
         """The caller's own profile, from the write store (current at once)."""
-        return user_out(await accounts.profile(request.user.user_id))
+        return user_out(await accounts.profile(uow, request.user.user_id))
 
     @patch("/me")
     async def change_me(
-        self, request: Me, data: JSONBody[ProfileChange], accounts: NamedDependency[Accounts]
+        self,
+        request: Me,
+        data: JSONBody[ProfileChange],
+        accounts: NamedDependency[Accounts],
+        uow: NamedDependency[UnitOfWork],
     ) -> UserOut:
-        user = await accounts.change_profile(request.user.user_id, name=data.name, email=data.email)
+        user = await accounts.change_profile(
+            uow, request.user.user_id, name=data.name, email=data.email
+        )
         return user_out(user)
 
     @post("/me/password", status_code=HTTP_204_NO_CONTENT)
     async def change_password(
-        self, request: Me, data: JSONBody[PasswordChange], accounts: NamedDependency[Accounts]
+        self,
+        request: Me,
+        data: JSONBody[PasswordChange],
+        accounts: NamedDependency[Accounts],
+        uow: NamedDependency[UnitOfWork],
     ) -> None:
         await accounts.change_password(
-            request.user.user_id, data.current_password, data.new_password
+            uow, request.user.user_id, data.current_password, data.new_password
         )
 
     @delete("/me", status_code=HTTP_204_NO_CONTENT)
-    async def erase_me(self, request: Me, accounts: NamedDependency[Accounts]) -> None:
+    async def erase_me(
+        self, request: Me, accounts: NamedDependency[Accounts], uow: NamedDependency[UnitOfWork]
+    ) -> None:
         """Erase the caller's personal data everywhere; the account cannot sign in again."""
-        await accounts.erase(request.user.user_id)
+        await accounts.erase(uow, request.user.user_id)
 
     @get("/", guards=[admin_only])
     async def directory_page(
@@ -305,7 +324,10 @@ class UsersController(Controller):
         user_id: FromPath[uuid.UUID],
         data: JSONBody[Administration],
         accounts: NamedDependency[Accounts],
+        uow: NamedDependency[UnitOfWork],
     ) -> UserOut:
         """Change a user's role or deactivate/reactivate them (admins)."""
         role = Role(data.role) if data.role is not None else None
-        return user_out(await accounts.administer(user_id, role=role, is_active=data.is_active))
+        return user_out(
+            await accounts.administer(uow, user_id, role=role, is_active=data.is_active)
+        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,8 +31,7 @@ from shop_kernel.auth import PrincipalRecord
 from shop_kernel.idempotency import forget_answers_about
 from shop_kernel.messaging.outbox import forget_in_outbox
 from shop_kernel.sql import update_versioned
-from shop_kernel.unit_of_work import ContextTransaction, UnitOfWork, reading, transactions
-from shop_users.application.ports import ResetTokens, UserRepository, UsersUnitOfWork
+from shop_kernel.unit_of_work import UnitOfWork
 from shop_users.domain.model import DisplayName, EmailAddress, EmailAlreadyRegistered, Role, User
 from shop_users_contract import Contact
 
@@ -108,28 +106,27 @@ def _is_email_clash(error: IntegrityError) -> bool:
 
 
 class SqlUserRepository:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    """The ``UserRepository``: each call runs in the given unit of work's transaction."""
 
-    async def get(self, user_id: uuid.UUID) -> User | None:
-        return await self._one(select(users).where(users.c.id == user_id))
+    async def get(self, uow: UnitOfWork, user_id: uuid.UUID) -> User | None:
+        return await _one(uow, select(users).where(users.c.id == user_id))
 
-    async def get_by_email(self, email: EmailAddress) -> User | None:
-        return await self._one(select(users).where(users.c.email == email.value))
+    async def get_by_email(self, uow: UnitOfWork, email: EmailAddress) -> User | None:
+        return await _one(uow, select(users).where(users.c.email == email.value))
 
-    async def add(self, user: User) -> None:
+    async def add(self, uow: UnitOfWork, user: User) -> None:
         values = {**_values(user), "id": user.id, "created_at": user.created_at, "version": 1}
         try:
-            await self._uow.connection.execute(insert(users).values(values))
+            await uow.connection.execute(insert(users).values(values))
         except IntegrityError as error:
             if _is_email_clash(error):
                 raise EmailAlreadyRegistered from None
             raise
         user.saved_as(1)
-        self._uow.track(user)
+        uow.track(user)
 
-    async def save(self, user: User) -> None:
-        connection = self._uow.connection
+    async def save(self, uow: UnitOfWork, user: User) -> None:
+        connection = uow.connection
         try:
             await update_versioned(
                 connection, users, users.c.id == user.id, user, _values(user), name=str(user.id)
@@ -146,24 +143,26 @@ class SqlUserRepository:
             await forget_in_outbox(connection, str(user.id), PERSONAL_FIELDS)
             await forget_answers_about(connection, user.id)
 
-    async def _one(self, statement: Any) -> User | None:
-        row = (await self._uow.connection.execute(statement)).first()
-        if row is None:
-            return None
-        user = _user(row)
-        self._uow.track(user)
-        return user
+
+async def _one(uow: UnitOfWork, statement: Any) -> User | None:
+    row = (await uow.connection.execute(statement)).first()
+    if row is None:
+        return None
+    user = _user(row)
+    uow.track(user)
+    return user
 
 
 class SqlResetTokens:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    """The ``ResetTokens`` digests, in the given unit of work's transaction."""
 
-    async def replace(self, user_id: uuid.UUID, digest: str, expires_at: datetime) -> None:
+    async def replace(
+        self, uow: UnitOfWork, user_id: uuid.UUID, digest: str, expires_at: datetime
+    ) -> None:
         statement = pg_insert(password_reset_tokens).values(
             digest=digest, user_id=user_id, expires_at=expires_at
         )
-        await self._uow.connection.execute(
+        await uow.connection.execute(
             statement.on_conflict_do_update(
                 index_elements=[password_reset_tokens.c.user_id],
                 set_={"digest": statement.excluded.digest,
@@ -171,8 +170,8 @@ class SqlResetTokens:
             )
         )  # fmt: skip
 
-    async def take(self, digest: str) -> uuid.UUID | None:
-        taken = await self._uow.connection.execute(
+    async def take(self, uow: UnitOfWork, digest: str) -> uuid.UUID | None:
+        taken = await uow.connection.execute(
             delete(password_reset_tokens)
             .where(password_reset_tokens.c.digest == digest)
             .returning(password_reset_tokens.c.user_id, password_reset_tokens.c.expires_at)
@@ -182,34 +181,14 @@ class SqlResetTokens:
             return None
         return row.user_id
 
-    async def valid(self, digest: str) -> bool:
-        found = await self._uow.connection.execute(
+    async def valid(self, uow: UnitOfWork, digest: str) -> bool:
+        found = await uow.connection.execute(
             select(password_reset_tokens.c.digest).where(
                 password_reset_tokens.c.digest == digest,
                 password_reset_tokens.c.expires_at > func.now(),
             )
         )
         return found.first() is not None
-
-
-class SqlUsersTransaction(ContextTransaction):
-    def __init__(self, uow: UnitOfWork) -> None:
-        super().__init__(uow)
-        self._users = SqlUserRepository(uow)
-        self._reset_tokens = SqlResetTokens(uow)
-
-    @property
-    def users(self) -> UserRepository:
-        return self._users
-
-    @property
-    def reset_tokens(self) -> ResetTokens:
-        return self._reset_tokens
-
-
-def sql_transactions(unit_of_work: Callable[[], UnitOfWork]) -> UsersUnitOfWork:
-    """The users' unit of work on the kernel's: each call opens one transaction."""
-    return transactions(unit_of_work, SqlUsersTransaction)
 
 
 class SqlPrincipalSource:
@@ -244,7 +223,7 @@ class SqlUserContacts:
         statement = select(users.c.email, users.c.name).where(
             users.c.id == user_id, users.c.erased_at.is_(None)
         )
-        async with reading(self._engine) as conn:
+        async with self._engine.connect() as conn:
             row = (await conn.execute(statement)).first()
         if row is None or row.email is None or row.name is None:
             return None

@@ -1,4 +1,5 @@
-"""The users' use cases: each one loads, lets the ``User`` decide, and saves in one transaction."""
+"""The users' use cases: each one loads, lets the ``User`` decide, and saves in the unit of
+work it is given. No transaction (nor a pooled connection) is held while a password hashes."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import uuid
 from typing import ClassVar
 
 from shop_kernel.domain import ConcurrentChange, Conflict, NotAuthenticated
-from shop_users.application.ports import PasswordHasher, UsersTransaction, UsersUnitOfWork
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_users.application.ports import PasswordHasher, UserRepository
 from shop_users.domain.model import (
     DisplayName,
     EmailAddress,
@@ -38,27 +40,27 @@ class AccountDeactivated(NotAuthenticated):
 
 class Accounts:
     def __init__(
-        self, transaction: UsersUnitOfWork, hasher: PasswordHasher, policy: PasswordPolicy
+        self, users: UserRepository, hasher: PasswordHasher, policy: PasswordPolicy
     ) -> None:
-        self._transaction = transaction
+        self._users = users
         self._hasher = hasher
         self._policy = policy
 
     async def register(
-        self, email: str, password: str, name: str, *, role: Role = Role.CUSTOMER
+        self, uow: UnitOfWork, email: str, password: str, name: str, *, role: Role = Role.CUSTOMER
     ) -> User:
         address, display_name = EmailAddress.parse(email), DisplayName.parse(name)
         self._policy.check(password)
         password_hash = await self._hasher.hash(password)
-        async with self._transaction() as tx:
-            if await tx.users.get_by_email(address) is not None:
+        async with uow:
+            if await self._users.get_by_email(uow, address) is not None:
                 raise EmailAlreadyRegistered
             user = User.register(address, display_name, password_hash, role=role)
-            await tx.users.add(user)
-            await tx.commit()
+            await self._users.add(uow, user)
+            await uow.commit()
         return user
 
-    async def authenticate(self, email: str, password: str) -> User:
+    async def authenticate(self, uow: UnitOfWork, email: str, password: str) -> User:
         # Hashing takes tens of milliseconds (more when logins queue for the hashing cap), so
         # no transaction, and no pooled connection, is held while a password is verified.
         try:
@@ -67,8 +69,8 @@ class Accounts:
             address = None
         user = None
         if address is not None:
-            async with self._transaction() as tx:
-                user = await tx.users.get_by_email(address)
+            async with uow:
+                user = await self._users.get_by_email(uow, address)
         if user is None or user.password_hash is None:
             await self._hasher.verify_dummy(password)
             raise InvalidCredentials
@@ -77,62 +79,64 @@ class Accounts:
         if not user.is_active:
             raise AccountDeactivated
         if self._hasher.needs_rehash(user.password_hash):
-            await self._rehash(user, password)
+            await self._rehash(uow, user, password)
         return user
 
-    async def _rehash(self, verified: User, password: str) -> None:
+    async def _rehash(self, uow: UnitOfWork, verified: User, password: str) -> None:
         new_hash = await self._hasher.hash(password)
-        async with self._transaction() as tx:
-            user = await tx.users.get(verified.id)
+        async with uow:
+            user = await self._users.get(uow, verified.id)
             if user is None or user.password_hash != verified.password_hash:
                 return  # changed meanwhile: that change wins, the next sign-in rehashes
             user.rehash(new_hash)
-            await tx.users.save(user)
-            await tx.commit()
+            await self._users.save(uow, user)
+            await uow.commit()
 
-    async def profile(self, user_id: uuid.UUID) -> User:
-        async with self._transaction() as tx:
-            return await _existing(tx, user_id)
+    async def profile(self, uow: UnitOfWork, user_id: uuid.UUID) -> User:
+        async with uow:
+            return await self._existing(uow, user_id)
 
     async def change_profile(
-        self, user_id: uuid.UUID, *, name: str | None, email: str | None
+        self, uow: UnitOfWork, user_id: uuid.UUID, *, name: str | None, email: str | None
     ) -> User:
         new_name = DisplayName.parse(name) if name is not None else None
         new_email = EmailAddress.parse(email) if email is not None else None
-        async with self._transaction() as tx:
-            user = await _existing(tx, user_id)
+        async with uow:
+            user = await self._existing(uow, user_id)
             if (
                 new_email is not None
                 and new_email != user.email
-                and await tx.users.get_by_email(new_email) is not None
+                and await self._users.get_by_email(uow, new_email) is not None
             ):
                 raise EmailAlreadyRegistered
             user.change_profile(name=new_name, email=new_email)
-            await tx.users.save(user)
-            await tx.commit()
+            await self._users.save(uow, user)
+            await uow.commit()
         return user
 
-    async def change_password(self, user_id: uuid.UUID, current: str, new: str) -> None:
+    async def change_password(
+        self, uow: UnitOfWork, user_id: uuid.UUID, current: str, new: str
+    ) -> None:
         self._policy.check(new, "new_password")
-        verified = await self.profile(user_id)
+        verified = await self.profile(uow, user_id)
         if verified.password_hash is None or not await self._hasher.verify(
             verified.password_hash, current
         ):
             raise WrongPassword
         new_hash = await self._hasher.hash(new)
-        async with self._transaction() as tx:
-            user = await _existing(tx, user_id)
+        async with uow:
+            user = await self._existing(uow, user_id)
             if user.version != verified.version:
                 raise ConcurrentChange  # e.g. another password change in between
             user.change_password(new_hash)
-            await tx.users.save(user)
-            await tx.commit()
+            await self._users.save(uow, user)
+            await uow.commit()
 
     async def administer(
-        self, user_id: uuid.UUID, *, role: Role | None, is_active: bool | None
+        self, uow: UnitOfWork, user_id: uuid.UUID, *, role: Role | None, is_active: bool | None
     ) -> User:
-        async with self._transaction() as tx:
-            user = await _existing(tx, user_id)
+        async with uow:
+            user = await self._existing(uow, user_id)
             if role is not None:
                 user.change_role(role)
             if is_active is True:
@@ -141,18 +145,18 @@ class Accounts:
                 user.deactivate()
             if not user.pending_events:
                 return user  # nothing changed: no new version, nothing to race over
-            await tx.users.save(user)
-            await tx.commit()
+            await self._users.save(uow, user)
+            await uow.commit()
         return user
 
-    async def erase(self, user_id: uuid.UUID) -> None:
-        async with self._transaction() as tx:
-            user = await _existing(tx, user_id)
+    async def erase(self, uow: UnitOfWork, user_id: uuid.UUID) -> None:
+        async with uow:
+            user = await self._existing(uow, user_id)
             user.erase()
-            await tx.users.save(user)
-            await tx.commit()
+            await self._users.save(uow, user)
+            await uow.commit()
 
-    async def ensure_admin(self, email: str, password: str) -> User:
+    async def ensure_admin(self, uow: UnitOfWork, email: str, password: str) -> User:
         """The bootstrap admin exists, is active and is an admin.
 
         An existing account is promoted only if ``password`` is its password: whoever
@@ -160,11 +164,13 @@ class Accounts:
         """
         address = EmailAddress.parse(email)
         for _attempt in range(3):  # replicas starting together may race each other
-            async with self._transaction() as tx:
-                existing = await tx.users.get_by_email(address)
+            async with uow:
+                existing = await self._users.get_by_email(uow, address)
             if existing is None:
                 try:
-                    return await self.register(email, password, "Administrator", role=Role.ADMIN)
+                    return await self.register(
+                        uow, email, password, "Administrator", role=Role.ADMIN
+                    )
                 except EmailAlreadyRegistered:
                     continue  # another process made it meanwhile
             if existing.role is Role.ADMIN and existing.is_active:
@@ -174,10 +180,16 @@ class Accounts:
             ):
                 raise AdminEmailTaken
             try:
-                return await self.administer(existing.id, role=Role.ADMIN, is_active=True)
+                return await self.administer(uow, existing.id, role=Role.ADMIN, is_active=True)
             except ConcurrentChange:
                 continue
         raise ConcurrentChange
+
+    async def _existing(self, uow: UnitOfWork, user_id: uuid.UUID) -> User:
+        user = await self._users.get(uow, user_id)
+        if user is None or user.is_erased:
+            raise UserNotFound(user_id)
+        return user
 
 
 class AdminEmailTaken(Conflict):
@@ -187,10 +199,3 @@ class AdminEmailTaken(Conflict):
         super().__init__(
             "an account with this email exists and the given password is not its password"
         )
-
-
-async def _existing(tx: UsersTransaction, user_id: uuid.UUID) -> User:
-    user = await tx.users.get(user_id)
-    if user is None or user.is_erased:
-        raise UserNotFound(user_id)
-    return user

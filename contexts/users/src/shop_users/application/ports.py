@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
+from shop_kernel.unit_of_work import UnitOfWork
 from shop_users.domain.model import EmailAddress, User
 
 
 class UserRepository(Protocol):
-    async def get(self, user_id: uuid.UUID) -> User | None: ...
+    """The accounts, in the transaction of the unit of work each call is given."""
 
-    async def get_by_email(self, email: EmailAddress) -> User | None: ...
+    async def get(self, uow: UnitOfWork, user_id: uuid.UUID) -> User | None: ...
 
-    async def add(self, user: User) -> None:
+    async def get_by_email(self, uow: UnitOfWork, email: EmailAddress) -> User | None: ...
+
+    async def add(self, uow: UnitOfWork, user: User) -> None:
         """Store a new user; ``EmailAlreadyRegistered`` if the email is taken."""
         ...
 
-    async def save(self, user: User) -> None:
+    async def save(self, uow: UnitOfWork, user: User) -> None:
         """Store changes of a loaded user; ``ConcurrentChange`` if someone else saved first."""
         ...
 
@@ -27,33 +29,19 @@ class UserRepository(Protocol):
 class ResetTokens(Protocol):
     """Password reset tokens, kept only as digests."""
 
-    async def replace(self, user_id: uuid.UUID, digest: str, expires_at: datetime) -> None:
+    async def replace(
+        self, uow: UnitOfWork, user_id: uuid.UUID, digest: str, expires_at: datetime
+    ) -> None:
         """Keep ``digest`` as the account's one valid token (older ones are void)."""
         ...
 
-    async def take(self, digest: str) -> uuid.UUID | None:
+    async def take(self, uow: UnitOfWork, digest: str) -> uuid.UUID | None:
         """Use up the token: its account, if it exists and has not expired (then it is gone)."""
         ...
 
-    async def valid(self, digest: str) -> bool:
+    async def valid(self, uow: UnitOfWork, digest: str) -> bool:
         """Whether the token exists and has not expired (nothing is used up)."""
         ...
-
-
-class UsersTransaction(Protocol):
-    """One business transaction: the repositories inside it, and the decision to commit."""
-
-    @property
-    def users(self) -> UserRepository: ...
-
-    @property
-    def reset_tokens(self) -> ResetTokens: ...
-
-    async def commit(self) -> None: ...
-
-
-class UsersUnitOfWork(Protocol):
-    def __call__(self) -> AbstractAsyncContextManager[UsersTransaction]: ...
 
 
 class PasswordHasher(Protocol):

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from shop_kernel.domain import RequestRefused
-from shop_users.application.ports import PasswordHasher, UsersUnitOfWork
+from shop_kernel.unit_of_work import UnitOfWork
+from shop_users.application.ports import PasswordHasher, ResetTokens, UserRepository
 from shop_users.domain.model import EmailAddress, InvalidField
 from shop_users.domain.passwords import PasswordPolicy
 
@@ -41,50 +42,55 @@ def token_digest(token: str) -> str:
 
 class PasswordResets:
     def __init__(
-        self, transaction: UsersUnitOfWork, hasher: PasswordHasher, policy: PasswordPolicy
+        self,
+        users: UserRepository,
+        tokens: ResetTokens,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy,
     ) -> None:
-        self._transaction = transaction
+        self._users = users
+        self._tokens = tokens
         self._hasher = hasher
         self._policy = policy
 
-    async def request(self, email: str) -> None:
+    async def request(self, uow: UnitOfWork, email: str) -> None:
         """Publish the request for an account that can sign in; do nothing for any other."""
         try:
             address = EmailAddress.parse(email)
         except InvalidField:
             return
-        async with self._transaction() as tx:
-            user = await tx.users.get_by_email(address)
+        async with uow:
+            user = await self._users.get_by_email(uow, address)
             if user is not None and user.request_password_reset():
-                await tx.commit()  # the event, through the outbox; the account is unchanged
+                await uow.commit()  # the event, through the outbox; the account is unchanged
 
-    async def issue(self, user_id: uuid.UUID) -> str | None:
+    async def issue(self, uow: UnitOfWork, user_id: uuid.UUID) -> str | None:
         """A new token for the account (voiding the one before), or None if it can no longer
         reset its password (erased or deactivated meanwhile)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        async with self._transaction() as tx:
-            user = await tx.users.get(user_id)
+        async with uow:
+            user = await self._users.get(uow, user_id)
             if user is None or not user.can_sign_in:
                 return None
             expires_at = datetime.now(UTC) + TOKEN_TTL
-            await tx.reset_tokens.replace(user_id, token_digest(token), expires_at)
-            await tx.commit()
+            await self._tokens.replace(uow, user_id, token_digest(token), expires_at)
+            await uow.commit()
         return token
 
-    async def reset(self, token: str, new_password: str) -> None:
+    async def reset(self, uow: UnitOfWork, token: str, new_password: str) -> None:
         """Set the password of the token's account and use the token up; every earlier access
         token of the account stops working, as after a password change."""
         self._policy.check(new_password, "new_password")
         digest = token_digest(token)
-        async with self._transaction() as tx:  # a short look first: no hashing for nonsense
-            if not await tx.reset_tokens.valid(digest):
+        async with uow:  # a short look first: no hashing for nonsense
+            if not await self._tokens.valid(uow, digest):
                 raise InvalidResetToken
         new_hash = await self._hasher.hash(new_password)  # no connection held meanwhile
-        async with self._transaction() as tx:
-            user_id = await tx.reset_tokens.take(digest)
-            user = await tx.users.get(user_id) if user_id is not None else None
+        async with uow:
+            user_id = await self._tokens.take(uow, digest)
+            user = await self._users.get(uow, user_id) if user_id is not None else None
             if user is None or not user.can_sign_in:
                 raise InvalidResetToken
             user.change_password(new_hash)
-            await tx.users.save(user)
-            await tx.commit()
+            await self._users.save(uow, user)
+            await uow.commit()

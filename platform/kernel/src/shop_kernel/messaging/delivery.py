@@ -1,9 +1,11 @@
 """Running a subscriber for one delivered event: decode, then handle once or project.
 
-Handlers run in their own unit of work, and the inbox row (subscriber, event_id) is written
-in that same transaction: a redelivered event finds its row and changes nothing. The units of
-work a handler's use cases open join that transaction (``joined``), so their changes, their
-events and the inbox row commit together. Projectors need no inbox; they apply an event only
+A handler's delivery opens a unit of work and writes the inbox row (subscriber, event_id) in
+it: a redelivered event finds its row and changes nothing. The handler is given that unit of
+work and passes it to its use case, so the change, its events and the inbox row commit
+together; a subscription declared with a transaction of its own gets a new unit of work
+instead (its commits are its own), while the inbox row still commits with the delivery's.
+Projectors need no inbox; they apply an event only
 if it is newer than what the view holds. Each subscriber has a circuit: after an outage its
 messages wait for one probe at a time (see :mod:`shop_kernel.messaging.circuit`).
 """
@@ -23,7 +25,7 @@ from shop_kernel.messaging.events import EventRegistry, IntegrationEvent
 from shop_kernel.messaging.metrics import DELIVERY_LAG_SECONDS
 from shop_kernel.messaging.subscriptions import Route
 from shop_kernel.messaging.tables import inbox
-from shop_kernel.unit_of_work import UnitOfWork, joined
+from shop_kernel.unit_of_work import Transactions
 
 log = get_logger(__name__)
 
@@ -40,11 +42,11 @@ class Delivery:
     def __init__(
         self,
         registry: EventRegistry,
-        unit_of_work: Callable[[], UnitOfWork],
+        transactions: Callable[[], Transactions],
         build: Callable[[type[Any]], Any],
     ) -> None:
         self._registry = registry
-        self._unit_of_work = unit_of_work
+        self._transactions = transactions
         self._build = build
         self._circuits: dict[str, Circuit] = {}
 
@@ -72,7 +74,8 @@ class Delivery:
         return applied
 
     async def _handle_once(self, route: Route, event: IntegrationEvent, handler: Any) -> bool:
-        async with self._unit_of_work() as uow:
+        transactions = self._transactions()
+        async with transactions.unit_of_work() as uow:
             claimed = await uow.connection.execute(
                 CLAIM, {"subscriber": route.subscriber, "event_id": event.event_id}
             )
@@ -83,7 +86,7 @@ class Delivery:
                     event_id=str(event.event_id),
                 )
                 return False
-            with joined(uow.connection):
-                await handler(event, uow)
+            own = route.subscription.transaction == "own"
+            await handler(event, transactions.unit_of_work() if own else uow)
             await uow.commit()
         return True

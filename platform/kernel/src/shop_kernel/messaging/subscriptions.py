@@ -1,7 +1,13 @@
-"""What a context declares to react to events: handlers (own transaction, inbox) and projectors.
+"""What a context declares to react to events: handlers (inbox, a transaction) and projectors.
 
 A context lists them in its ``module.py`` with :func:`subscribe` and :func:`project`; the
 platform routes each one to a Dramatiq actor on the context's own queue.
+
+A handler is given a unit of work and hands it to the use case it calls. By default it is
+the delivery's own: the use case's change, its events and the record that the event was
+handled commit together. A subscription whose effect leaves the system before it can be
+rolled back (a mail sent) says so where it is declared, ``subscribe(..., transaction="own")``:
+its handler gets a unit of work of its own, whose commits do not wait for the delivery's.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ EventT = TypeVar("EventT", bound=IntegrationEvent)
 
 
 class EventHandler(Protocol[E_contra]):
-    """Reacts to an event inside its own unit of work; the inbox makes a redelivery a no-op."""
+    """Reacts to an event with the unit of work it is given (the inbox makes a redelivery a
+    no-op): it passes ``uow`` to the use case it calls."""
 
     async def __call__(self, event: E_contra, uow: UnitOfWork) -> None: ...
 
@@ -29,6 +36,8 @@ class EventProjector(Protocol[E_contra]):
 
 
 Kind = Literal["handler", "projector"]
+# Whose unit of work a handler is given: the delivery's, or one of its own (see above).
+TransactionKind = Literal["delivery", "own"]
 
 
 @dataclass(frozen=True)
@@ -36,12 +45,16 @@ class Subscription(Generic[EventT]):
     event_type: type[EventT]
     reactor: type[Any]  # a class the container builds; its instances are handlers or projectors
     kind: Kind
+    transaction: TransactionKind = "delivery"
 
 
 def subscribe(
-    event_type: type[EventT], handler: type[EventHandler[EventT]]
+    event_type: type[EventT],
+    handler: type[EventHandler[EventT]],
+    *,
+    transaction: TransactionKind = "delivery",
 ) -> Subscription[EventT]:
-    return Subscription(event_type, handler, "handler")
+    return Subscription(event_type, handler, "handler", transaction)
 
 
 def project(
