@@ -23,11 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-import msgspec
 import pytest
 import yaml
 
-from shop_kernel.settings import Settings, env_name
+from shop_platform.contexts import known_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -600,7 +599,7 @@ def test_compose_check_catches_a_broken_promise(
 
 
 def _known_settings() -> set[str]:
-    return {env_name(field.name) for field in msgspec.structs.fields(Settings)}
+    return known_settings()
 
 
 def unknown_shop_variables(names: set[str]) -> set[str]:

@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
-import msgspec
 import pytest
 import yaml
 
 from shop_kernel.messaging.broker import NAMESPACE
-from shop_kernel.settings import Settings, env_name
 from shop_platform.backbone import Backbone
 from shop_platform.cli import API_DRAIN_S, WORKER_DRAIN_S
-from shop_platform.contexts import CONTEXTS
+from shop_platform.contexts import CONTEXTS, known_settings, settings_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -123,16 +121,15 @@ def settings_referenced(docs: Docs) -> list[str]:
         if item.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == SECRET
     }
     given = set(config) | from_secret
-    known = {env_name(field.name) for field in msgspec.structs.fields(Settings)}
+    known = known_settings()
     broken = [f"{name} is neither in shop-config nor in {SECRET}" for name in known - given]
     broken += [f"{name} is not a setting" for name in given - known]
     both = set(config) & from_secret
     broken += [f"{name} is both in shop-config and in {SECRET}" for name in both]
-    for field in msgspec.structs.fields(Settings):
-        name = env_name(field.name)
+    for name in sorted(known):
         if name in config:
             try:
-                Settings.from_env({name: config[name]})
+                settings_from_env({name: config[name]})
             except Exception as exc:  # noqa: BLE001 - any refusal is the finding
                 broken.append(f"{name}={config[name]!r} is refused: {exc}")
     return broken

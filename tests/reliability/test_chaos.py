@@ -49,7 +49,7 @@ from shop_kernel.messaging.broker import NAMESPACE
 from shop_kernel.settings import Settings
 from shop_kernel.sql import create_engine
 from shop_notifications.adapters.compose import message_id
-from shop_platform.contexts import migration_targets
+from shop_platform.contexts import migration_targets, settings_from_env
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -102,7 +102,7 @@ def stack(
 
 
 def _settings(env: dict[str, str]) -> Settings:
-    return Settings.from_env({k: v for k, v in env.items() if k.startswith("SHOP_")})
+    return settings_from_env({k: v for k, v in env.items() if k.startswith("SHOP_")})
 
 
 async def test_nothing_is_lost_or_doubled_while_workers_crash_and_redis_restarts(

@@ -8,7 +8,6 @@ import uuid
 from email.message import EmailMessage
 from typing import Any
 
-import msgspec
 import psycopg
 import pytest
 from litestar import Litestar
@@ -28,8 +27,8 @@ Client = AsyncTestClient[Litestar]
 @pytest.fixture
 def shop_settings(shop_settings: Settings, mail_server: MailServer) -> Settings:
     """The session's stores, mail over SMTP to the test server, and quick retries."""
-    return msgspec.structs.replace(
-        shop_settings, smtp_url=mail_server.url, event_min_backoff_ms=50,
+    return shop_settings.with_overrides(
+        smtp_url=mail_server.url, event_min_backoff_ms=50,
         shop_name="Test Shop", mail_from="Test Shop <shop@example.com>",
     )  # fmt: skip
 

@@ -32,7 +32,7 @@ from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
-from shop_platform.contexts import CONTEXTS
+from shop_platform.contexts import CONTEXTS, settings_from_env
 from shop_platform.resources import Resources
 from shop_platform.worker import build_broker
 
@@ -178,7 +178,7 @@ def setup() -> None:
 
     from shop_kernel.log import configure_logging  # noqa: PLC0415
 
-    settings = Settings.from_env()
+    settings = settings_from_env()
     configure_logging(settings, process="worker")
     with_view = os.environ.get("BACKBONE_TEST_VIEW", "1") == "1"
     newer = os.environ.get("BACKBONE_TEST_RELEASE") == "newer"

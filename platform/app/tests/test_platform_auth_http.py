@@ -15,9 +15,10 @@ from litestar import Litestar, Request, get, post
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from shop_kernel.auth import Principal, PrincipalRecord, PrincipalSource, Tokens, admin_only
+from shop_kernel.auth import Authenticator, Principal, admin_only
 from shop_kernel.settings import Settings
 from shop_platform.app import create_app
+from shop_users.adapters.tokens import PrincipalRecord, TokenAuthenticator, Tokens
 
 PROBLEM = "application/problem+json"
 LOGIN_LIMIT = 3
@@ -85,8 +86,10 @@ async def shop(shop_settings: Settings) -> AsyncIterator[Shop]:
     principals = FakePrincipals()
     async with AsyncTestClient(app=app) as client:
         container: punq.Container = app.state.container
-        container.register(PrincipalSource, instance=principals)  # the last one wins
-        yield Shop(app, client, principals, container.resolve(Tokens))
+        tokens: Tokens = container.resolve(Tokens)
+        # The users context's authenticator over accounts of the test's (the last one wins).
+        container.register(Authenticator, instance=TokenAuthenticator(tokens, principals))
+        yield Shop(app, client, principals, tokens)
     await _forget_rate_limits(settings.redis_url)
 
 

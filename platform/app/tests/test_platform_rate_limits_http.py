@@ -8,6 +8,7 @@ from litestar.testing import AsyncTestClient
 from shop_devkit.app_plugin import TEST_PASSWORD, OwnRedis
 from shop_kernel.settings import Settings
 from shop_platform.app import create_app
+from shop_users.settings import UsersSettings
 
 
 async def test_a_redis_outage_makes_the_limited_routes_503_not_unlimited(
@@ -25,7 +26,9 @@ async def test_a_redis_outage_makes_the_limited_routes_503_not_unlimited(
         ]
 
     assert before.status_code == 401
-    assert before.headers["ratelimit-limit"] == str(settings.rate_limit_login_per_minute)
+    assert before.headers["ratelimit-limit"] == str(
+        settings.section(UsersSettings).rate_limit_login_per_minute
+    )
     for response in refused:
         assert response.status_code == 503
         assert response.headers["content-type"].startswith("application/problem+json")

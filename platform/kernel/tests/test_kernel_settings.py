@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
 import pytest
 
-from shop_kernel.settings import Settings, SettingsError
+from shop_kernel.settings import Duration, Settings, SettingsError, SettingsSection
 
 
 def test_defaults_need_no_environment() -> None:
@@ -62,15 +65,46 @@ def test_test_harness_variables_are_not_settings() -> None:
     assert settings.database_url is None
 
 
+class ShelfSettings(SettingsSection, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A context's own section, as a context declares it in its module."""
+
+    secret_fields = frozenset({"shelf_key"})
+
+    shelf_key: Annotated[str, msgspec.Meta(min_length=32)] | None = None
+    shelf_restock_after: Duration = 60.0
+    shelf_height: int = 3
+
+
 def test_a_refused_secret_or_url_password_is_not_echoed() -> None:
     with pytest.raises(SettingsError) as short_secret:
-        Settings.from_env({"SHOP_JWT_SECRET": "hunter2"})
+        Settings.from_env({"SHOP_SHELF_KEY": "hunter2"}, sections=[ShelfSettings])
     with pytest.raises(SettingsError) as bad_url:
         Settings.from_env({"SHOP_DATABASE_URL": "mysql://shop:hunter2@db/shop"})
-    assert "SHOP_JWT_SECRET" in str(short_secret.value)
+    assert "SHOP_SHELF_KEY" in str(short_secret.value)
     assert "hunter2" not in str(short_secret.value)
     assert "hunter2" not in str(bad_url.value)
     assert "mysql://shop:***@db/shop" in str(bad_url.value)
+
+
+def test_a_context_s_section_is_read_from_the_same_environment_and_known_only_with_it() -> None:
+    environ = {"SHOP_SHELF_HEIGHT": "7", "SHOP_DB_POOL_SIZE": "4"}
+    with pytest.raises(SettingsError, match=r"\ASHOP_SHELF_HEIGHT: unknown setting"):
+        Settings.from_env(environ)  # no context declares it
+    settings = Settings.from_env(environ, sections=[ShelfSettings])
+    assert settings.db_pool_size == 4
+    assert settings.section(ShelfSettings).shelf_height == 7
+    with pytest.raises(SettingsError, match=r"\ASHOP_SHELF_HEIGHT: expected `int`"):
+        Settings.from_env({"SHOP_SHELF_HEIGHT": "tall"}, sections=[ShelfSettings])
+
+
+def test_a_section_not_read_has_its_defaults_and_overrides_reach_sections() -> None:
+    assert Settings().section(ShelfSettings) == ShelfSettings()
+    settings = Settings.from_env({}, sections=[ShelfSettings])
+    changed = settings.with_overrides(shelf_height=9, db_pool_size=2)
+    assert (changed.section(ShelfSettings).shelf_height, changed.db_pool_size) == (9, 2)
+    assert settings.section(ShelfSettings).shelf_height == 3  # the original is untouched
+    with pytest.raises(TypeError, match="shelf_height"):
+        Settings().with_overrides(shelf_height=9)  # a section these settings do not have
 
 
 def test_the_bootstrap_admin_needs_both_email_and_password() -> None:
@@ -99,7 +133,9 @@ def test_the_bootstrap_password_is_never_echoed() -> None:
      ("250ms", 0.25)],
 )  # fmt: skip
 def test_durations_are_read_with_their_unit(raw: str, seconds: float) -> None:
-    assert Settings.from_env({"SHOP_ORDER_PENDING_TIMEOUT": raw}).order_pending_timeout == seconds
+    assert Settings.from_env({"SHOP_PURGE_INTERVAL": raw}).purge_interval == seconds
+    read = Settings.from_env({"SHOP_SHELF_RESTOCK_AFTER": raw}, sections=[ShelfSettings])
+    assert read.section(ShelfSettings).shelf_restock_after == seconds
 
 
 @pytest.mark.parametrize("raw", ["soon", "15 minutes", "-5m", "0", "400d"])

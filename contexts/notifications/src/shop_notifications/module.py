@@ -26,6 +26,7 @@ from shop_notifications.adapters.subscriptions import (
 )
 from shop_notifications.application.mailing import Mailing
 from shop_notifications.application.ports import Mailer
+from shop_notifications.settings import NotificationsSettings
 from shop_orders_contract import OrderCancelled, OrderConfirmed, OrderRejected
 from shop_users_contract import (
     ERASED,
@@ -38,26 +39,22 @@ from shop_users_contract import (
 
 def mailer(settings: Settings) -> Mailer:
     """SMTP when ``SHOP_SMTP_URL`` is set; else ``.eml`` files under ``$SHOP_DATA_DIR/mail``."""
-    if settings.smtp_url is None:
-        return FileMailer(Path(settings.data_dir) / "mail", settings.mail_from)
-    server = SmtpServer.from_url(settings.smtp_url)
-    return SmtpMailer(server, settings.mail_from, settings.smtp_timeout_s)
+    own = settings.section(NotificationsSettings)
+    if own.smtp_url is None:
+        return FileMailer(settings.data_path / "mail", own.mail_from)
+    server = SmtpServer.from_url(own.smtp_url)
+    return SmtpMailer(server, own.mail_from, own.smtp_timeout_s)
 
 
 def register(wiring: Wiring) -> None:
     settings = wiring.settings
+    own = settings.section(NotificationsSettings)
     composer = TemplateComposer(
-        shop_name=settings.shop_name, sender=settings.mail_from, locale=settings.mail_locale,
-        subjects={
-            "welcome": settings.mail_subject_welcome,
-            "order_confirmed": settings.mail_subject_order_confirmed,
-            "order_rejected": settings.mail_subject_order_rejected,
-            "order_cancelled": settings.mail_subject_order_cancelled,
-            "password_reset": settings.mail_subject_password_reset,
-        },
+        shop_name=own.shop_name, sender=own.mail_from, locale=own.mail_locale,
+        subjects=own.subjects,
     )  # fmt: skip
     # A second delivery of the same event waits this long for a send in flight to finish.
-    lease = timedelta(seconds=settings.smtp_timeout_s * 2)
+    lease = timedelta(seconds=own.smtp_timeout_s * 2)
     engine = wiring.get(AsyncEngine)
     wiring.provide(
         Mailing,
@@ -76,6 +73,7 @@ def register(wiring: Wiring) -> None:
 
 module = ContextModule(
     name="notifications",
+    settings=NotificationsSettings,
     migrations=MigrationTarget(
         name="notifications",
         metadata=metadata,

@@ -25,6 +25,7 @@ from shop_orders.adapters.view import (
     OrderViewSource,
 )
 from shop_orders.application.ordering import Ordering
+from shop_orders.settings import OrdersSettings
 from shop_orders_contract import (
     OrderCancelled,
     OrderConfirmed,
@@ -47,6 +48,7 @@ ORDER_STATES = (
 
 module = ContextModule(
     name="orders",
+    settings=OrdersSettings,
     migrations=MigrationTarget(
         name="orders", metadata=metadata, script_location=Path(__file__).parent / "migrations"
     ),

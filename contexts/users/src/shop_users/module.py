@@ -7,7 +7,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_kernel.auth import PrincipalSource
+from shop_kernel.auth import Authenticator
 from shop_kernel.di import Wiring
 from shop_kernel.messaging.subscriptions import project
 from shop_kernel.migrations import MigrationTarget
@@ -25,6 +25,7 @@ from shop_users.adapters.sql import (
     SqlUserRepository,
     metadata,
 )
+from shop_users.adapters.tokens import CachedPrincipals, TokenAuthenticator, Tokens
 from shop_users.adapters.translations import TRANSLATIONS
 from shop_users.adapters.view import (
     COLLECTION,
@@ -36,6 +37,7 @@ from shop_users.adapters.view import (
 from shop_users.application.accounts import Accounts
 from shop_users.application.resets import PasswordResets
 from shop_users.domain.passwords import PasswordPolicy
+from shop_users.settings import UsersSettings
 from shop_users_contract import (
     LEGACY_USER_EVENTS,
     USER_EVENTS,
@@ -55,10 +57,14 @@ def register(wiring: Wiring) -> None:
     resets = PasswordResets(users, SqlResetTokens(), hasher, policy)
     wiring.provide(PasswordResets, resets)
     wiring.provide(ResetTokens, IssuedResetTokens(resets, wiring.transactions))
-    wiring.provide(ResetLimits, ResetLimits(wiring.get(Redis), wiring.settings))
+    own = wiring.settings.section(UsersSettings)
+    wiring.provide(ResetLimits, ResetLimits(wiring.get(Redis), own))
     wiring.provide(UserDirectory, UserDirectory(wiring.get(ReadStore)))
     engine = wiring.get(AsyncEngine)
-    wiring.provide(PrincipalSource, SqlPrincipalSource(engine))
+    tokens = Tokens(wiring.settings)
+    wiring.provide(Tokens, tokens)
+    principals = CachedPrincipals(SqlPrincipalSource(engine), wiring.get(Redis))
+    wiring.provide(Authenticator, TokenAuthenticator(tokens, principals))
     wiring.provide(UserContacts, SqlUserContacts(engine))
 
 
@@ -69,18 +75,19 @@ REGISTER = ("POST", "/users")
 def rate_limits(settings: Settings) -> dict[tuple[str, str], int]:
     """API.md: signing in and registering are limited per client address."""
     return {
-        SIGN_IN: settings.rate_limit_login_per_minute,
-        REGISTER: settings.rate_limit_register_per_minute,
+        SIGN_IN: settings.section(UsersSettings).rate_limit_login_per_minute,
+        REGISTER: settings.section(UsersSettings).rate_limit_register_per_minute,
     }
 
 
 module = ContextModule(
     name="users",
+    settings=UsersSettings,
     migrations=MigrationTarget(
         name="users", metadata=metadata, script_location=Path(__file__).parent / "migrations"
     ),
     register=register,
-    provides=[UserContacts, ResetTokens, Administrators, PrincipalSource],
+    provides=[UserContacts, ResetTokens, Administrators, Authenticator],
     route_handlers=[UsersController, SignIn, PasswordReset],
     public_routes=[
         SIGN_IN,

@@ -18,27 +18,25 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from redis.asyncio import Redis
 
-from shop_kernel.auth import (
-    PrincipalSource,
-    Tokens,
-    jwt_auth,
-)
+from shop_kernel.auth import Authenticator
+from shop_kernel.di import resolved
 from shop_kernel.idempotency import unit_of_work
 from shop_kernel.log import configure_logging, get_logger
 from shop_kernel.messaging.registry import stay_registered
-from shop_kernel.rate_limits import rate_limit_middleware
 from shop_kernel.settings import Settings
 from shop_platform.admins import ensure_admin
 from shop_platform.backbone import Backbone
 from shop_platform.container import build_container
-from shop_platform.contexts import CONTEXTS, migration_targets
+from shop_platform.contexts import CONTEXTS, migration_targets, settings_from_env
 from shop_platform.health import Readiness, refresh_backbone_gauges, store_checks
+from shop_platform.http import auth
 from shop_platform.http.body_limit import body_limit_middleware
 from shop_platform.http.content_type import require_json
 from shop_platform.http.health import HealthController
 from shop_platform.http.openapi import Access, complete
 from shop_platform.http.options import answer_options
 from shop_platform.http.problems import EXCEPTION_HANDLERS  # pyright: ignore[reportUnknownVariableType]
+from shop_platform.http.rate_limits import rate_limit_middleware
 from shop_platform.http.request_context import request_context_middleware
 from shop_platform.resources import Resources, open_resources
 
@@ -58,18 +56,16 @@ def rate_limits(settings: Settings) -> dict[tuple[str, str], int]:
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> Litestar:
-    settings = settings or Settings.from_env()
+    settings = settings or settings_from_env()
     if configure_logs:
         configure_logging(settings, process="api")
     targets = migration_targets()
-    tokens = Tokens(settings)
     backbone = Backbone.of(CONTEXTS)
 
     @asynccontextmanager
     async def stores(app: Litestar) -> AsyncGenerator[None]:
         async with open_resources(settings, role="api", create_indexes=True) as resources:
             container = build_container(settings, resources)
-            container.register(Tokens, instance=tokens)
             app.state.container = container
             log.info("contexts composed", contexts=[context.name for context in CONTEXTS])
             if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
@@ -104,25 +100,14 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         return readiness
 
     # The container exists only once the lifespan has opened the stores: look it up late.
-    def principal_source() -> PrincipalSource | None:
-        container: punq.Container = app.state.container
+    def authenticator() -> Authenticator | None:
         try:
-            return container.resolve(PrincipalSource)
+            return resolved(app.state.container, Authenticator)
         except punq.MissingDependencyError:
-            return None  # no users context registered yet: every token is refused
+            return None  # no context that issues tokens is installed: every token is refused
 
     def redis() -> Redis:
-        container: punq.Container = app.state.container
-        return container.resolve(Redis)
-
-    auth = jwt_auth(
-        tokens,
-        principal_source,
-        redis,
-        public_prefixes=OPS_PATHS,
-        public_routes=PUBLIC_ROUTES,
-        open_reads=OPEN_READS,
-    )
+        return resolved(app.state.container, Redis)
 
     def document(app: Litestar) -> None:
         # Litestar serves the dict its OpenAPI plugin caches; completing it once is enough.
@@ -148,11 +133,16 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             "uow": unit_of_work,
         },
         middleware=[
+            auth.bearer_auth(
+                authenticator,
+                public_prefixes=OPS_PATHS,
+                public_routes=PUBLIC_ROUTES,
+                open_reads=OPEN_READS,
+            ),
             PrometheusConfig(app_name="shop", group_path=True, exclude=OPS_PATHS).middleware,
             answer_options,  # before any guard: Allow names every method of the path
             *rate_limit_middleware(rate_limits(settings), redis=redis),
         ],
-        on_app_init=[auth.on_app_init],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig())],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.request_max_body_size,
@@ -163,6 +153,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             version="1.0.0",
             description="Storefront API: users, catalog, orders and notifications.",
             path="/schema",
+            components=[auth.COMPONENTS],
+            security=auth.SECURITY,
             render_plugins=[
                 SwaggerRenderPlugin(path="/"),
                 JsonRenderPlugin(path="/openapi.json"),

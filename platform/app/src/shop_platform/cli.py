@@ -16,6 +16,7 @@ from dramatiq.brokers.redis import RedisBroker
 from shop_kernel.log import configure_logging
 from shop_kernel.settings import Settings, SettingsError
 from shop_kernel.views import ReadView
+from shop_platform.contexts import settings_from_env
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,7 +32,7 @@ WORKER_DRAIN_S = 20
 
 
 def _settings(process: str) -> Settings:
-    settings = Settings.from_env()
+    settings = settings_from_env()
     configure_logging(settings, process=process)
     return settings
 
@@ -110,7 +111,7 @@ def worker(processes: int, threads: int | None) -> None:
     """Run the background worker (Dramatiq over Redis)."""
     from shop_platform.worker import metrics_environment  # noqa: PLC0415
 
-    settings = Settings.from_env()  # refuse bad settings here, in one line, before forking
+    settings = settings_from_env()  # refuse bad settings here, in one line, before forking
     # A fresh folder per worker program: never shared with another worker, never reused.
     metrics_dir = Path(tempfile.mkdtemp(prefix="shop-worker-metrics-"))
     os.environ.update(metrics_environment(metrics_dir))

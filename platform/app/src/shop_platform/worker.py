@@ -29,7 +29,7 @@ from shop_kernel.schedules import Scheduled, run_schedules
 from shop_kernel.settings import Settings
 from shop_platform.backbone import Backbone
 from shop_platform.container import build_container
-from shop_platform.contexts import CONTEXTS
+from shop_platform.contexts import CONTEXTS, settings_from_env
 from shop_platform.resources import open_resources
 from shop_platform.worker_metrics import METRICS_DIR
 
@@ -171,7 +171,7 @@ def build_broker(
 
 def setup(*_: Any) -> None:
     """Dramatiq's entry point: make the process's broker from the environment's settings."""
-    settings = Settings.from_env()
+    settings = settings_from_env()
     configure_logging(settings, process="worker")
     metrics = METRICS_DIR in os.environ  # set by `shop worker` before any process starts
     dramatiq.set_broker(build_broker(settings, metrics=metrics))

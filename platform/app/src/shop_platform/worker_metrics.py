@@ -18,7 +18,7 @@ from typing import Literal
 from dramatiq.middleware.prometheus import Prometheus
 
 from shop_kernel.log import configure_logging, get_logger
-from shop_kernel.settings import Settings
+from shop_platform.contexts import settings_from_env
 
 log = get_logger(__name__)
 
@@ -69,7 +69,7 @@ def bind_metrics_server(host: str, port: int, tries: int = PORTS_TRIED) -> Threa
 
 def serve_worker_metrics() -> Literal[0]:
     """Dramatiq runs this in a process of its own beside the worker processes."""
-    settings = Settings.from_env()
+    settings = settings_from_env()
     configure_logging(settings, process="worker")
     server = bind_metrics_server(settings.worker_metrics_host, settings.worker_metrics_port)
     host, port = server.server_address[:2]

@@ -42,9 +42,9 @@ def shop_settings(
     mongodb_database: str,
     tmp_path: Path,
 ) -> Settings:
-    from shop_kernel.settings import Settings  # noqa: PLC0415
+    from shop_platform.contexts import settings_from_env  # noqa: PLC0415
 
-    return Settings(
+    return settings_from_env({}).with_overrides(
         database_url=shop_database_url,
         redis_url=redis_url,
         mongodb_url=mongodb_server_url,

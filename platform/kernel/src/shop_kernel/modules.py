@@ -15,7 +15,7 @@ from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.subscriptions import Subscription
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.schedules import Schedule
-from shop_kernel.settings import Settings
+from shop_kernel.settings import Settings, SettingsSection
 from shop_kernel.views import ReadView
 
 Translation = Callable[[Any, Any], IntegrationEvent]
@@ -38,6 +38,8 @@ class ContextModule:
 
     name: str
     migrations: MigrationTarget
+    # Its own settings, read from SHOP_* variables with the service's (``settings.section``).
+    settings: type[SettingsSection] | None = None
     register: Callable[[Wiring], None] = _register_nothing
     # The query facades (Protocols of its contract, or the kernel's) ``register`` puts in the
     # container for the others ...

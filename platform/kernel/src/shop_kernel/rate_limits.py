@@ -23,9 +23,9 @@ A Redis outage is not an open door: ``hit`` raises the client's ``ConnectionErro
 Key parts are hashed before they reach Redis (no address or email is readable there), and
 a key expires with its window.
 
-``rate_limit_middleware`` puts a limiter per client address in front of single routes
-(``POST /auth/token``, ``POST /users``); its answers carry the ``RateLimit-*`` headers of
-the IETF draft, and a refusal ``Retry-After`` as well.
+A refusal is answered with the ``RateLimit-*`` headers of the IETF draft and ``Retry-After``
+(:func:`too_many_requests`). The platform puts a limiter per client address in front of the
+routes the contexts declare limited (``shop_platform.http.rate_limits``).
 """
 
 from __future__ import annotations
@@ -33,17 +33,14 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import TooManyRequestsException
-from litestar.middleware import DefineMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
 KEY_PREFIX: Final = "shop:ratelimit"
@@ -147,52 +144,3 @@ def _item(limit: Limit, name: str) -> RateLimitItem:
 def _digest(key_parts: tuple[str, ...]) -> str:
     joined = "\x00".join(key_parts).encode()
     return hashlib.blake2b(joined, digest_size=16, person=b"shop-ratelimit").hexdigest()
-
-
-# ------------------------------------------------------------------------------ per route
-
-
-class RouteRateLimitMiddleware:
-    """A limiter per client address (``scope["client"]``: the socket's peer, or what
-    uvicorn took from the forwarding headers of a trusted proxy) for one ``(method, path)``;
-    every other request passes untouched."""
-
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, route: tuple[str, str]) -> None:
-        self.app = app
-        self.limiter = limiter
-        self.route = (route[0].upper(), _normal_path(route[1]))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"], _normal_path(scope["path"])) != self.route:
-            await self.app(scope, receive, send)
-            return
-        client = scope.get("client")
-        decision = await self.limiter.hit(client[0] if client else "unknown")
-        if not decision.allowed:
-            raise too_many_requests(decision)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                headers = MutableScopeHeaders.from_message(message)
-                for name, value in decision.headers().items():
-                    headers[name] = value
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def rate_limit_middleware(
-    limits: Mapping[tuple[str, str], int], *, redis: RedisSource
-) -> list[DefineMiddleware]:
-    """One middleware per ``(method, path)``: at most ``n`` requests a minute per address."""
-    middleware: list[DefineMiddleware] = []
-    for (method, path), per_minute in limits.items():
-        route = (method.upper(), _normal_path(path))
-        limiter = RateLimiter(redis, (per_minute, 60), name=f"route:{route[0]}:{route[1]}")
-        middleware.append(DefineMiddleware(RouteRateLimitMiddleware, limiter=limiter, route=route))
-    return middleware
-
-
-def _normal_path(path: str) -> str:
-    return path.rstrip("/") or "/"

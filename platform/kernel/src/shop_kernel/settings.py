@@ -1,13 +1,20 @@
-"""Typed settings read from ``SHOP_*`` environment variables, refused early with a clear message."""
+"""Typed settings read from ``SHOP_*`` environment variables, refused early with a clear message.
+
+The service's own settings are :class:`Settings` (stores, the event backbone, HTTP, logs);
+each context that has settings of its own declares a :class:`SettingsSection` in its module
+(the users' token lifetime, the orders' pending timeout, the notifications' mail server and
+subjects). They are all read from the one environment at start-up, and a context finds its
+own with ``settings.section(Kind)``.
+"""
 
 from __future__ import annotations
 
 import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -16,20 +23,10 @@ PREFIX = "SHOP_"
 # Variables the test harness reads; they configure pytest, not the service.
 _FOREIGN_PREFIXES = ("SHOP_TEST_",)
 
-_URL_SCHEMES: dict[str, tuple[str, ...]] = {
-    "database_url": ("postgresql://", "postgresql+psycopg://", "postgres://"),
-    "mongodb_url": ("mongodb://", "mongodb+srv://"),
-    "redis_url": ("redis://", "rediss://", "unix://"),
-    "smtp_url": ("smtp://", "smtps://"),
-}
 
-
-_SECRET_FIELDS = frozenset({"jwt_secret", "bootstrap_admin_password"})
-
-
-def _shown(field: str, raw: str) -> str:
-    """The value as an error message may show it: secrets never, URL passwords masked."""
-    if field in _SECRET_FIELDS:
+def shown(raw: str, *, secret: bool = False) -> str:
+    """A value as an error message may show it: secrets never, URL passwords masked."""
+    if secret:
         return f"<{len(raw)} characters, not shown>"
     return repr(re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw))
 
@@ -42,7 +39,6 @@ def env_name(field: str) -> str:
     return f"{PREFIX}{field.upper()}"
 
 
-_Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 # A span of time in seconds, written in the environment as "90", "90s", "15m", "24h" or "7d".
 Duration = Annotated[float, msgspec.Meta(gt=0, le=366 * 86_400)]
 _DURATION = re.compile(r"\A\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*\Z")
@@ -59,23 +55,96 @@ def parse_duration(raw: str) -> float | None:
     return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
 
 
-_PLACEHOLDER = re.compile(r"{([^{}]*)}")
-# The mails whose subject must name the order, and the others.
-_ORDER_TEMPLATES = ("order_confirmed", "order_rejected", "order_cancelled")
-_UNNAMED_ORDER_TEMPLATES = ("welcome", "password_reset")
+S = TypeVar("S", bound="SettingsSection")
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Everything the service reads from its environment. Unset service URLs mean embedded."""
+class SettingsSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings read from ``SHOP_<FIELD>`` variables: the service's own (:class:`Settings`)
+    or a context's. A field's rules are its type's; ``check`` holds the rules across fields."""
+
+    # Fields whose values an error message never shows.
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+    # URL fields and the schemes each may start with.
+    url_schemes: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    def __post_init__(self) -> None:
+        for field, schemes in self.url_schemes.items():
+            value: str | None = getattr(self, field)
+            if value is not None and not value.startswith(schemes):
+                raise SettingsError(
+                    f"{env_name(field)}: must start with one of {', '.join(schemes)}, "
+                    f"got {shown(value)}"
+                )
+
+    def check(self) -> None:
+        """Rules across fields, checked once every field is read (each field alone has been
+        checked with the others at their defaults)."""
+
+    @classmethod
+    def env_names(cls) -> set[str]:
+        return {env_name(name) for name in _env_fields(cls)}
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> Self:
+        """The section as ``environ`` sets it (unset fields keep their defaults)."""
+        fields = _env_fields(cls)
+        values: dict[str, Any] = {}
+        for field in fields:
+            raw = environ.get(env_name(field))
+            if raw is None:
+                continue
+            name = env_name(field)
+            if raw.strip() == "":
+                raise SettingsError(f"{name}: is set but empty; unset it or give a value")
+            value = raw
+            if fields[field] == Duration:
+                seconds = parse_duration(raw)
+                if seconds is None:
+                    raise SettingsError(
+                        f"{name}: a duration like 90s, 15m, 24h or 7d, "
+                        f"got {shown(raw, secret=field in cls.secret_fields)}"
+                    )
+                value = repr(seconds)
+            try:
+                parsed = msgspec.convert({field: value}, type=cls, strict=False)
+            except msgspec.ValidationError as exc:
+                raise SettingsError(_explain(cls, name, field, str(exc), raw)) from None
+            values[field] = getattr(parsed, field)
+        try:
+            section = cls(**values)
+        except msgspec.ValidationError as exc:  # pragma: no cover - fields were checked one by one
+            raise SettingsError(str(exc)) from None
+        section.check()
+        return section
+
+
+def _env_fields(cls: type[SettingsSection]) -> dict[str, Any]:
+    """The fields read from the environment, with their types."""
+    return {
+        field.name: field.type
+        for field in msgspec.structs.fields(cls)
+        if field.name not in _NOT_FROM_ENV
+    }
+
+
+_NOT_FROM_ENV = frozenset({"sections"})
+
+
+class Settings(SettingsSection, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the service reads from its environment besides its contexts' sections. Unset
+    service URLs mean embedded."""
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"bootstrap_admin_password"})
+    url_schemes: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "database_url": ("postgresql://", "postgresql+psycopg://", "postgres://"),
+        "mongodb_url": ("mongodb://", "mongodb+srv://"),
+        "redis_url": ("redis://", "rediss://", "unix://"),
+    }
 
     database_url: str | None = None
     mongodb_url: str | None = None
     mongodb_database: Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9_-]{1,63}\Z")] = "shop"
     redis_url: str | None = None
-    smtp_url: str | None = None
-    # Signing key of access tokens; unset in development, where one is generated and kept
-    # under the data dir (never a constant in the code).
-    jwt_secret: Annotated[str, msgspec.Meta(min_length=32, max_length=512)] | None = None
     # When both are set, the API makes sure at start-up that this admin exists (idempotent).
     bootstrap_admin_email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
     bootstrap_admin_password: Annotated[str, msgspec.Meta(max_length=512)] | None = None
@@ -125,51 +194,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     outbox_retention: Duration = 7 * 86_400.0
     inbox_retention: Duration = 35 * 86_400.0
     purge_interval: Duration = 300.0
-    # An order still pending (its stock never answered) after this long is rejected.
-    order_pending_timeout: Duration = 900.0
     # The worker's Prometheus endpoint (one per worker program, whatever its process count).
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 9191
     # Comma-separated proxy addresses whose X-Forwarded-* headers are believed; none by default.
     trusted_proxies: str = ""
-    # Lifetime of an access token, in seconds.
-    access_token_ttl_s: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 900
-    # Requests per minute and client address to POST /auth/token and to POST /users.
-    rate_limit_login_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
-    rate_limit_register_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
-    # Password reset requests (and confirmations) per minute and client address, and
-    # requests per hour and email.
-    rate_limit_password_reset_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 5
-    rate_limit_password_reset_per_email_per_hour: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
     # Where people reach the shop: the links in emails (a password reset) start with it.
     public_url: Annotated[str, msgspec.Meta(max_length=500)] = "http://localhost:8000"
-    # Email: the shop's name in mails, the sender, the locale money is written in, how long
-    # one SMTP exchange may take, and each subject line ({shop_name}, {order_id} filled in).
-    shop_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "Shop"
-    mail_from: Annotated[str, msgspec.Meta(min_length=3, max_length=320)] = "Shop <shop@localhost>"
-    mail_locale: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")] = "en"
-    smtp_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 30.0
-    mail_subject_welcome: _Subject = "Welcome to {shop_name}"
-    mail_subject_order_confirmed: _Subject = "Your order {order_id} is confirmed"
-    mail_subject_order_rejected: _Subject = "Your order {order_id} could not be placed"
-    mail_subject_order_cancelled: _Subject = "Your order {order_id} is cancelled"
-    mail_subject_password_reset: _Subject = "Reset your {shop_name} password"  # noqa: S105 - a subject
+    # Each context's own settings, by the name of its section's type (``section``).
+    sections: dict[str, Any] = msgspec.field(default_factory=dict[str, Any])
 
     def __post_init__(self) -> None:
-        self._check_subjects()
+        super().__post_init__()
         self._check_public_url()
         if self.db_connect_timeout < 2 or int(self.db_connect_timeout) != self.db_connect_timeout:
             raise SettingsError(
                 f"{env_name('db_connect_timeout')}: whole seconds, at least 2 (what libpq "
                 f"can bound), got {self.db_connect_timeout:g} s"
             )
-        for field, schemes in _URL_SCHEMES.items():
-            value: str | None = getattr(self, field)
-            if value is not None and not value.startswith(schemes):
-                raise SettingsError(
-                    f"{env_name(field)}: must start with one of {', '.join(schemes)}, "
-                    f"got {_shown(field, value)}"
-                )
 
     def _check_public_url(self) -> None:
         parts = urlsplit(self.public_url)
@@ -182,78 +224,45 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         ):
             raise SettingsError(
                 f"{env_name('public_url')}: an http:// or https:// URL with a host and no "
-                f"query or fragment, like https://shop.example.com, got "
-                f"{_shown('public_url', self.public_url)}"
+                f"query or fragment, like https://shop.example.com, got {shown(self.public_url)}"
             )
 
-    def _check_subjects(self) -> None:
-        for template in _UNNAMED_ORDER_TEMPLATES + _ORDER_TEMPLATES:
-            field = f"mail_subject_{template}"
-            subject: str = getattr(self, field)
-            names = set(_PLACEHOLDER.findall(subject))
-            named = template in _ORDER_TEMPLATES
-            allowed = {"shop_name", "order_id"} if named else {"shop_name"}
-            if not names <= allowed or "\n" in subject or "\r" in subject:
-                raise SettingsError(
-                    f"{env_name(field)}: one line; placeholders only "
-                    f"{', '.join('{' + n + '}' for n in sorted(allowed))}"
-                )
-            if named and "order_id" not in names:
-                raise SettingsError(f"{env_name(field)}: must name the order with {{order_id}}")
-
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read settings from ``environ`` (default ``os.environ``); raise on the first bad one."""
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        sections: Sequence[type[SettingsSection]] = (),
+    ) -> Settings:
+        """Read the service's settings and ``sections`` (its contexts') from ``environ``
+        (default ``os.environ``); raise on the first bad one, or on a ``SHOP_*`` variable that
+        none of them knows."""
         environ = os.environ if environ is None else environ
-        known = {env_name(f.name): f for f in msgspec.structs.fields(cls)}
+        known = cls.env_names().union(*(kind.env_names() for kind in sections))
         for name in environ:
             if (
                 name.startswith(PREFIX)
                 and name not in known
                 and not name.startswith(_FOREIGN_PREFIXES)
             ):
-                hint = difflib.get_close_matches(name, list(known), n=1)
+                hint = difflib.get_close_matches(name, sorted(known), n=1)
                 suggestion = f" (did you mean {hint[0]}?)" if hint else ""
                 raise SettingsError(f"{name}: unknown setting{suggestion}")
-        values: dict[str, Any] = {}
-        for name, field in known.items():
-            raw = environ.get(name)
-            if raw is None:
-                continue
-            if raw.strip() == "":
-                raise SettingsError(f"{name}: is set but empty; unset it or give a value")
-            value = raw
-            if field.name in _DURATIONS:
-                seconds = parse_duration(raw)
-                if seconds is None:
-                    raise SettingsError(
-                        f"{name}: a duration like 90s, 15m, 24h or 7d, "
-                        f"got {_shown(field.name, raw)}"
-                    )
-                value = repr(seconds)
-            try:
-                parsed = msgspec.convert({field.name: value}, type=cls, strict=False)
-            except msgspec.ValidationError as exc:
-                raise SettingsError(_explain(name, field.name, str(exc), raw)) from None
-            values[field.name] = getattr(parsed, field.name)
-        try:
-            settings = cls(**values)
-        except msgspec.ValidationError as exc:  # pragma: no cover - fields were checked one by one
-            raise SettingsError(str(exc)) from None
-        # Checked here, not in __post_init__, which also runs for each field on its own above.
-        if settings.inbox_retention <= DEAD_LETTER_TTL_S:
+        own = cls.read(environ)
+        return own.with_sections(*(kind.read(environ) for kind in sections))
+
+    def check(self) -> None:
+        if self.inbox_retention <= DEAD_LETTER_TTL_S:
             raise SettingsError(
                 f"{env_name('inbox_retention')}: must be longer than the "
                 f"{DEAD_LETTER_TTL_S // 86_400} days dead letters are kept, "
                 "so that a replayed one finds what was handled"
             )
-        settings._check_timeouts()
-        if (settings.bootstrap_admin_email is None) != (settings.bootstrap_admin_password is None):
+        self._check_timeouts()
+        if (self.bootstrap_admin_email is None) != (self.bootstrap_admin_password is None):
             raise SettingsError(
                 f"{env_name('bootstrap_admin_email')} and "
                 f"{env_name('bootstrap_admin_password')}: set both or neither"
             )
-        return settings
 
     def _check_timeouts(self) -> None:
         if self.db_lock_timeout >= self.db_statement_timeout:
@@ -282,25 +291,42 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def data_path(self) -> Path:
         return Path(self.data_dir)
 
+    def section(self, kind: type[S]) -> S:
+        """A context's own settings: as read at start-up, or their defaults."""
+        found = self.sections.get(kind.__name__)
+        return found if isinstance(found, kind) else kind()
+
+    def with_sections(self, *sections: SettingsSection) -> Settings:
+        merged = {**self.sections, **{type(s).__name__: s for s in sections}}
+        return msgspec.structs.replace(self, sections=merged)
+
     def with_overrides(self, **changes: Any) -> Settings:
-        return msgspec.structs.replace(self, **changes)
+        """These settings with ``changes``, whether they are the service's or a section's."""
+        own = {name: value for name, value in changes.items() if name in _env_fields(Settings)}
+        rest = {name: value for name, value in changes.items() if name not in own}
+        sections = dict(self.sections)
+        for key, found in sections.items():
+            section = cast("SettingsSection", found)
+            fields = _env_fields(type(section))
+            mine = {name: rest.pop(name) for name in list(rest) if name in fields}
+            if mine:
+                sections[key] = msgspec.structs.replace(section, **mine)
+        if rest:
+            raise TypeError(f"not settings of this service or its sections: {sorted(rest)}")
+        return msgspec.structs.replace(self, **own, sections=sections)
 
 
-_DURATIONS = frozenset(
-    field.name for field in msgspec.structs.fields(Settings) if field.type == Duration
-)
-
-
-def _explain(name: str, field: str, message: str, raw: str) -> str:
+def _explain(cls: type[SettingsSection], name: str, field: str, message: str, raw: str) -> str:
     """Turn msgspec's message into one line for an operator: variable, problem, value."""
     message = message.split(" - at ", 1)[0]
     if message.startswith(name):  # raised by __post_init__, already names the variable
         return message
-    info = msgspec.inspect.type_info(Settings)
+    value = shown(raw, secret=field in cls.secret_fields)
+    info = msgspec.inspect.type_info(cls)
     assert isinstance(info, msgspec.inspect.StructType)
     field_type = next(f.type for f in info.fields if f.name == field)
     if isinstance(field_type, msgspec.inspect.LiteralType):
         allowed = ", ".join(str(v) for v in field_type.values)
-        return f"{name}: must be one of {allowed}, got {_shown(field, raw)}"
+        return f"{name}: must be one of {allowed}, got {value}"
     message = message.replace(", got `str`", "")
-    return f"{name}: {message[0].lower()}{message[1:]}, got {_shown(field, raw)}"
+    return f"{name}: {message[0].lower()}{message[1:]}, got {value}"

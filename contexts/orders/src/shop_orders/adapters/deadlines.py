@@ -7,6 +7,7 @@ from datetime import timedelta
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import Transactions
 from shop_orders.application.ordering import Ordering
+from shop_orders.settings import OrdersSettings
 
 
 class TimeOutPendingOrders:
@@ -15,7 +16,7 @@ class TimeOutPendingOrders:
     def __init__(self, ordering: Ordering, transactions: Transactions, settings: Settings) -> None:
         self._ordering = ordering
         self._transactions = transactions
-        self._limit = timedelta(seconds=settings.order_pending_timeout)
+        self._limit = timedelta(seconds=settings.section(OrdersSettings).order_pending_timeout)
 
     async def __call__(self) -> None:
         await self._ordering.time_out_pending(self._transactions.unit_of_work(), self._limit)
@@ -23,4 +24,4 @@ class TimeOutPendingOrders:
 
 def check_every(settings: Settings) -> float:
     """Often enough that an order waits at most about a quarter longer than its limit."""
-    return min(30.0, settings.order_pending_timeout / 4)
+    return min(30.0, settings.section(OrdersSettings).order_pending_timeout / 4)

@@ -15,19 +15,20 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from redis.asyncio import Redis
 
-from shop_kernel.auth import Principal, PrincipalRecord, Tokens, admin_only
+from shop_kernel.auth import Principal, admin_only
 from shop_kernel.di import provide
 from shop_kernel.idempotency import IdempotencyKey, concerning, idempotent
 from shop_kernel.log import get_logger
 from shop_kernel.pages import NO_CONTROL_CHARACTERS, Cursor, Limit, SearchText, page_start
 from shop_kernel.rate_limits import RateLimiter, too_many_requests
-from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
+from shop_users.adapters.tokens import PrincipalRecord, Tokens
 from shop_users.adapters.view import UserDirectory, is_user_id
 from shop_users.application.accounts import Accounts
 from shop_users.application.resets import PasswordResets
 from shop_users.domain.model import EMAIL_MAX, NAME_MAX, Role, User
 from shop_users.domain.passwords import PASSWORD_MAX
+from shop_users.settings import UsersSettings
 
 log = get_logger(__name__)
 
@@ -141,7 +142,7 @@ class ResetLimits:
     """Reset requests per client address and per email (the same for unknown emails, so a
     refusal tells nothing), and confirmations per client address."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: UsersSettings) -> None:
         per_address = (settings.rate_limit_password_reset_per_minute, 60)
         self._address = RateLimiter(redis, per_address, name="password-reset:address")
         self._email = RateLimiter(

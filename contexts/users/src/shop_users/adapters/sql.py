@@ -27,11 +27,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_kernel.auth import PrincipalRecord
 from shop_kernel.idempotency import forget_answers_about
 from shop_kernel.messaging.outbox import forget_in_outbox
 from shop_kernel.sql import update_versioned
 from shop_kernel.unit_of_work import UnitOfWork
+from shop_users.adapters.tokens import PrincipalRecord
 from shop_users.domain.model import DisplayName, EmailAddress, EmailAlreadyRegistered, Role, User
 from shop_users_contract import Contact
 

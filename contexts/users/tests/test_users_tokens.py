@@ -1,5 +1,5 @@
-"""shop_kernel.auth: the signing key, tokens, what the bearer check refuses, the principal
-cache and the admin guard (real Redis)."""
+"""Access tokens: the signing key, tokens, what the bearer check (the platform's middleware
+asking users' authenticator) refuses, the principal cache and the admin guard (real Redis)."""
 
 from __future__ import annotations
 
@@ -24,22 +24,23 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from shop_devkit.embedded import free_port
-from shop_kernel import auth
-from shop_kernel.auth import (
+from shop_kernel.auth import Principal, admin_only
+from shop_kernel.settings import Settings, SettingsError
+from shop_platform.http.auth import bearer_auth
+from shop_users.adapters import tokens as token_module
+from shop_users.adapters.tokens import (
     AUDIENCE,
     ISSUER,
     SIGNING_KEY_FILE,
     CachedPrincipals,
-    Principal,
     PrincipalRecord,
     PrincipalSource,
+    TokenAuthenticator,
     Tokens,
-    admin_only,
-    jwt_auth,
     principal_cache_key,
     signing_key,
 )
-from shop_kernel.settings import Settings
+from shop_users.settings import UsersSettings
 
 KEY = "k" * 64
 
@@ -48,7 +49,9 @@ KEY = "k" * 64
 
 
 def test_the_configured_secret_is_used_and_nothing_is_written(tmp_path: Path) -> None:
-    settings = Settings(jwt_secret="s" * 40, data_dir=str(tmp_path / "data"))
+    settings = Settings(data_dir=str(tmp_path / "data")).with_sections(
+        UsersSettings(jwt_secret="s" * 40)
+    )
     assert signing_key(settings) == "s" * 40
     assert not (tmp_path / "data").exists()
 
@@ -78,7 +81,7 @@ def test_a_creator_that_loses_the_race_takes_the_winners_key(
         Path(dst).write_text(winner + "\n")  # another process linked its key meanwhile
         real_link(src, dst)
 
-    monkeypatch.setattr(auth.os, "link", link_after_someone_else)
+    monkeypatch.setattr(token_module.os, "link", link_after_someone_else)
     assert signing_key(settings) == winner
     assert [p.name for p in tmp_path.iterdir()] == [SIGNING_KEY_FILE]
 
@@ -138,7 +141,7 @@ def _record(*, role: str = "customer", active: bool = True, gen: int = 1) -> Pri
 
 
 def test_tokens_round_trip_with_the_promised_claims() -> None:
-    tokens = Tokens(Settings(access_token_ttl_s=600), key=KEY)
+    tokens = Tokens(Settings().with_sections(UsersSettings(access_token_ttl_s=600)), key=KEY)
     record = _record(gen=7)
     issued = tokens.issue(record)
     claims = jwt.decode(issued.access_token, KEY, algorithms=["HS256"], audience=AUDIENCE)
@@ -234,32 +237,29 @@ def tokens() -> Tokens:
     return Tokens(Settings(), key=KEY)
 
 
-def make_app(
-    tokens: Tokens,
-    source: Callable[[], PrincipalSource | None],
-    redis_url: str,
-) -> Litestar:
+def make_app(tokens: Tokens, source: PrincipalSource | None, redis_url: str) -> Litestar:
     """The test client serves the app on a loop of its own: open its Redis client there."""
-    clients: list[Redis] = []
+    authenticators: list[TokenAuthenticator] = []
 
     @asynccontextmanager
     async def open_redis(_app: Litestar) -> AsyncIterator[None]:
-        clients.append(Redis.from_url(redis_url))  # pyright: ignore[reportUnknownMemberType]
+        client: Redis = Redis.from_url(redis_url)  # pyright: ignore[reportUnknownMemberType]
+        if source is not None:
+            authenticators.append(TokenAuthenticator(tokens, CachedPrincipals(source, client)))
         try:
             yield
         finally:
-            await clients.pop().aclose()
+            authenticators.clear()
+            await client.aclose()
 
-    auth_config = jwt_auth(
-        tokens,
-        source,
-        lambda: clients[0],
+    auth = bearer_auth(
+        lambda: authenticators[0] if authenticators else None,
         public_prefixes=["/health", "/schema"],
         public_routes=[("POST", "/users"), ("post", "/auth/token/")],
     )
     return Litestar(
         route_handlers=[whoami, admin_area, live, not_under_health, register, list_users, login],
-        on_app_init=[auth_config.on_app_init],
+        middleware=[auth],
         lifespan=[open_redis],
     )
 
@@ -268,7 +268,7 @@ def make_app(
 async def client(
     tokens: Tokens, source: FakeSource, redis_url: str
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=make_app(tokens, lambda: source, redis_url)) as test_client:
+    async with AsyncTestClient(app=make_app(tokens, source, redis_url)) as test_client:
         yield test_client
 
 
@@ -397,11 +397,11 @@ async def test_admin_only_refuses_customers_with_403(
     assert (await client.get("/admin", headers=bearer(admin))).status_code == 200
 
 
-async def test_without_a_principal_source_every_token_is_refused(
+async def test_without_an_authenticator_every_token_is_refused(
     tokens: Tokens, redis_url: str
 ) -> None:
     record = _record()
-    async with AsyncTestClient(app=make_app(tokens, lambda: None, redis_url)) as client:
+    async with AsyncTestClient(app=make_app(tokens, None, redis_url)) as client:
         response = await client.get("/me", headers=bearer(tokens.issue(record).access_token))
     assert response.status_code == 401
 
@@ -445,6 +445,15 @@ async def test_a_redis_outage_costs_only_the_cache(source: FakeSource) -> None:
         f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5
     )
     try:
-        assert await CachedPrincipals(lambda: source, lambda: down).load(record.user_id) == record
+        assert await CachedPrincipals(source, down).load(record.user_id) == record
     finally:
         await down.aclose()
+
+
+def test_a_short_configured_secret_is_refused_and_never_echoed() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"SHOP_JWT_SECRET": "hunter2"}, sections=[UsersSettings])
+    assert str(refused.value).startswith("SHOP_JWT_SECRET:")
+    assert "hunter2" not in str(refused.value)
+    read = Settings.from_env({"SHOP_ACCESS_TOKEN_TTL_S": "600"}, sections=[UsersSettings])
+    assert Tokens(read, key=KEY).ttl_s == 600
