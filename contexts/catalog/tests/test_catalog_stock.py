@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shop_catalog.adapters.sql import SqlProducts, SqlReservations
 from shop_catalog.adapters.subscriptions import ReleaseStock, ReserveStock
 from shop_catalog.application.stock import StockKeeping
-from shop_catalog.domain.model import Product, Sku, StockReservation
+from shop_catalog.domain.model import Product, StockReservation, parse_sku
 from shop_catalog.module import module as catalog_module
 from shop_devkit.plugin import MakeDatabase
 from shop_kernel.domain import Money
@@ -74,7 +74,7 @@ def stock(keeping: StockKeeping, transactions: Transactions) -> Stock:
 
 async def stocked(engine: AsyncEngine, on_hand: int) -> str:
     sku = f"T-{uuid.uuid4().hex[:10].upper()}"
-    product = Product.create(Sku.parse(sku), "Thing", "", Money(100, "EUR"), on_hand)
+    product = Product.create(parse_sku(sku), "Thing", "", Money(100, "EUR"), on_hand)
     async with UnitOfWork(engine, translate_with([catalog_module])) as uow:
         await SqlProducts().add(uow, product)
         await uow.commit()
@@ -234,7 +234,7 @@ async def test_a_reservation_that_loses_the_race_announces_nothing(
             await conn.execute(
                 text(
                     "SELECT count(*) FROM messaging.outbox WHERE aggregate_id = :s "
-                    "AND event_type = 'catalog.ProductChanged.v1'"
+                    "AND event_type = 'catalog.ProductChanged.v2'"
                 ),
                 {"s": sku},
             )

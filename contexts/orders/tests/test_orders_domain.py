@@ -95,8 +95,8 @@ class OrderLife(RuleBasedStateMachine):
     @invariant()
     def total_is_the_sum_of_the_lines(self) -> None:
         assert self.order.total == Money(sum(p * q for p, q in self.expected.values()), "EUR")
-        lines = self.order.lines.items()
-        assert {sku: (ln.unit_price.amount, ln.quantity) for sku, ln in lines} == self.expected
+        lines = self.order.lines
+        assert {ln.sku: (ln.unit_price.amount, ln.quantity) for ln in lines} == self.expected
 
     @staticmethod
     def _fits(lines: dict[str, tuple[int, int]]) -> bool:

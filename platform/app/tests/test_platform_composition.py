@@ -21,6 +21,7 @@ from shop_notifications.application.mailing import Mailing
 from shop_orders.application.ordering import Caller, Item, Ordering
 from shop_platform import container as composition
 from shop_platform import contexts
+from shop_platform.backbone import Backbone
 from shop_platform.container import CompositionError, registration_order
 from shop_platform.contexts import CONTEXTS, installed_contexts
 from shop_platform.resources import Resources, open_resources
@@ -188,3 +189,14 @@ async def test_a_context_that_does_not_register_what_it_provides_stops_the_start
         CompositionError, match="spy declares that it provides Shelves but did not register it"
     ):
         composition.build_container(shop_settings, resources, (*CONTEXTS, spy))
+
+
+def test_the_event_shapes_of_the_release_before_reach_the_current_subscribers() -> None:
+    backbone = Backbone.of(CONTEXTS)
+    routes = {(entry.event_type, entry.subscriber) for entry in backbone.release.routes}
+    # An order placed by the release before (the order spread over the event) is reserved
+    # and projected by this one's subscribers, which read it as the current shape.
+    for subscriber in ("catalog.ReserveStock", "orders.OrderViewProjector"):
+        assert ("orders.OrderPlaced.v2", subscriber) in routes
+        assert ("orders.OrderPlaced.v3", subscriber) in routes
+        assert "orders.OrderPlaced.v2" in backbone.handled[subscriber]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, ClassVar
 
 import msgspec
 import pytest
@@ -11,6 +12,7 @@ from shop_kernel.messaging.events import (
     EventDecodeError,
     EventRegistry,
     IntegrationEvent,
+    LegacyEvent,
     encode_event,
     event_tag,
 )
@@ -80,3 +82,40 @@ def test_two_types_may_not_share_a_tag() -> None:
 
     with pytest.raises(ValueError, match="share the tag"):
         EventRegistry([ParcelShipped, Impostor])
+
+
+class Parcel(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    weight_grams: int
+
+
+class ParcelSent(IntegrationEvent, frozen=True, kw_only=True, tag="test.ParcelSent.v2"):
+    parcel: Parcel
+    carrier: str
+
+
+class ParcelSentV1(LegacyEvent, frozen=True, kw_only=True, tag="test.ParcelSent.v1"):
+    """The earlier shape: the parcel's fields spread over the event."""
+
+    current: ClassVar[type[IntegrationEvent]] = ParcelSent
+    parcel_id: str
+    weight_grams: int
+    carrier: str
+
+    def carried(self) -> dict[str, Any]:
+        return {"parcel": Parcel(id=self.parcel_id, weight_grams=self.weight_grams)}
+
+
+def test_an_earlier_shape_is_read_as_the_current_one() -> None:
+    registry = EventRegistry([ParcelSent, ParcelSentV1])
+    old = ParcelSentV1(
+        aggregate_id="p-1", aggregate_version=2, parcel_id="p-1", weight_grams=900,
+        carrier="post",
+    )  # fmt: skip
+    read = registry.decode(encode_event(old))
+    assert read == ParcelSent(
+        aggregate_id="p-1", aggregate_version=2, event_id=old.event_id,
+        occurred_at=old.occurred_at, parcel=Parcel(id="p-1", weight_grams=900), carrier="post",
+    )  # fmt: skip
+    assert registry.legacy_tags(ParcelSent) == ["test.ParcelSent.v1"]
+    assert registry.legacy_tags(ParcelShipped) == []

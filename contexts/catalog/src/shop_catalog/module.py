@@ -20,10 +20,9 @@ from shop_catalog.adapters.view import (
 from shop_catalog.application.products import ProductAdmin
 from shop_catalog.application.stock import StockKeeping
 from shop_catalog_contract import (
+    LEGACY_PRODUCT_EVENTS,
+    PRODUCT_EVENTS,
     CatalogQueries,
-    ProductChanged,
-    ProductCreated,
-    StockAdjusted,
     StockReleased,
     StockReservationFailed,
     StockReserved,
@@ -45,8 +44,6 @@ def register(wiring: Wiring) -> None:
     wiring.provide(CatalogQueries, SqlCatalogQueries())
 
 
-PRODUCT_STATES = (ProductCreated, ProductChanged, StockAdjusted)
-
 module = ContextModule(
     name="catalog",
     migrations=MigrationTarget(
@@ -56,13 +53,19 @@ module = ContextModule(
     provides=[CatalogQueries],
     route_handlers=[ProductsController],
     document_models=[ProductCatalogEntry],
-    events=[*PRODUCT_STATES, StockReserved, StockReservationFailed, StockReleased],
+    events=[
+        *PRODUCT_EVENTS,
+        *LEGACY_PRODUCT_EVENTS,
+        StockReserved,
+        StockReservationFailed,
+        StockReleased,
+    ],
     translations=TRANSLATIONS,
     subscriptions=[
         subscribe(OrderPlaced, ReserveStock),
         subscribe(OrderCancelled, ReleaseStock),
         subscribe(OrderRejected, ReleaseStock),  # a timed-out order's late reservation
-        *(project(event, ProductCatalogProjector) for event in PRODUCT_STATES),
+        *(project(event, ProductCatalogProjector) for event in PRODUCT_EVENTS),
     ],
     views=[ReadView("product_catalog", COLLECTION, ProductCatalogSource)],
 )

@@ -29,11 +29,11 @@ from shop_notifications.application.ports import Mailer
 from shop_notifications.settings import NotificationsSettings
 from shop_orders_contract import OrderCancelled, OrderConfirmed, OrderRejected
 from shop_users_contract import (
-    ERASED,
-    REGISTERED,
     PasswordResetRequested,
     ResetTokens,
     UserContacts,
+    UserErased,
+    UserRegistered,
 )
 
 
@@ -85,8 +85,8 @@ module = ContextModule(
     # A mail leaves the system before a delivery could roll it back: each mail's subscription
     # records its attempts and outcomes in transactions of its own.
     subscriptions=[
-        *(subscribe(event, Welcome, transaction="own") for event in REGISTERED),
-        *(subscribe(event, ForgetRecipient) for event in ERASED),
+        subscribe(UserRegistered, Welcome, transaction="own"),
+        subscribe(UserErased, ForgetRecipient),
         subscribe(OrderConfirmed, OrderMail, transaction="own"),
         subscribe(OrderRejected, OrderMail, transaction="own"),
         subscribe(OrderCancelled, OrderMail, transaction="own"),

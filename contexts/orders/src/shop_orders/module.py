@@ -26,14 +26,7 @@ from shop_orders.adapters.view import (
 )
 from shop_orders.application.ordering import Ordering
 from shop_orders.settings import OrdersSettings
-from shop_orders_contract import (
-    OrderCancelled,
-    OrderConfirmed,
-    OrderLinesChanged,
-    OrderPlaced,
-    OrderRejected,
-    OrderStarted,
-)
+from shop_orders_contract import LEGACY_ORDER_EVENTS, ORDER_EVENTS
 
 
 def register(wiring: Wiring) -> None:
@@ -41,10 +34,6 @@ def register(wiring: Wiring) -> None:
     wiring.provide(Ordering, Ordering(SqlOrders(), catalog, wiring.settings.currency))
     wiring.provide(OrderHistory, OrderHistory(wiring.get(ReadStore)))
 
-
-ORDER_STATES = (
-    OrderStarted, OrderLinesChanged, OrderPlaced, OrderConfirmed, OrderRejected, OrderCancelled,
-)  # fmt: skip
 
 module = ContextModule(
     name="orders",
@@ -56,12 +45,12 @@ module = ContextModule(
     needs=[CatalogQueries],
     route_handlers=[OrdersController],
     document_models=[OrderViewEntry],
-    events=list(ORDER_STATES),
+    events=[*ORDER_EVENTS, *LEGACY_ORDER_EVENTS],
     translations=TRANSLATIONS,
     subscriptions=[
         subscribe(StockReserved, ConfirmOrder),
         subscribe(StockReservationFailed, RejectOrder),
-        *(project(event, OrderViewProjector) for event in ORDER_STATES),
+        *(project(event, OrderViewProjector) for event in ORDER_EVENTS),
     ],
     views=[ReadView("order_views", COLLECTION, OrderViewSource)],
     schedules=[Schedule("orders.pending-timeout", check_every, TimeOutPendingOrders)],

@@ -99,8 +99,6 @@ module = ContextModule(
     document_models=[UserDirectoryEntry],
     events=[*USER_EVENTS, *LEGACY_USER_EVENTS, PasswordResetRequested],
     translations=TRANSLATIONS,
-    subscriptions=[
-        project(event, UserDirectoryProjector) for event in (*USER_EVENTS, *LEGACY_USER_EVENTS)
-    ],
+    subscriptions=[project(event, UserDirectoryProjector) for event in USER_EVENTS],
     views=[ReadView("user_directory", COLLECTION, UserDirectorySource)],
 )

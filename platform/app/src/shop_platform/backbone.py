@@ -97,12 +97,18 @@ class Backbone:
             batch_size=settings.relay_batch_size,
         )
 
+    def tags(self, route: Route) -> list[str]:
+        """The tags a route takes: its event type's, and those of the earlier shapes of it
+        that are still read (and become it as they are decoded)."""
+        return [route.event_tag, *self.registry.legacy_tags(route.subscription.event_type)]
+
     @property
     def release(self) -> Release:
         """What this build declares to the registry: its routes and the event types it knows."""
         entries = (
-            RouteEntry(route.event_tag, route.subscriber, route.queue_name, route.actor_name)
+            RouteEntry(tag, route.subscriber, route.queue_name, route.actor_name)
             for route in self.routes
+            for tag in self.tags(route)
         )
         return Release.of(entries, self.registry.tags())
 
@@ -114,7 +120,7 @@ class Backbone:
         """Per actor, the event types it handles here (anything else is deferred)."""
         found: dict[str, set[str]] = {}
         for route in self.routes:
-            found.setdefault(route.actor_name, set()).add(route.event_tag)
+            found.setdefault(route.actor_name, set()).update(self.tags(route))
         return {actor: frozenset(types) for actor, types in found.items()}
 
 

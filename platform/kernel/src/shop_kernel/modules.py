@@ -16,9 +16,8 @@ from shop_kernel.messaging.subscriptions import Subscription
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.schedules import Schedule
 from shop_kernel.settings import Settings, SettingsSection
+from shop_kernel.snapshots import Translation
 from shop_kernel.views import ReadView
-
-Translation = Callable[[Any, Any], IntegrationEvent]
 
 
 def _register_nothing(_wiring: Wiring) -> None:

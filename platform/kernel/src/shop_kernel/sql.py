@@ -13,19 +13,38 @@ server that stops answering altogether by the connection itself (:class:`Answeri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Collection, Mapping
+from datetime import date, datetime
 from typing import Any, TypeVar
 
+import msgspec
 import psycopg
 from psycopg.abc import PQGen
 from psycopg.conninfo import make_conninfo
-from sqlalchemy import ColumnElement, Table, make_url, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    DateTime,
+    Float,
+    Row,
+    Table,
+    Text,
+    Uuid,
+    make_url,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeEngine
 
 from shop_kernel.domain import AggregateRoot, ConcurrentChange
 from shop_kernel.settings import Settings, SettingsError, env_name
 
 RV = TypeVar("RV")
+A = TypeVar("A", bound=AggregateRoot)
 
 
 def database_url(settings: Settings) -> str:
@@ -167,3 +186,59 @@ async def update_versioned(
     if result.rowcount != 1:
         raise ConcurrentChange(name)
     aggregate.saved_as(aggregate.version + 1)
+
+
+# ------------------------------------------------------------------------------ state tables
+
+
+def state_columns(
+    kind: type[msgspec.Struct], *, key: str, apart: Collection[str] = ()
+) -> list[Column[Any]]:
+    """A column for each field of the snapshot ``kind`` (``key`` the primary key), but for
+    those the table stores ``apart`` in a form of its own: a table that holds a state is
+    its snapshot, so a field added to the snapshot is a column of the same name (a
+    migration adds it to the database)."""
+    info = msgspec.inspect.type_info(kind)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return [
+        Column(field.name, _column_type(field.type), primary_key=field.name == key,
+               nullable=_nullable(field.type))
+        for field in info.fields
+        if field.name not in apart
+    ]  # fmt: skip
+
+
+def state_values(
+    state: msgspec.Struct, table: Table, *, apart: Collection[str] = ()
+) -> dict[str, Any]:
+    """The values of ``state`` for the columns of ``table`` named like its fields, but for
+    those it stores ``apart`` (nested values as JSON, ids and times as themselves)."""
+    values = msgspec.to_builtins(state, builtin_types=(uuid.UUID, datetime, date))
+    return {name: value for name, value in values.items() if name in table.c and name not in apart}
+
+
+def restored_from(row: Row[Any], kind: type[A], **apart: Any) -> A:
+    """The aggregate ``kind`` a row holds, at the row's version: each field from the column
+    of its name, or from ``apart`` (in its wire form) where the table keeps it otherwise."""
+    columns = {str(name): value for name, value in row._mapping.items()}  # pyright: ignore[reportPrivateUsage] - SQLAlchemy's public row mapping
+    return msgspec.convert({**columns, **apart}, kind)
+
+
+def _nullable(field_type: msgspec.inspect.Type) -> bool:
+    return isinstance(field_type, msgspec.inspect.UnionType) and field_type.includes_none
+
+
+def _column_type(field_type: msgspec.inspect.Type) -> TypeEngine[Any]:
+    if isinstance(field_type, msgspec.inspect.UnionType):
+        rest = [t for t in field_type.types if not isinstance(t, msgspec.inspect.NoneType)]
+        return _column_type(rest[0]) if len(rest) == 1 else JSONB()
+    simple: dict[type[msgspec.inspect.Type], TypeEngine[Any]] = {
+        msgspec.inspect.UUIDType: Uuid(),
+        msgspec.inspect.StrType: Text(),
+        msgspec.inspect.LiteralType: Text(),
+        msgspec.inspect.IntType: BigInteger(),
+        msgspec.inspect.BoolType: Boolean(),
+        msgspec.inspect.FloatType: Float(),
+        msgspec.inspect.DateTimeType: DateTime(timezone=True),
+    }
+    return simple.get(type(field_type), JSONB())

@@ -1,19 +1,24 @@
 """The catalog context's published language: the only code other contexts may import.
 
-Orders asks for current prices through :class:`CatalogQueries` (prices never come from a
-client) and learns the outcome of a reservation from ``StockReserved`` or
-``StockReservationFailed``.
+A product has one shape, :class:`ProductSnapshot`: its events carry it as it is after the
+change, the product view stores it as it is, and the API answers it with its version
+(:class:`VersionedProduct`). Orders asks for current prices through :class:`CatalogQueries`
+(prices never come from a client) and learns the outcome of a reservation from
+``StockReserved`` or ``StockReservationFailed``.
+
+The ``.v1`` product events of earlier releases (the product's fields spread over the event)
+are still read, never written.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 
-from shop_kernel.messaging.events import IntegrationEvent
+from shop_kernel.messaging.events import IntegrationEvent, LegacyEvent
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.wire import Amount
 
@@ -43,27 +48,50 @@ class ShortLine(msgspec.Struct, frozen=True):
     available: int
 
 
-class ProductState(IntegrationEvent, frozen=True, kw_only=True):
+class Stock(msgspec.Struct, frozen=True, kw_only=True):
+    on_hand: int
+    reserved: int  # held for orders
+    available: int  # on hand and not held
+
+
+class ProductSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """A product as it is after a change."""
+
     sku: str
     name: str
     description: str
     price: Amount
+    stock: Stock
     is_active: bool
-    on_hand: int
-    reserved: int
 
 
-class ProductCreated(ProductState, frozen=True, kw_only=True, tag="catalog.ProductCreated.v1"):
+class VersionedProduct(ProductSnapshot, frozen=True, kw_only=True):
+    """The snapshot at its version: what the product view holds and the API answers (the
+    version is also its ``ETag``)."""
+
+    version: int
+
+
+class ProductEvent(IntegrationEvent, frozen=True, kw_only=True):
+    product: ProductSnapshot
+
+
+class ProductCreated(ProductEvent, frozen=True, kw_only=True, tag="catalog.ProductCreated.v2"):
     pass
 
 
-class ProductChanged(ProductState, frozen=True, kw_only=True, tag="catalog.ProductChanged.v1"):
-    pass
+class ProductChanged(ProductEvent, frozen=True, kw_only=True, tag="catalog.ProductChanged.v2"):
+    """Its name, description, price, activity or the stock held for orders changed."""
 
 
-class StockAdjusted(ProductState, frozen=True, kw_only=True, tag="catalog.StockAdjusted.v1"):
+class StockAdjusted(ProductEvent, frozen=True, kw_only=True, tag="catalog.StockAdjusted.v2"):
+    """Stock counted in or out: ``delta`` units, for ``reason``."""
+
     delta: int
     reason: str
+
+
+PRODUCT_EVENTS: tuple[type[ProductEvent], ...] = (ProductCreated, ProductChanged, StockAdjusted)
 
 
 class StockReserved(IntegrationEvent, frozen=True, kw_only=True, tag="catalog.StockReserved.v1"):
@@ -81,3 +109,42 @@ class StockReservationFailed(
 class StockReleased(IntegrationEvent, frozen=True, kw_only=True, tag="catalog.StockReleased.v1"):
     order_id: uuid.UUID
     lines: list[ReservedLine]
+
+
+# ---------------------------------------------------------------- read, no longer written
+
+
+class _ProductStateV1(LegacyEvent, frozen=True, kw_only=True):
+    sku: str
+    name: str
+    description: str
+    price: Amount
+    is_active: bool
+    on_hand: int
+    reserved: int
+
+    def carried(self) -> dict[str, Any]:
+        stock = Stock(
+            on_hand=self.on_hand, reserved=self.reserved, available=self.on_hand - self.reserved
+        )
+        fields = msgspec.structs.asdict(self)
+        return {"product": msgspec.convert({**fields, "stock": stock}, ProductSnapshot)}
+
+
+class ProductCreatedV1(_ProductStateV1, frozen=True, kw_only=True, tag="catalog.ProductCreated.v1"):
+    current: ClassVar[type[IntegrationEvent]] = ProductCreated
+
+
+class ProductChangedV1(_ProductStateV1, frozen=True, kw_only=True, tag="catalog.ProductChanged.v1"):
+    current: ClassVar[type[IntegrationEvent]] = ProductChanged
+
+
+class StockAdjustedV1(_ProductStateV1, frozen=True, kw_only=True, tag="catalog.StockAdjusted.v1"):
+    current: ClassVar[type[IntegrationEvent]] = StockAdjusted
+    delta: int
+    reason: str
+
+
+LEGACY_PRODUCT_EVENTS: tuple[type[LegacyEvent], ...] = (
+    ProductCreatedV1, ProductChangedV1, StockAdjustedV1,
+)  # fmt: skip

@@ -11,15 +11,17 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from shop_catalog.adapters.view import ProductCatalog
+from shop_catalog.adapters.view import ProductCatalog, versioned
 from shop_catalog.application.products import ProductAdmin
 from shop_catalog.domain.model import DESCRIPTION_MAX, NAME_MAX, Product, is_sku
+from shop_catalog_contract import VersionedProduct
 from shop_kernel.auth import Principal, admin_only, caller
 from shop_kernel.di import provide
 from shop_kernel.domain import Money
 from shop_kernel.idempotency import IdempotencyKey, idempotent
 from shop_kernel.pages import Cursor, Limit, SearchText, page_start
 from shop_kernel.preconditions import IfMatch, expected_version, tagged
+from shop_kernel.snapshots import snapshot_of
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.wire import Amount
 
@@ -49,43 +51,14 @@ class StockChange(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=1000)]
 
 
-class StockOut(msgspec.Struct):
-    on_hand: int
-    reserved: int
-    available: int
-
-
-class ProductOut(msgspec.Struct):
-    sku: str
-    name: str
-    description: str
-    price: Amount
-    stock: StockOut
-    is_active: bool
-    version: int
-
-
 class ProductPage(msgspec.Struct):
-    items: list[ProductOut]
+    items: list[VersionedProduct]
     next_cursor: str | None
 
 
-def _from_aggregate(product: Product) -> ProductOut:
-    return ProductOut(
-        sku=product.sku.value, name=product.name, description=product.description,
-        price=Amount.of(product.price),
-        stock=StockOut(product.on_hand, product.reserved, product.available),
-        is_active=product.is_active, version=product.version,
-    )  # fmt: skip
-
-
-def _from_view(entry: dict[str, Any]) -> ProductOut:
-    return ProductOut(
-        sku=entry["_id"], name=entry["name"], description=entry["description"],
-        price=Amount(entry["price"]["amount"], entry["price"]["currency"]),
-        stock=StockOut(entry["on_hand"], entry["reserved"], entry["on_hand"] - entry["reserved"]),
-        is_active=entry["is_active"], version=entry["version"],
-    )  # fmt: skip
+def _answer(product: Product) -> VersionedProduct:
+    """A command's answer: the product as committed, in its one published shape."""
+    return snapshot_of(product, VersionedProduct)
 
 
 def _actor(request: Request[Principal, Any, Any]) -> str:
@@ -105,14 +78,14 @@ class ProductsController(Controller):
         admin: NamedDependency[ProductAdmin],
         uow: NamedDependency[UnitOfWork],
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[ProductOut]:
+    ) -> Response[VersionedProduct]:
         """Add a product (admins). Its price is in the shop's currency."""
         product = await admin.create(
             uow, sku=data.sku, name=data.name, description=data.description,
             price=Money(data.price.amount, data.price.currency), stock=data.stock,
             actor=_actor(request),
         )  # fmt: skip
-        return tagged(_from_aggregate(product), HTTP_201_CREATED)
+        return tagged(_answer(product), HTTP_201_CREATED)
 
     @patch("/{sku:str}", guards=[admin_only])
     async def change(
@@ -122,14 +95,14 @@ class ProductsController(Controller):
         admin: NamedDependency[ProductAdmin],
         uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
-    ) -> Response[ProductOut]:
+    ) -> Response[VersionedProduct]:
         """Change name, description, price or activity (admins); ``If-Match`` is honoured."""
         price = Money(data.price.amount, data.price.currency) if data.price else None
         product = await admin.change(
             uow, sku, expected_version=expected_version(if_match), name=data.name,
             description=data.description, price=price, is_active=data.is_active,
         )  # fmt: skip
-        return tagged(_from_aggregate(product))
+        return tagged(_answer(product))
 
     @post("/{sku:str}/stock", guards=[admin_only], status_code=HTTP_200_OK)
     async def adjust_stock(
@@ -141,13 +114,13 @@ class ProductsController(Controller):
         admin: NamedDependency[ProductAdmin],
         uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
-    ) -> Response[ProductOut]:
+    ) -> Response[VersionedProduct]:
         """Count stock in or out with a reason (admins); never below what is reserved."""
         product = await admin.adjust_stock(
             uow, sku, data.adjustment, data.reason, actor=_actor(request),
             expected_version=expected_version(if_match),
         )  # fmt: skip
-        return tagged(_from_aggregate(product))
+        return tagged(_answer(product))
 
     @get("/")
     async def browse(
@@ -160,7 +133,7 @@ class ProductsController(Controller):
         """Active products, by name or sku prefix; eventually consistent (the read view)."""
         after = page_start(q, cursor, valid_key=is_sku)
         entries, next_cursor = await catalog.search(q=q, limit=limit, after=after)
-        return ProductPage(items=[_from_view(e) for e in entries], next_cursor=next_cursor)
+        return ProductPage(items=[versioned(e) for e in entries], next_cursor=next_cursor)
 
     @get("/{sku:str}")
     async def one(
@@ -168,10 +141,10 @@ class ProductsController(Controller):
         request: Request[Any, Any, Any],
         sku: FromPath[str],
         catalog: NamedDependency[ProductCatalog],
-    ) -> Response[ProductOut]:
+    ) -> Response[VersionedProduct]:
         """A product; an inactive one only for admins."""
         entry = await catalog.get(sku) if len(sku) <= 32 else None
         who = caller(request)
         if entry is None or not (entry["is_active"] or (who is not None and who.is_admin)):
             raise NotFoundException(f"no product {sku}")
-        return tagged(_from_view(entry))
+        return tagged(versioned(entry))

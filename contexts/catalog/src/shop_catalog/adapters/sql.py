@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -27,31 +26,32 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
+from shop_catalog.adapters.translations import product_snapshot
 from shop_catalog.domain.model import (
     Product,
     Shortfall,
-    Sku,
     SkuTaken,
     StockReservation,
     is_sku,
 )
-from shop_catalog_contract import ProductFacts
-from shop_kernel.domain import Money
-from shop_kernel.sql import update_versioned
+from shop_catalog_contract import ProductFacts, ProductSnapshot
+from shop_kernel.sql import restored_from, state_columns, state_values, update_versioned
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.wire import Amount
 
 metadata = MetaData(schema="catalog")
 
+# The fields of the snapshot the table keeps in a form of its own (below).
+APART = ("price", "stock")
+
 products = Table(
     "products",
     metadata,
-    Column("sku", Text, primary_key=True),
-    Column("name", Text, nullable=False),
-    Column("description", Text, nullable=False),
+    # The product's snapshot, a column a field ...
+    *state_columns(ProductSnapshot, key="sku", apart=APART),
+    # ... but its price and its stock, as two columns each.
     Column("price_amount", BigInteger, nullable=False),
     Column("currency", Text, nullable=False),
-    Column("is_active", Boolean, nullable=False),
     Column("on_hand", Integer, nullable=False),
     Column("reserved", Integer, nullable=False),
     Column("version", Integer, nullable=False),
@@ -91,26 +91,16 @@ reservations = Table(
 )
 
 
-def _product(row: Row[Any]) -> Product:
-    return Product(
-        sku=Sku(row.sku),
-        name=row.name,
-        description=row.description,
-        price=Money(row.price_amount, row.currency),
-        is_active=row.is_active,
-        on_hand=row.on_hand,
-        reserved=row.reserved,
-        version=row.version,
-    )
+def product_from_row(row: Row[Any]) -> Product:
+    price = {"amount": row.price_amount, "currency": row.currency}
+    return restored_from(row, Product, price=price)
 
 
 def _product_values(product: Product) -> dict[str, Any]:
     return {
-        "name": product.name,
-        "description": product.description,
+        **state_values(product_snapshot(product), products, apart=APART),
         "price_amount": product.price.amount,
         "currency": product.price.currency,
-        "is_active": product.is_active,
         "on_hand": product.on_hand,
         "reserved": product.reserved,
     }
@@ -121,7 +111,7 @@ class SqlProducts:
 
     async def get(self, uow: UnitOfWork, sku: str) -> Product | None:
         row = (await uow.connection.execute(select(products).where(products.c.sku == sku))).first()
-        return _tracked(uow, _product(row)) if row is not None else None
+        return _tracked(uow, product_from_row(row)) if row is not None else None
 
     async def lock(self, uow: UnitOfWork, skus: Iterable[str]) -> dict[str, Product]:
         """Load and lock the products in sku order: concurrent reservations never deadlock."""
@@ -131,23 +121,23 @@ class SqlProducts:
             .order_by(products.c.sku)
             .with_for_update()
         )
-        return {row.sku: _tracked(uow, _product(row)) for row in rows}
+        return {row.sku: _tracked(uow, product_from_row(row)) for row in rows}
 
     async def add(self, uow: UnitOfWork, product: Product) -> None:
-        values = {**_product_values(product), "sku": product.sku.value, "version": 1}
+        values = {**_product_values(product), "version": 1}
         try:
             await uow.connection.execute(insert(products).values(values))
         except IntegrityError as error:
             if "products_pkey" in str(error.orig):
-                raise SkuTaken(product.sku.value) from None
+                raise SkuTaken(product.sku) from None
             raise
         product.saved_as(1)
         uow.track(product)
 
     async def save(self, uow: UnitOfWork, product: Product) -> None:
         await update_versioned(
-            uow.connection, products, products.c.sku == product.sku.value, product,
-            _product_values(product), name=product.sku.value,
+            uow.connection, products, products.c.sku == product.sku, product,
+            _product_values(product), name=product.sku,
         )  # fmt: skip
 
     async def record_movement(
@@ -163,7 +153,7 @@ class SqlProducts:
     ) -> None:
         await uow.connection.execute(
             insert(stock_movements).values(
-                sku=product.sku.value, actor=actor, on_hand_delta=on_hand_delta,
+                sku=product.sku, actor=actor, on_hand_delta=on_hand_delta,
                 reserved_delta=reserved_delta, reason=reason, on_hand=product.on_hand,
                 reserved=product.reserved, order_id=order_id,
             )

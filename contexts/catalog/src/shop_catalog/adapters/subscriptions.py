@@ -17,8 +17,8 @@ class ReserveStock:
         self._stock = stock
 
     async def __call__(self, event: OrderPlaced, uow: UnitOfWork) -> None:
-        lines = merge_lines([(line.sku, line.quantity) for line in event.lines])
-        await self._stock.reserve_stock_for_order(uow, event.order_id, lines)
+        lines = merge_lines([(line.sku, line.quantity) for line in event.order.lines])
+        await self._stock.reserve_stock_for_order(uow, event.order.id, lines)
 
 
 class ReleaseStock:
@@ -30,4 +30,4 @@ class ReleaseStock:
         self._stock = stock
 
     async def __call__(self, event: OrderCancelled | OrderRejected, uow: UnitOfWork) -> None:
-        await self._stock.release_stock_for_order(uow, event.order_id)
+        await self._stock.release_stock_for_order(uow, event.order.id)

@@ -1,41 +1,17 @@
-"""How what happened to products and reservations is told to the other contexts."""
+"""How what happened to products and reservations is told to the other contexts: a product's
+snapshot each time, a reservation's outcome."""
 
 from __future__ import annotations
-
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import shop_catalog_contract as contract
 from shop_catalog.domain import model
 from shop_kernel.domain import DomainEvent
-from shop_kernel.wire import Amount
+from shop_kernel.snapshots import Translation, snapshot_of, state_events
 
 
-def _state(
-    event_type: type[contract.ProductState],
-) -> Callable[[Any, Any], contract.ProductState]:
-    def translate(product: model.Product, _event: DomainEvent) -> contract.ProductState:
-        return event_type(**_product_state(product))
-
-    return translate
-
-
-def _product_state(product: model.Product) -> dict[str, Any]:
-    return {
-        "aggregate_id": product.sku.value,
-        "aggregate_version": product.version,
-        "sku": product.sku.value,
-        "name": product.name,
-        "description": product.description,
-        "price": Amount.of(product.price),
-        "is_active": product.is_active,
-        "on_hand": product.on_hand,
-        "reserved": product.reserved,
-    }
-
-
-def _adjusted(product: model.Product, event: model.StockAdjusted) -> contract.StockAdjusted:
-    return contract.StockAdjusted(**_product_state(product), delta=event.delta, reason=event.reason)
+def product_snapshot(product: model.Product) -> contract.ProductSnapshot:
+    """The one translation of a product into its published shape."""
+    return snapshot_of(product, contract.ProductSnapshot)
 
 
 def _lines(reservation: model.StockReservation) -> list[contract.ReservedLine]:
@@ -70,11 +46,18 @@ def _released(reservation: model.StockReservation, _event: DomainEvent) -> contr
     )  # fmt: skip
 
 
-TRANSLATIONS: Mapping[type[DomainEvent], Callable[[Any, Any], Any]] = {
-    model.ProductCreated: _state(contract.ProductCreated),
-    model.ProductChanged: _state(contract.ProductChanged),
-    model.StockHeld: _state(contract.ProductChanged),
-    model.StockAdjusted: _adjusted,
+TRANSLATIONS: dict[type[DomainEvent], Translation] = {
+    **state_events(
+        "product",
+        product_snapshot,
+        {
+            model.ProductCreated: contract.ProductCreated,
+            model.ProductChanged: contract.ProductChanged,
+            model.StockHeld: contract.ProductChanged,
+            model.StockAdjusted: contract.StockAdjusted,
+        },
+        identity="sku",
+    ),
     model.ReservationMade: _reserved,
     model.ReservationFailed: _failed,
     model.ReservationReleased: _released,

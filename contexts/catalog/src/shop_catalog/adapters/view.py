@@ -24,8 +24,9 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_catalog.adapters.sql import products
-from shop_catalog_contract import ProductState
+from shop_catalog.adapters.sql import product_from_row, products
+from shop_catalog.adapters.translations import product_snapshot
+from shop_catalog_contract import ProductEvent, ProductSnapshot, VersionedProduct
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
@@ -48,15 +49,15 @@ BY_NAME: Index = [("is_active", ASCENDING), ("name_key", ASCENDING), ("_id", ASC
 
 
 class ProductCatalogEntry(Document):
-    """The view's document (declared for its indexes; read and written through ReadStore)."""
+    """The view's document (declared for its indexes; read and written through ReadStore):
+    the product's snapshot as it is, its sku as ``_id``, and the key names are searched on."""
 
     id: str  # pyright: ignore[reportIncompatibleVariableOverride, reportGeneralTypeIssues] - the sku
     name: str
     name_key: str
     description: str
     price: dict[str, Any]
-    on_hand: int
-    reserved: int
+    stock: dict[str, Any]
     is_active: bool
     version: int
 
@@ -93,8 +94,21 @@ def search_queries(q: str | None, after: str | None) -> list[tuple[dict[str, Any
     ]
 
 
-def _fields(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "name_key": state["name"].casefold()}
+def document(product: ProductSnapshot) -> dict[str, Any]:
+    """The view's document of a product: its snapshot as it is (its sku as ``_id``), and the
+    key names are searched on."""
+    fields = msgspec.to_builtins(product)
+    del fields["sku"]
+    return {**fields, "name_key": product.name.casefold()}
+
+
+def versioned(entry: dict[str, Any]) -> VersionedProduct:
+    """A product as the view holds it, at its version."""
+    if "stock" not in entry:  # written by the release before (stock flat) and not since
+        on_hand, reserved = entry["on_hand"], entry["reserved"]
+        entry = {**entry, "stock": {"on_hand": on_hand, "reserved": reserved,
+                                    "available": on_hand - reserved}}  # fmt: skip
+    return msgspec.convert({**entry, "sku": entry["_id"]}, VersionedProduct)
 
 
 class ProductCache:
@@ -178,19 +192,15 @@ class ProductCatalogProjector:
         self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
         self._cache = ProductCache(redis)
 
-    async def __call__(self, event: ProductState) -> None:
-        state = {
-            "name": event.name, "description": event.description,
-            "price": {"amount": event.price.amount, "currency": event.price.currency},
-            "on_hand": event.on_hand, "reserved": event.reserved, "is_active": event.is_active,
-        }  # fmt: skip
-        await apply_if_newer(self._view, event.sku, event.aggregate_version, _fields(state))
+    async def __call__(self, event: ProductEvent) -> None:
+        product = event.product
+        await apply_if_newer(self._view, product.sku, event.aggregate_version, document(product))
         # Also when the event was not newer: a redelivery after a failed bump must still bump.
         await self._cache.forget_everything()
 
 
 class ProductCatalogSource:
-    """The products as the write store knows them, shaped like the view's documents."""
+    """The products as the write store knows them, as the view's documents."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -206,12 +216,8 @@ class ProductCatalogSource:
             query = query.where(products.c.sku.in_(keys))
         async with self._engine.connect() as conn:
             async for row in await conn.stream(query):
-                state = {
-                    "name": row.name, "description": row.description,
-                    "price": {"amount": row.price_amount, "currency": row.currency},
-                    "on_hand": row.on_hand, "reserved": row.reserved, "is_active": row.is_active,
-                }  # fmt: skip
-                yield {"_id": row.sku, **_fields(state), "version": row.version}
+                product = product_snapshot(product_from_row(row))
+                yield {"_id": product.sku, **document(product), "version": row.version}
 
 
 class ProductCatalog:

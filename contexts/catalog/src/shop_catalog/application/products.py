@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shop_catalog.application.ports import Products
-from shop_catalog.domain.model import InvalidField, Product, ProductNotFound, Sku, is_sku
+from shop_catalog.domain.model import InvalidField, Product, ProductNotFound, is_sku, parse_sku
 from shop_kernel.domain import Money, PreconditionFailed
 from shop_kernel.unit_of_work import UnitOfWork
 
@@ -24,7 +24,7 @@ class ProductAdmin:
         stock: int,
         actor: str,
     ) -> Product:
-        product = Product.create(Sku.parse(sku), name, description, self._priced(price), stock)
+        product = Product.create(parse_sku(sku), name, description, self._priced(price), stock)
         async with uow:
             await self._products.add(uow, product)
             if stock:

@@ -7,7 +7,7 @@ import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, NewType
 
 from shop_kernel.domain import (
     AggregateRoot,
@@ -54,18 +54,24 @@ def is_sku(raw: str) -> bool:
     return _SKU.fullmatch(raw) is not None
 
 
+# A stock-keeping unit: text known to be one (``parse_sku``), which is all it carries.
+Sku = NewType("Sku", str)
+
+
+def parse_sku(raw: str, field_name: str = "sku") -> Sku:
+    if not _SKU.fullmatch(raw):
+        raise InvalidField(field_name, "a sku is 3..32 of A-Z, 0-9 and '-'")
+    return Sku(raw)
+
+
 @dataclass(frozen=True)
-class Sku:
-    value: str
+class StockLevels:
+    on_hand: int
+    reserved: int  # held for orders
 
-    @classmethod
-    def parse(cls, raw: str, field_name: str = "sku") -> Sku:
-        if not _SKU.fullmatch(raw):
-            raise InvalidField(field_name, "a sku is 3..32 of A-Z, 0-9 and '-'")
-        return cls(raw)
-
-    def __str__(self) -> str:
-        return self.value
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
 
 
 def _text(raw: str, field_name: str, low: int, high: int) -> str:
@@ -146,8 +152,12 @@ class Product(AggregateRoot):
         return product
 
     @property
+    def stock(self) -> StockLevels:
+        return StockLevels(self.on_hand, self.reserved)
+
+    @property
     def available(self) -> int:
-        return self.on_hand - self.reserved
+        return self.stock.available
 
     def change(
         self,

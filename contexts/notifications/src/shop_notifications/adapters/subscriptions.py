@@ -17,7 +17,7 @@ from shop_kernel.unit_of_work import UnitOfWork
 from shop_notifications.application.mailing import Mailing
 from shop_notifications.application.ports import Recipient
 from shop_notifications.domain.model import Template
-from shop_orders_contract import OrderCancelled, OrderConfirmed, OrderRejected, OrderState
+from shop_orders_contract import OrderCancelled, OrderConfirmed, OrderEvent, OrderRejected
 from shop_users_contract import PasswordResetRequested, ResetTokens, UserContacts, UserState
 
 
@@ -50,7 +50,7 @@ class UsersRecipients:
         return None if contact is None else Recipient(user_id, contact.email, contact.name)
 
 
-_TEMPLATES: dict[type[OrderState], Template] = {
+_TEMPLATES: dict[type[OrderEvent], Template] = {
     OrderConfirmed: "order_confirmed",
     OrderRejected: "order_rejected",
     OrderCancelled: "order_cancelled",
@@ -63,17 +63,18 @@ class OrderMail:
     def __init__(self, mailing: Mailing) -> None:
         self._mailing = mailing
 
-    async def __call__(self, event: OrderState, uow: UnitOfWork) -> None:
+    async def __call__(self, event: OrderEvent, uow: UnitOfWork) -> None:
         if isinstance(event, OrderCancelled) and event.previous_status == "draft":
             return  # a cart given up was never an order to the customer
+        order = event.order
         facts: dict[str, Any] = {
-            "order_id": str(event.order_id),
-            "lines": msgspec.to_builtins(event.lines),
-            "total": msgspec.to_builtins(event.total),
+            "order_id": str(order.id),
+            "lines": msgspec.to_builtins(order.lines),
+            "total": msgspec.to_builtins(order.total),
             "short_skus": list(event.short_skus) if isinstance(event, OrderRejected) else [],
         }
         template = _TEMPLATES[type(event)]
-        await self._mailing.send(uow, event.event_id, template, event.customer_id, facts)
+        await self._mailing.send(uow, event.event_id, template, order.customer_id, facts)
 
 
 class PasswordResetMail:

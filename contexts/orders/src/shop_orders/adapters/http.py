@@ -7,8 +7,7 @@ Another customer's order is 404 for every verb, the same as an unknown id.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
@@ -22,18 +21,18 @@ from shop_kernel.di import provide
 from shop_kernel.idempotency import IdempotencyKey, idempotent
 from shop_kernel.pages import Cursor, Limit, page_start
 from shop_kernel.preconditions import IfMatch, expected_version, tagged
+from shop_kernel.snapshots import snapshot_of
 from shop_kernel.unit_of_work import UnitOfWork
-from shop_kernel.wire import Amount
-from shop_orders.adapters.view import OrderHistory, is_sort_key
+from shop_orders.adapters.view import OrderHistory, is_sort_key, versioned
 from shop_orders.application.ordering import Caller, Item, Ordering
 from shop_orders.domain.model import MAX_LINES, Order, OrderNotFound
+from shop_orders_contract import OrderStatus, VersionedOrder
 
 # Bounds on what is read at all; the domain applies the real rules (quantity 1..1000: 422).
 # Any integer a JSON parser reads exactly (the schema's bounds are exact as JSON numbers too);
 # the domain answers what is out of its own range (1..1000 per line) with a 422.
 Quantity = Annotated[int, msgspec.Meta(ge=-(2**53 - 1), le=2**53 - 1)]
 SkuIn = Annotated[str, msgspec.Meta(max_length=64)]
-StatusName = Literal["draft", "pending", "confirmed", "rejected", "cancelled"]
 
 
 class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -51,56 +50,14 @@ class QuantityIn(msgspec.Struct, forbid_unknown_fields=True):
     quantity: Quantity
 
 
-class LineOut(msgspec.Struct):
-    sku: str
-    name: str
-    unit_price: Amount
-    quantity: int
-    line_total: Amount
-
-
-class OrderOut(msgspec.Struct):
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    status: StatusName
-    lines: list[LineOut]
-    total: Amount
-    version: int
-    created_at: datetime
-    updated_at: datetime
-    rejection_reason: str | None
-
-
 class OrderPage(msgspec.Struct):
-    items: list[OrderOut]
+    items: list[VersionedOrder]
     next_cursor: str | None
 
 
-def _from_aggregate(order: Order) -> OrderOut:
-    return OrderOut(
-        id=order.id,
-        customer_id=order.customer_id,
-        status=order.status,
-        lines=[
-            LineOut(
-                sku=line.sku,
-                name=line.name,
-                unit_price=Amount.of(line.unit_price),
-                quantity=line.quantity,
-                line_total=Amount.of(line.total),
-            )
-            for line in order.lines.values()
-        ],
-        total=Amount.of(order.total),
-        version=order.version,
-        created_at=order.created_at.astimezone(UTC),
-        updated_at=order.updated_at.astimezone(UTC),
-        rejection_reason=order.rejection_reason,
-    )
-
-
-def _from_view(entry: dict[str, Any]) -> OrderOut:
-    return msgspec.convert({**entry, "id": entry["_id"]}, OrderOut)
+def _answer(order: Order) -> VersionedOrder:
+    """A command's answer: the order as committed, in its one published shape."""
+    return snapshot_of(order, VersionedOrder)
 
 
 def _order_id(raw: str) -> uuid.UUID:
@@ -128,11 +85,11 @@ class OrdersController(Controller):
         uow: NamedDependency[UnitOfWork],
         data: JSONBody[NewOrder | None] = None,
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[OrderOut]:
+    ) -> Response[VersionedOrder]:
         """Start a draft, optionally with items (priced from the catalog, never the client)."""
         items = [Item(i.sku, i.quantity) for i in (data.items if data is not None else [])]
         order = await ordering.create(uow, _caller(request), items)
-        return tagged(_from_aggregate(order), HTTP_201_CREATED)
+        return tagged(_answer(order), HTTP_201_CREATED)
 
     @get("/")
     async def history_page(
@@ -140,7 +97,7 @@ class OrdersController(Controller):
         *,
         request: Request[Principal, Any, Any],
         history: NamedDependency[OrderHistory],
-        status: Annotated[StatusName | None, QueryParameter()] = None,
+        status: Annotated[OrderStatus | None, QueryParameter()] = None,
         customer_id: Annotated[uuid.UUID | None, QueryParameter()] = None,
         limit: Limit = 20,
         cursor: Cursor = None,
@@ -155,7 +112,7 @@ class OrdersController(Controller):
         entries, next_cursor = await history.page(
             customer_id=customer_id, status=status, limit=limit, after=after
         )
-        return OrderPage(items=[_from_view(e) for e in entries], next_cursor=next_cursor)
+        return OrderPage(items=[versioned(e) for e in entries], next_cursor=next_cursor)
 
     @get("/{order_id:str}")
     async def one(
@@ -163,13 +120,13 @@ class OrdersController(Controller):
         request: Request[Principal, Any, Any],
         order_id: FromPath[str],
         history: NamedDependency[OrderHistory],
-    ) -> Response[OrderOut]:
+    ) -> Response[VersionedOrder]:
         """An order, to its customer or an admin (from the view: eventually consistent)."""
         caller, wanted = _caller(request), _order_id(order_id)
         entry = await history.get(wanted)
         if entry is None or not (caller.is_admin or entry["customer_id"] == str(caller.user_id)):
             raise OrderNotFound(wanted)
-        return tagged(_from_view(entry))
+        return tagged(versioned(entry))
 
     @post("/{order_id:str}/items", status_code=HTTP_200_OK)
     async def add_item(
@@ -181,13 +138,13 @@ class OrdersController(Controller):
         ordering: NamedDependency[Ordering],
         uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
-    ) -> Response[OrderOut]:
+    ) -> Response[VersionedOrder]:
         """Add a line, or increase it; only in a draft. Drafts do not check stock."""
         order = await ordering.add_item(
             uow, _caller(request), _order_id(order_id), Item(data.sku, data.quantity),
             expected_version=expected_version(if_match),
         )  # fmt: skip
-        return tagged(_from_aggregate(order))
+        return tagged(_answer(order))
 
     @put("/{order_id:str}/items/{sku:str}")
     async def set_quantity(
@@ -200,13 +157,13 @@ class OrdersController(Controller):
         ordering: NamedDependency[Ordering],
         uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
-    ) -> Response[OrderOut]:
+    ) -> Response[VersionedOrder]:
         """Set a line's quantity (1..1000)."""
         order = await ordering.set_quantity(
             uow, _caller(request), _order_id(order_id), Item(sku, data.quantity),
             expected_version=expected_version(if_match),
         )  # fmt: skip
-        return tagged(_from_aggregate(order))
+        return tagged(_answer(order))
 
     @delete("/{order_id:str}/items/{sku:str}", status_code=HTTP_200_OK)
     async def remove_item(
@@ -218,13 +175,13 @@ class OrdersController(Controller):
         ordering: NamedDependency[Ordering],
         uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
-    ) -> Response[OrderOut]:
+    ) -> Response[VersionedOrder]:
         """Remove a line."""
         order = await ordering.remove_item(
             uow, _caller(request), _order_id(order_id), sku,
             expected_version=expected_version(if_match),
         )  # fmt: skip
-        return tagged(_from_aggregate(order))
+        return tagged(_answer(order))
 
     @post("/{order_id:str}/confirm", status_code=HTTP_202_ACCEPTED, middleware=[idempotent])
     async def confirm(
@@ -236,13 +193,13 @@ class OrdersController(Controller):
         uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[OrderOut]:
+    ) -> Response[VersionedOrder]:
         """Place the order: it is pending until stock is reserved (confirmed) or short
         (rejected), within seconds."""
         order = await ordering.confirm(
             uow, _caller(request), _order_id(order_id), expected_version=expected_version(if_match)
         )
-        return tagged(_from_aggregate(order), HTTP_202_ACCEPTED)
+        return tagged(_answer(order), HTTP_202_ACCEPTED)
 
     @post("/{order_id:str}/cancel", status_code=HTTP_200_OK)
     async def cancel(
@@ -252,10 +209,10 @@ class OrdersController(Controller):
         ordering: NamedDependency[Ordering],
         uow: NamedDependency[UnitOfWork],
         if_match: IfMatch = None,
-    ) -> Response[OrderOut]:
+    ) -> Response[VersionedOrder]:
         """Cancel a draft, pending or confirmed order (its customer or an admin); any stock it
         holds is given back."""
         order = await ordering.cancel(
             uow, _caller(request), _order_id(order_id), expected_version=expected_version(if_match)
         )
-        return tagged(_from_aggregate(order))
+        return tagged(_answer(order))

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
     Row,
     Table,
     Text,
-    Uuid,
     bindparam,
     insert,
     select,
@@ -29,30 +27,29 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shop_kernel.domain import Money
-from shop_kernel.sql import update_versioned
+from shop_kernel.sql import restored_from, state_columns, state_values, update_versioned
 from shop_kernel.unit_of_work import UnitOfWork
-from shop_orders.domain.model import Order, OrderLine
+from shop_orders.adapters.translations import order_snapshot
+from shop_orders.domain.model import Order, OrderStatus
+from shop_orders_contract import OrderSnapshot
 
 metadata = MetaData(schema="orders")
+_STATUSES = ", ".join(f"'{status}'" for status in get_args(OrderStatus))
+# The fields of the snapshot the table keeps in a form of its own (below).
+APART = ("lines", "total")
 
 orders = Table(
     "orders",
     metadata,
-    Column("id", Uuid, primary_key=True),
-    Column("customer_id", Uuid, nullable=False),
-    Column("status", Text, nullable=False),
+    # The order's snapshot, a column a field ...
+    *state_columns(OrderSnapshot, key="id", apart=APART),
+    # ... but its lines and total, kept in the order's currency: each line's unit price (its
+    # total is the domain's to compute) and the total's amount.
     Column("currency", Text, nullable=False),
     Column("lines", JSONB, nullable=False),
     Column("total_amount", BigInteger, nullable=False),
-    Column("rejection_reason", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False),
-    CheckConstraint(
-        "status IN ('draft', 'pending', 'confirmed', 'rejected', 'cancelled')",
-        name="orders_status_known",
-    ),
+    CheckConstraint(f"status IN ({_STATUSES})", name="orders_status_known"),
     CheckConstraint("total_amount >= 0", name="orders_total_not_negative"),
     Index("orders_customer_created", "customer_id", "created_at"),
     # The pending-timeout's range: only the orders waiting for their stock.
@@ -68,44 +65,25 @@ _PENDING_SINCE = (
 )
 
 
-def _lines(order: Order) -> list[dict[str, Any]]:
-    return [
-        {"sku": line.sku, "name": line.name, "unit_price": line.unit_price.amount,
-         "quantity": line.quantity}
-        for line in order.lines.values()
-    ]  # fmt: skip
-
-
 def order_from_row(row: Row[Any]) -> Order:
-    return Order(
-        id=row.id,
-        customer_id=row.customer_id,
-        currency=row.currency,
-        status=row.status,
-        lines={
-            line["sku"]: OrderLine(
-                line["sku"],
-                line["name"],
-                Money(line["unit_price"], row.currency),
-                line["quantity"],
-            )
-            for line in row.lines
-        },
-        rejection_reason=row.rejection_reason,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        version=row.version,
-    )
+    lines = [
+        {**line, "unit_price": {"amount": line["unit_price"], "currency": row.currency}}
+        for line in row.lines
+    ]
+    return restored_from(row, Order, lines=lines)
 
 
 def _values(order: Order) -> dict[str, Any]:
     return {
-        "status": order.status,
-        "lines": _lines(order),
+        **state_values(order_snapshot(order), orders, apart=APART),
+        "currency": order.currency,
+        "lines": [
+            {"sku": line.sku, "name": line.name, "unit_price": line.unit_price.amount,
+             "quantity": line.quantity}
+            for line in order.lines
+        ],
         "total_amount": order.total.amount,
-        "rejection_reason": order.rejection_reason,
-        "updated_at": order.updated_at,
-    }
+    }  # fmt: skip
 
 
 class SqlOrders:
@@ -120,12 +98,7 @@ class SqlOrders:
         return order
 
     async def add(self, uow: UnitOfWork, order: Order) -> None:
-        await uow.connection.execute(
-            insert(orders).values(
-                id=order.id, customer_id=order.customer_id, currency=order.currency,
-                created_at=order.created_at, version=1, **_values(order),
-            )
-        )  # fmt: skip
+        await uow.connection.execute(insert(orders).values(**_values(order), version=1))
         order.saved_as(1)
         uow.track(order)
 

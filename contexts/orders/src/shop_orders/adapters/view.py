@@ -1,9 +1,10 @@
 """The ``order_views`` read view: what ``GET /orders`` and ``GET /orders/{id}`` return.
 
-Documents have the order shape of API.md, written by the projector from the order events
-(each carries the whole state; the newest ``aggregate_version`` wins) and by a rebuild from
-the write store. Lists run newest first on ``sort_key`` (creation time to the microsecond,
-then id), which is also the cursor: pages never skip or repeat an order.
+Documents are the order's snapshot as it is (``shop_orders_contract.OrderSnapshot``, the
+shape API.md answers), written by the projector from the order events (each carries it;
+the newest ``aggregate_version`` wins) and by a rebuild from the write store. Lists run
+newest first on ``sort_key`` (creation time to the microsecond, then id), which is also the
+cursor: pages never skip or repeat an order.
 
 The view holds no personal data: a customer is only an id, and an erased account's id no
 longer leads to a name or an email anywhere, so the orders stay as they were.
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import msgspec
 from beanie import Document
 from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
@@ -27,8 +29,8 @@ from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
 from shop_kernel.pages import keyset_page
 from shop_orders.adapters.sql import order_from_row, orders
-from shop_orders.adapters.translations import order_state
-from shop_orders_contract import OrderState
+from shop_orders.adapters.translations import order_snapshot
+from shop_orders_contract import OrderEvent, OrderSnapshot, VersionedOrder
 
 COLLECTION = "order_views"
 _SORT_KEY = re.compile(
@@ -71,45 +73,31 @@ def is_sort_key(key: str) -> bool:
     return _SORT_KEY.fullmatch(key) is not None
 
 
-def _money(value: Any) -> dict[str, Any]:
-    return {"amount": value.amount, "currency": value.currency}
+def document(order: OrderSnapshot) -> dict[str, Any]:
+    """The view's document of an order: its snapshot as it is (its id as ``_id``), and the
+    key lists are sorted on."""
+    fields = msgspec.to_builtins(order)
+    del fields["id"]
+    return {**fields, "sort_key": f"{timestamp(order.created_at)}|{order.id}"}
 
 
-def _fields(state: OrderState) -> dict[str, Any]:
-    created_at = timestamp(state.created_at)
-    return {
-        "customer_id": str(state.customer_id),
-        "status": state.status,
-        "lines": [
-            {
-                "sku": line.sku,
-                "name": line.name,
-                "unit_price": _money(line.unit_price),
-                "quantity": line.quantity,
-                "line_total": _money(line.line_total),
-            }
-            for line in state.lines
-        ],
-        "total": _money(state.total),
-        "rejection_reason": state.rejection_reason,
-        "created_at": created_at,
-        "updated_at": timestamp(state.updated_at),
-        "sort_key": f"{created_at}|{state.order_id}",
-    }
+def versioned(entry: dict[str, Any]) -> VersionedOrder:
+    """An order as the view holds it, at its version."""
+    return msgspec.convert({**entry, "id": entry["_id"]}, VersionedOrder)
 
 
 class OrderViewProjector:
     def __init__(self, store: ReadStore) -> None:
         self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
 
-    async def __call__(self, event: OrderState) -> None:
+    async def __call__(self, event: OrderEvent) -> None:
         await apply_if_newer(
-            self._view, str(event.order_id), event.aggregate_version, _fields(event)
+            self._view, str(event.order.id), event.aggregate_version, document(event.order)
         )
 
 
 class OrderViewSource:
-    """The orders as the write store knows them, shaped like the view's documents."""
+    """The orders as the write store knows them, as the view's documents."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -124,9 +112,8 @@ class OrderViewSource:
             query = query.where(orders.c.id.in_([uuid.UUID(key) for key in keys]))
         async with self._engine.connect() as conn:
             async for row in await conn.stream(query):
-                order = order_from_row(row)
-                state = OrderState(**order_state(order))
-                yield {"_id": str(order.id), **_fields(state), "version": order.version}
+                order = order_snapshot(order_from_row(row))
+                yield {"_id": str(order.id), **document(order), "version": row.version}
 
 
 class OrderHistory:

@@ -18,7 +18,7 @@ from shop_kernel.domain import (
     NotFound,
 )
 
-Status = Literal["draft", "pending", "confirmed", "rejected", "cancelled"]
+OrderStatus = Literal["draft", "pending", "confirmed", "rejected", "cancelled"]
 MAX_LINES = 100
 MAX_QUANTITY = 1000
 
@@ -75,7 +75,7 @@ class OrderLine:
     quantity: int
 
     @property
-    def total(self) -> Money:
+    def line_total(self) -> Money:
         return self.unit_price.times(self.quantity)
 
 
@@ -110,7 +110,7 @@ TIMED_OUT = "timeout"
 
 @dataclass(frozen=True, kw_only=True)
 class Cancelled(DomainEvent):
-    previous: Status
+    previous_status: OrderStatus
 
 
 def _now() -> datetime:
@@ -128,8 +128,8 @@ class Order(AggregateRoot):
     id: uuid.UUID
     customer_id: uuid.UUID
     currency: str
-    status: Status = "draft"
-    lines: dict[str, OrderLine] = field(default_factory=dict[str, OrderLine])
+    status: OrderStatus = "draft"
+    lines: list[OrderLine] = field(default_factory=list[OrderLine])  # in the order added
     rejection_reason: str | None = None
     created_at: datetime = field(default_factory=_now)
     updated_at: datetime = field(default_factory=_now)
@@ -147,9 +147,15 @@ class Order(AggregateRoot):
     @property
     def total(self) -> Money:
         total = Money.zero(self.currency)
-        for line in self.lines.values():
-            total = total + line.total
+        for line in self.lines:
+            total = total + line.line_total
         return total
+
+    def line(self, sku: str) -> OrderLine:
+        for line in self.lines:
+            if line.sku == sku:
+                return line
+        raise LineNotFound(sku)
 
     def add_item(self, sku: str, name: str, unit_price: Money, quantity: int) -> None:
         """Add a line, or increase it (keeping the price it was first added at)."""
@@ -157,7 +163,7 @@ class Order(AggregateRoot):
         _quantity(quantity)
         if unit_price.currency != self.currency:
             raise InvalidField("sku", f"{sku} is not priced in {self.currency}")
-        current = self.lines.get(sku)
+        current = next((line for line in self.lines if line.sku == sku), None)
         if current is None:
             if len(self.lines) >= MAX_LINES:
                 raise TooManyLines
@@ -169,13 +175,12 @@ class Order(AggregateRoot):
 
     def set_quantity(self, sku: str, quantity: int) -> None:
         self._must_be_draft()
-        current = self._line(sku)
+        current = self.line(sku)
         self._replace_line(OrderLine(sku, current.name, current.unit_price, _quantity(quantity)))
 
     def remove_item(self, sku: str) -> None:
         self._must_be_draft()
-        self._line(sku)
-        del self.lines[sku]
+        self.lines.remove(self.line(sku))
         self._touch()
         self._lines_changed()
 
@@ -192,7 +197,7 @@ class Order(AggregateRoot):
             raise CannotCancel(self.status)
         previous, self.status = self.status, "cancelled"
         self._touch()
-        self.record(Cancelled(previous=previous))
+        self.record(Cancelled(previous_status=previous))
 
     def stock_reserved(self) -> None:
         """The saga's good outcome; late or repeated news changes nothing."""
@@ -224,16 +229,17 @@ class Order(AggregateRoot):
             self.record(Rejected(short_skus=()))
 
     def _replace_line(self, line: OrderLine) -> None:
-        line.total  # noqa: B018 - refuses a line total beyond what money can hold
-        previous = self.lines.get(line.sku)
-        self.lines[line.sku] = line
+        line.line_total  # noqa: B018 - refuses a line total beyond what money can hold
+        before = list(self.lines)
+        at = next((i for i, known in enumerate(self.lines) if known.sku == line.sku), None)
+        if at is None:
+            self.lines.append(line)
+        else:
+            self.lines[at] = line
         try:
             self.total  # noqa: B018 - and an order total beyond it
         except BusinessRuleViolated:
-            if previous is None:
-                del self.lines[line.sku]
-            else:
-                self.lines[line.sku] = previous
+            self.lines[:] = before
             raise
         self._touch()
         self._lines_changed()
@@ -242,12 +248,6 @@ class Order(AggregateRoot):
         # Order events carry the whole state, so one unannounced change per save is enough.
         if not any(isinstance(e, Started | LinesChanged) for e in self.pending_events):
             self.record(LinesChanged())
-
-    def _line(self, sku: str) -> OrderLine:
-        line = self.lines.get(sku)
-        if line is None:
-            raise LineNotFound(sku)
-        return line
 
     def _must_be_draft(self) -> None:
         if self.status != "draft":

@@ -7,20 +7,36 @@ must write to a person asks for the address when it writes, through :class:`User
 and an erased account has none.
 
 The ``.v1`` events of earlier releases carried the email and the name; they are still read
-(what is in flight during a deploy), never written.
+(what is in flight during a deploy, dead letters replayed) as the current shapes, never
+written.
+
+An account has one shape for whoever may see it, :class:`UserSnapshot`: what the user
+directory stores and the API answers. Its events carry only its public part (the fields of
+:class:`UserState`), never the email or the name.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import msgspec
 
-from shop_kernel.messaging.events import IntegrationEvent
+from shop_kernel.messaging.events import IntegrationEvent, LegacyEvent
 
 RoleName = Literal["customer", "admin"]
+
+
+class UserSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """An account as the API shows it: never a password or its hash."""
+
+    id: uuid.UUID
+    email: str
+    name: str
+    role: RoleName
+    is_active: bool
+    created_at: datetime
 
 
 class UserState(IntegrationEvent, frozen=True, kw_only=True):
@@ -77,38 +93,43 @@ class PasswordResetRequested(
 # ---------------------------------------------------------------- read, no longer written
 
 
-class _UserStateV1(UserState, frozen=True, kw_only=True):
-    email: str | None = None
+class _UserStateV1(LegacyEvent, frozen=True, kw_only=True):
+    user_id: uuid.UUID
+    role: RoleName
+    is_active: bool
+    created_at: datetime
+    erased: bool = False
+    email: str | None = None  # blanked in the outbox when the account is erased
     name: str | None = None
 
 
 class UserRegisteredV1(_UserStateV1, frozen=True, kw_only=True, tag="users.UserRegistered.v1"):
-    pass
+    current: ClassVar[type[IntegrationEvent]] = UserRegistered
 
 
 class UserProfileChangedV1(
     _UserStateV1, frozen=True, kw_only=True, tag="users.UserProfileChanged.v1"
 ):
-    pass
+    current: ClassVar[type[IntegrationEvent]] = UserProfileChanged
 
 
 class UserRoleChangedV1(_UserStateV1, frozen=True, kw_only=True, tag="users.UserRoleChanged.v1"):
-    pass
+    current: ClassVar[type[IntegrationEvent]] = UserRoleChanged
 
 
 class UserDeactivatedV1(_UserStateV1, frozen=True, kw_only=True, tag="users.UserDeactivated.v1"):
-    pass
+    current: ClassVar[type[IntegrationEvent]] = UserDeactivated
 
 
 class UserReactivatedV1(_UserStateV1, frozen=True, kw_only=True, tag="users.UserReactivated.v1"):
-    pass
+    current: ClassVar[type[IntegrationEvent]] = UserReactivated
 
 
 class UserErasedV1(_UserStateV1, frozen=True, kw_only=True, tag="users.UserErased.v1"):
-    pass
+    current: ClassVar[type[IntegrationEvent]] = UserErased
 
 
-LEGACY_USER_EVENTS: tuple[type[UserState], ...] = (
+LEGACY_USER_EVENTS: tuple[type[LegacyEvent], ...] = (
     UserRegisteredV1,
     UserProfileChangedV1,
     UserRoleChangedV1,
@@ -116,10 +137,6 @@ LEGACY_USER_EVENTS: tuple[type[UserState], ...] = (
     UserReactivatedV1,
     UserErasedV1,
 )
-
-# Each kind of news in both of its shapes, for subscribers.
-REGISTERED: tuple[type[UserState], ...] = (UserRegistered, UserRegisteredV1)
-ERASED: tuple[type[UserState], ...] = (UserErased, UserErasedV1)
 
 
 # ---------------------------------------------------------------- queries

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -23,12 +22,14 @@ from shop_kernel.pages import NO_CONTROL_CHARACTERS, Cursor, Limit, SearchText, 
 from shop_kernel.rate_limits import RateLimiter, too_many_requests
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_users.adapters.tokens import PrincipalRecord, Tokens
+from shop_users.adapters.translations import user_snapshot
 from shop_users.adapters.view import UserDirectory, is_user_id
 from shop_users.application.accounts import Accounts
 from shop_users.application.resets import PasswordResets
 from shop_users.domain.model import EMAIL_MAX, NAME_MAX, Role, User
 from shop_users.domain.passwords import PASSWORD_MAX
 from shop_users.settings import UsersSettings
+from shop_users_contract import UserSnapshot
 
 log = get_logger(__name__)
 
@@ -65,17 +66,8 @@ class Administration(msgspec.Struct, forbid_unknown_fields=True):
     is_active: bool | None = None
 
 
-class UserOut(msgspec.Struct):
-    id: uuid.UUID
-    email: str
-    name: str
-    role: RoleName
-    is_active: bool
-    created_at: datetime
-
-
 class UserPage(msgspec.Struct):
-    items: list[UserOut]
+    items: list[UserSnapshot]
     next_cursor: str | None
 
 
@@ -85,26 +77,8 @@ class AccessToken(msgspec.Struct):
     token_type: str = "bearer"  # noqa: S105 - the scheme's name, not a secret
 
 
-def user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        email=user.email.value if user.email is not None else "",
-        name=user.name.value if user.name is not None else "",
-        role=user.role.value,
-        is_active=user.is_active,
-        created_at=user.created_at,
-    )
-
-
-def _entry_out(entry: dict[str, Any]) -> UserOut:
-    return UserOut(
-        id=uuid.UUID(entry["_id"]),
-        email=entry["email"] or "",
-        name=entry["name"] or "",
-        role=entry["role"],
-        is_active=entry["is_active"],
-        created_at=entry["created_at"],
-    )
+def _entry_out(entry: dict[str, Any]) -> UserSnapshot:
+    return msgspec.convert({**entry, "id": entry["_id"]}, UserSnapshot)
 
 
 def record_of(user: User) -> PrincipalRecord:
@@ -248,18 +222,18 @@ class UsersController(Controller):
         accounts: NamedDependency[Accounts],
         uow: NamedDependency[UnitOfWork],
         idempotency_key: IdempotencyKey = None,
-    ) -> UserOut:
+    ) -> UserSnapshot:
         """Open a customer account."""
         user = await accounts.register(uow, data.email, data.password, data.name)
         concerning(request.scope, user.id)  # the kept answer names the person: erased with them
-        return user_out(user)
+        return user_snapshot(user)
 
     @get("/me")
     async def me(
         self, request: Me, accounts: NamedDependency[Accounts], uow: NamedDependency[UnitOfWork]
-    ) -> UserOut:
+    ) -> UserSnapshot:
         """The caller's own profile, from the write store (current at once)."""
-        return user_out(await accounts.profile(uow, request.user.user_id))
+        return user_snapshot(await accounts.profile(uow, request.user.user_id))
 
     @patch("/me")
     async def change_me(
@@ -268,11 +242,11 @@ class UsersController(Controller):
         data: JSONBody[ProfileChange],
         accounts: NamedDependency[Accounts],
         uow: NamedDependency[UnitOfWork],
-    ) -> UserOut:
+    ) -> UserSnapshot:
         user = await accounts.change_profile(
             uow, request.user.user_id, name=data.name, email=data.email
         )
-        return user_out(user)
+        return user_snapshot(user)
 
     @post("/me/password", status_code=HTTP_204_NO_CONTENT)
     async def change_password(
@@ -310,7 +284,7 @@ class UsersController(Controller):
     @get("/{user_id:uuid}")
     async def one(
         self, request: Me, user_id: FromPath[uuid.UUID], directory: NamedDependency[UserDirectory]
-    ) -> UserOut:
+    ) -> UserSnapshot:
         """A user from the directory: admins see anyone, a customer only themself."""
         if not request.user.is_admin and request.user.user_id != user_id:
             raise NotFoundException("no such user")
@@ -326,9 +300,9 @@ class UsersController(Controller):
         data: JSONBody[Administration],
         accounts: NamedDependency[Accounts],
         uow: NamedDependency[UnitOfWork],
-    ) -> UserOut:
+    ) -> UserSnapshot:
         """Change a user's role or deactivate/reactivate them (admins)."""
         role = Role(data.role) if data.role is not None else None
-        return user_out(
+        return user_snapshot(
             await accounts.administer(uow, user_id, role=role, is_active=data.is_active)
         )

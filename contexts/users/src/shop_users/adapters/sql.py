@@ -74,7 +74,7 @@ password_reset_tokens = Table(
 PERSONAL_FIELDS = ("email", "name")
 
 
-def _user(row: Row[Any]) -> User:
+def user_from_row(row: Row[Any]) -> User:
     return User(
         id=row.id,
         email=EmailAddress(row.email) if row.email is not None else None,
@@ -148,7 +148,7 @@ async def _one(uow: UnitOfWork, statement: Any) -> User | None:
     row = (await uow.connection.execute(statement)).first()
     if row is None:
         return None
-    user = _user(row)
+    user = user_from_row(row)
     uow.track(user)
     return user
 

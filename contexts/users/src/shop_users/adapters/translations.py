@@ -1,4 +1,5 @@
-"""How what happened to a ``User`` is told to the other contexts (see ``shop_users_contract``)."""
+"""How an account is told to others: its snapshot to whoever may see it (the directory, the
+API), its public state to the other contexts (see ``shop_users_contract``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,20 @@ from typing import Any
 import shop_users_contract as contract
 from shop_kernel.domain import DomainEvent
 from shop_users.domain import model
+
+
+def user_snapshot(user: model.User) -> contract.UserSnapshot:
+    """The one translation of a (not erased) account into its published shape."""
+    if user.email is None or user.name is None:
+        raise ValueError(f"account {user.id} is erased: it has no snapshot")
+    return contract.UserSnapshot(
+        id=user.id,
+        email=user.email.value,
+        name=user.name.value,
+        role=user.role.value,
+        is_active=user.is_active,
+        created_at=user.created_at,
+    )
 
 
 def _state(event_type: type[contract.UserState]) -> Callable[[Any, Any], contract.UserState]:

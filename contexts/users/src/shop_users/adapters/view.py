@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
+import msgspec
 from beanie import Document
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
@@ -23,7 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shop_kernel.messaging.projection import apply_if_newer
 from shop_kernel.mongo import ReadStore
 from shop_kernel.pages import keyset_page
-from shop_users.adapters.sql import users
+from shop_users.adapters.sql import user_from_row, users
+from shop_users.adapters.translations import user_snapshot
+from shop_users.domain.model import User
 from shop_users_contract import UserState
 
 COLLECTION = "user_directory"
@@ -52,17 +55,19 @@ class UserDirectoryEntry(Document):
         ]
 
 
-def _fields(state: dict[str, Any]) -> dict[str, Any]:
-    name: str | None = state["name"]
-    return {
-        "email": state["email"],
-        "name": name,
-        "name_key": name.casefold() if name is not None else None,
-        "role": state["role"],
-        "is_active": state["is_active"],
-        "created_at": state["created_at"],
-        "erased": state["erased"],
-    }
+def document(user: User) -> dict[str, Any]:
+    """The view's document of an account: its snapshot as it is (its id as ``_id``) and the
+    key names are searched on; of an erased one, a tombstone without personal data (so that
+    a late event cannot bring the account back)."""
+    if user.is_erased:
+        return {
+            "email": None, "name": None, "name_key": None, "role": user.role.value,
+            "is_active": user.is_active, "created_at": user.created_at, "erased": True,
+        }  # fmt: skip
+    snapshot = user_snapshot(user)
+    fields = msgspec.to_builtins(snapshot, builtin_types=(datetime,))
+    del fields["id"]
+    return {**fields, "name_key": snapshot.name.casefold(), "erased": False}
 
 
 class UserDirectoryProjector:
@@ -83,7 +88,7 @@ class UserDirectoryProjector:
 
 
 class UserDirectorySource:
-    """The accounts as the write store knows them, shaped like the view's documents."""
+    """The accounts as the write store knows them, as the view's documents."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -99,15 +104,8 @@ class UserDirectorySource:
         async with self._engine.connect() as conn:
             rows = await conn.stream(query)
             async for row in rows:
-                state = {
-                    "email": row.email,
-                    "name": row.name,
-                    "role": row.role,
-                    "is_active": row.is_active,
-                    "created_at": row.created_at,
-                    "erased": row.erased_at is not None,
-                }
-                yield {"_id": str(row.id), **_fields(state), "version": row.version}
+                user = user_from_row(row)
+                yield {"_id": str(user.id), **document(user), "version": user.version}
 
 
 def is_user_id(key: str) -> bool:

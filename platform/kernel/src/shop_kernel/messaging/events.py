@@ -2,6 +2,9 @@
 
 Each event type has a stable tag (``"orders.OrderPlaced.v1"``) under which it is stored in
 the outbox and sent to subscribers; a changed shape gets a new tag, never a changed old one.
+The shape it replaces stays readable as a :class:`LegacyEvent` for as long as such events
+may still be in flight (a rolling deploy) or replayed (dead letters): the registry turns one
+into the current shape as it decodes it, so a subscriber only ever sees the current shape.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -25,6 +28,25 @@ class IntegrationEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="typ
     aggregate_version: int
     event_id: uuid.UUID = msgspec.field(default_factory=uuid.uuid4)
     occurred_at: datetime = msgspec.field(default_factory=_now)
+
+
+class LegacyEvent(IntegrationEvent, frozen=True, kw_only=True):
+    """The shape of an event of an earlier release: read, never written.
+
+    ``current`` is the event type it is now; :meth:`upcast` makes that event of it. By
+    default the current event takes the legacy one's fields of the same names, and
+    :meth:`carried` adds those that are not there by name (such as a snapshot)."""
+
+    current: ClassVar[type[IntegrationEvent]]
+
+    def carried(self) -> dict[str, Any]:
+        """Fields of the current event this shape has under other names or in another form."""
+        return {}
+
+    def upcast(self) -> IntegrationEvent:
+        return msgspec.convert(
+            {**msgspec.structs.asdict(self), **self.carried()}, self.current, from_attributes=True
+        )
 
 
 def event_tag(event_type: type[IntegrationEvent]) -> str:
@@ -69,6 +91,14 @@ class EventRegistry:
     def tags(self) -> list[str]:
         return sorted(self._types)
 
+    def legacy_tags(self, event_type: type[IntegrationEvent]) -> list[str]:
+        """The tags of the earlier shapes that are read as ``event_type``."""
+        return sorted(
+            tag
+            for tag, known in self._types.items()
+            if issubclass(known, LegacyEvent) and known.current is event_type
+        )
+
     def decode(self, payload: bytes | str) -> IntegrationEvent:
         try:
             tag = msgspec.json.decode(payload, type=_Envelope).type
@@ -78,9 +108,10 @@ class EventRegistry:
         if event_type is None:
             raise EventDecodeError(f"unknown event type {tag!r}")
         try:
-            return msgspec.json.decode(payload, type=event_type)
+            event = msgspec.json.decode(payload, type=event_type)
         except msgspec.DecodeError as exc:
             raise EventDecodeError(f"{tag}: {exc}") from exc
+        return event.upcast() if isinstance(event, LegacyEvent) else event
 
 
 def encode_event(event: IntegrationEvent) -> bytes:
