@@ -1,10 +1,11 @@
 """One shape per state: an aggregate's snapshot, the Struct its context publishes.
 
-A snapshot is made from the aggregate and the aggregate from a snapshot by field name (an
-attribute or a property of the aggregate; a value object becomes its wire form, ``Money`` an
-``Amount``, and back), so that a field added to both is carried everywhere without another
-line of mapping: into the events that carry the snapshot, the read view that stores it as
-it is, the HTTP answers that return it, and the rebuilds that read it back.
+A snapshot is made from the aggregate by field name (an attribute or a property of the
+aggregate; a value object becomes its wire form, ``Money`` an ``Amount``), so that a field
+added to both is carried everywhere without another line of mapping: into the events that
+carry the snapshot, the read view that stores it as it is, the HTTP answers that return it,
+and the rebuilds that read it. The table that holds the aggregate is the snapshot's columns
+(``shop_kernel.sql.state_columns``), read back into the aggregate by name as well.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from shop_kernel.domain import AggregateRoot, DomainEvent
 from shop_kernel.messaging.events import IntegrationEvent
 
 T = TypeVar("T")
-A = TypeVar("A", bound=AggregateRoot)
 
 Translation = Callable[[Any, Any], IntegrationEvent]
 
@@ -27,13 +27,6 @@ Translation = Callable[[Any, Any], IntegrationEvent]
 def snapshot_of(aggregate: object, kind: type[T]) -> T:
     """The ``kind`` snapshot of ``aggregate``: each field from the attribute of its name."""
     return msgspec.convert(aggregate, kind, from_attributes=True)
-
-
-def restored(snapshot: msgspec.Struct, kind: type[A], *, version: int) -> A:
-    """The aggregate ``kind`` as ``snapshot`` describes it, at ``version`` (no events)."""
-    aggregate = msgspec.convert(snapshot, kind, from_attributes=True)
-    aggregate.version = version
-    return aggregate
 
 
 def state_events(

@@ -202,10 +202,20 @@ def state_columns(
     assert isinstance(info, msgspec.inspect.StructType)
     return [
         Column(field.name, _column_type(field.type), primary_key=field.name == key,
-               nullable=_nullable(field.type))
+               nullable=_nullable(field.type), server_default=_server_default(field.default))
         for field in info.fields
         if field.name not in apart
     ]  # fmt: skip
+
+
+def _server_default(default: Any) -> str | None:
+    """A field's default as its column's: a release that does not know the field yet (during
+    a rolling deploy) still inserts rows, which then hold what the field means by default."""
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, (str, int)):
+        return str(default)
+    return None
 
 
 def state_values(
