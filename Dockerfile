@@ -38,6 +38,7 @@ COPY contexts/notifications/pyproject.toml contexts/notifications/
 COPY contexts/users/contract/pyproject.toml contexts/users/contract/
 COPY contexts/catalog/contract/pyproject.toml contexts/catalog/contract/
 COPY contexts/orders/contract/pyproject.toml contexts/orders/contract/
+COPY contexts/notifications/contract/pyproject.toml contexts/notifications/contract/
 # --no-dev also leaves out shop-devkit (embedded servers, pytest plugins): only the dev groups
 # name it, so the image cannot run `shop dev` and carries no test code.
 RUN --mount=type=cache,target=/root/.cache/uv \

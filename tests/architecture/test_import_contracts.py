@@ -24,7 +24,7 @@ PACKAGES = {
     },
     **{
         f"shop_{name}_contract": ROOT / f"contexts/{name}/contract/src/shop_{name}_contract"
-        for name in ("users", "catalog", "orders")
+        for name in ("users", "catalog", "orders", "notifications")
     },
 }
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"

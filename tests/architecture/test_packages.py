@@ -110,7 +110,10 @@ def test_the_workspace_holds_the_contexts_their_contracts_the_kernel_and_the_pla
     contexts = {p.name for p in PACKAGES.values() if p.is_context}
     contracts = {p.name for p in PACKAGES.values() if p.is_contract}
     assert contexts == {"shop-users", "shop-catalog", "shop-orders", "shop-notifications"}
-    assert contracts == {"shop-users-contract", "shop-catalog-contract", "shop-orders-contract"}
+    assert contracts == {
+        "shop-users-contract", "shop-catalog-contract", "shop-orders-contract",
+        "shop-notifications-contract",
+    }  # fmt: skip
     assert {KERNEL, "shop-platform", DEVKIT} <= PACKAGES.keys()
 
 
@@ -124,7 +127,12 @@ def test_the_contexts_meet_only_in_contract_packages() -> None:
         "shop-users": {KERNEL, "shop-users-contract"},
         "shop-catalog": {KERNEL, "shop-catalog-contract", "shop-orders-contract"},
         "shop-orders": {KERNEL, "shop-orders-contract", "shop-catalog-contract"},
-        "shop-notifications": {KERNEL, "shop-users-contract", "shop-orders-contract"},
+        "shop-notifications": {
+            KERNEL,
+            "shop-notifications-contract",
+            "shop-users-contract",
+            "shop-orders-contract",
+        },
     }
 
 

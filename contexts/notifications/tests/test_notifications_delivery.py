@@ -118,3 +118,13 @@ def test_yen_have_no_minor_units() -> None:
     )
     assert composer.money({"amount": 1500, "currency": "JPY"}) == "¥1,500"
     assert composer.money({"amount": 1500, "currency": "EUR"}) == "€15.00"
+
+
+def test_the_templates_and_statuses_are_the_same_in_the_domain_and_the_contract() -> None:
+    from typing import get_args  # noqa: PLC0415
+
+    import shop_notifications_contract as contract  # noqa: PLC0415
+    from shop_notifications.domain import model  # noqa: PLC0415
+
+    assert get_args(model.Template) == get_args(contract.Template)
+    assert get_args(model.Status) == get_args(contract.DeliveryStatus)

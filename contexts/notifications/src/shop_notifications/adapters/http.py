@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
@@ -16,24 +16,14 @@ from shop_kernel.auth import admin_only
 from shop_kernel.di import provide
 from shop_kernel.pages import NO_CONTROL_CHARACTERS, Cursor, Limit, page_start
 from shop_notifications.adapters.sql import DeliveryLog
-from shop_notifications.domain.model import Status, Template
+from shop_notifications.adapters.translations import delivery_snapshot
+from shop_notifications_contract import DeliverySnapshot
 
 _CURSOR = re.compile(r"(?P<at>[0-9T:.+\-]{19,40})\|(?P<id>[0-9a-f\-]{36})")
 
 
-class DeliveryOut(msgspec.Struct):
-    id: uuid.UUID
-    event_id: uuid.UUID
-    template: Template
-    recipient: str | None
-    status: Status
-    attempts: int
-    created_at: datetime
-    sent_at: datetime | None
-
-
 class DeliveryPage(msgspec.Struct):
-    items: list[DeliveryOut]
+    items: list[DeliverySnapshot]
     next_cursor: str | None
 
 
@@ -47,13 +37,6 @@ def _is_cursor(key: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _out(row: Any) -> DeliveryOut:
-    return DeliveryOut(
-        id=row.id, event_id=row.event_id, template=row.template, recipient=row.recipient,
-        status=row.status, attempts=row.attempts, created_at=row.created_at, sent_at=row.sent_at,
-    )  # fmt: skip
 
 
 class NotificationsController(Controller):
@@ -78,5 +61,6 @@ class NotificationsController(Controller):
         if key is not None:
             at, _, delivery_id = key.partition("|")
             after = (datetime.fromisoformat(at), uuid.UUID(delivery_id))
-        rows, next_cursor = await log.page(recipient=recipient, limit=limit, after=after)
-        return DeliveryPage(items=[_out(row) for row in rows], next_cursor=next_cursor)
+        deliveries, next_cursor = await log.page(recipient=recipient, limit=limit, after=after)
+        items = [delivery_snapshot(delivery) for delivery in deliveries]
+        return DeliveryPage(items=items, next_cursor=next_cursor)

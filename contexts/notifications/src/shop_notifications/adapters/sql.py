@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.pages import keyset_page
-from shop_kernel.sql import update_versioned
+from shop_kernel.sql import restored_from, update_versioned
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_notifications.application.ports import AttemptOutcome, RecordSent
 from shop_notifications.domain.model import Delivery, Template
@@ -86,13 +86,8 @@ delivery_attempts = Table(
 )
 
 
-def _delivery(row: Row[Any]) -> Delivery:
-    return Delivery(
-        id=row.id, event_id=row.event_id, template=row.template, user_id=row.user_id,
-        recipient=row.recipient, status=row.status, attempts=row.attempts,
-        last_error=row.last_error, lease_until=row.lease_until, created_at=row.created_at,
-        sent_at=row.sent_at, version=row.version,
-    )  # fmt: skip
+def delivery_from_row(row: Row[Any]) -> Delivery:
+    return restored_from(row, Delivery)
 
 
 def _values(delivery: Delivery) -> dict[str, Any]:
@@ -131,13 +126,13 @@ class SqlDeliveries:
             .where(deliveries.c.event_id == event_id, deliveries.c.template == template)
             .with_for_update()
         )).one()  # fmt: skip
-        return _delivery(row)
+        return delivery_from_row(row)
 
     async def lock(self, uow: UnitOfWork, delivery_id: uuid.UUID) -> Delivery:
         row = (await uow.connection.execute(
             select(deliveries).where(deliveries.c.id == delivery_id).with_for_update()
         )).one()  # fmt: skip
-        return _delivery(row)
+        return delivery_from_row(row)
 
     async def of_user(self, uow: UnitOfWork, user_id: uuid.UUID) -> list[Delivery]:
         rows = await uow.connection.execute(
@@ -146,7 +141,7 @@ class SqlDeliveries:
             .order_by(deliveries.c.id)
             .with_for_update()
         )
-        return [_delivery(row) for row in rows]
+        return [delivery_from_row(row) for row in rows]
 
     async def save(self, uow: UnitOfWork, delivery: Delivery) -> None:
         await update_versioned(
@@ -214,7 +209,7 @@ class DeliveryLog:
 
     async def page(
         self, *, recipient: str | None, limit: int, after: tuple[datetime, uuid.UUID] | None
-    ) -> tuple[list[Row[Any]], str | None]:
+    ) -> tuple[list[Delivery], str | None]:
         query = select(deliveries)
         if recipient is not None:
             query = query.where(deliveries.c.recipient == recipient.lower())
@@ -222,5 +217,5 @@ class DeliveryLog:
             query = query.where(tuple_(deliveries.c.created_at, deliveries.c.id) < after)
         query = query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
         async with self._engine.connect() as conn:
-            rows = list(await conn.execute(query.limit(limit + 1)))
-        return keyset_page(rows, limit, key=lambda row: f"{row.created_at.isoformat()}|{row.id}")
+            read = [delivery_from_row(row) for row in await conn.execute(query.limit(limit + 1))]
+        return keyset_page(read, limit, key=lambda d: f"{d.created_at.isoformat()}|{d.id}")
