@@ -11,7 +11,7 @@ import pytest
 from shop_catalog_contract import ProductFacts
 from shop_kernel.domain import ConcurrentChange, InvalidField, Money, PreconditionFailed
 from shop_kernel.wire import Amount
-from shop_orders.application.ordering import Caller, Item, Ordering
+from shop_orders.application.ordering import Caller, Item, Ordering, TargetOrder
 from shop_orders.domain.model import Order, OrderNotFound
 
 
@@ -110,10 +110,10 @@ async def test_a_change_meeting_a_concurrent_change_is_refused_whole(
     ordering: Any, store: FakeOrders
 ) -> None:
     order = await ordering.create(ME)
-    await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=None)
+    await ordering.add_item(TargetOrder(ME, order.id, None), Item("MUG-1", 1))
     store.conflicts = 1
     with pytest.raises(ConcurrentChange):
-        await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=None)
+        await ordering.add_item(TargetOrder(ME, order.id, None), Item("MUG-1", 1))
     assert store.rows[order.id].line("MUG-1").quantity == 1  # nothing of it applied
 
 
@@ -122,10 +122,10 @@ async def test_with_an_expected_version_there_is_no_retry_and_a_stale_one_fails(
 ) -> None:
     order = await ordering.create(ME)
     with pytest.raises(PreconditionFailed):
-        await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=7)
+        await ordering.add_item(TargetOrder(ME, order.id, 7), Item("MUG-1", 1))
     store.conflicts = 1
     with pytest.raises(ConcurrentChange):
-        await ordering.add_item(ME, order.id, Item("MUG-1", 1), expected_version=1)
+        await ordering.add_item(TargetOrder(ME, order.id, 1), Item("MUG-1", 1))
     assert store.rows[order.id].version == 1
     assert store.rows[order.id].lines == []
 
@@ -137,12 +137,12 @@ async def test_only_the_customer_changes_an_order_and_an_admin_may_cancel_it(
     admin = Caller(uuid.uuid4(), is_admin=True)
     for caller in (OTHER, admin):
         with pytest.raises(OrderNotFound):
-            await ordering.add_item(caller, order.id, Item("MUG-1", 1), expected_version=None)
+            await ordering.add_item(TargetOrder(caller, order.id, None), Item("MUG-1", 1))
         with pytest.raises(OrderNotFound):
-            await ordering.confirm(caller, order.id, expected_version=None)
+            await ordering.confirm(TargetOrder(caller, order.id, None))
     with pytest.raises(OrderNotFound):
-        await ordering.cancel(OTHER, order.id, expected_version=None)
-    assert (await ordering.cancel(admin, order.id, expected_version=None)).status == "cancelled"
+        await ordering.cancel(TargetOrder(OTHER, order.id, None))
+    assert (await ordering.cancel(TargetOrder(admin, order.id, None))).status == "cancelled"
 
 
 async def test_saga_outcomes_for_unknown_orders_are_ignored_and_late_news_changes_nothing(
@@ -150,8 +150,8 @@ async def test_saga_outcomes_for_unknown_orders_are_ignored_and_late_news_change
 ) -> None:
     assert await ordering.stock_reserved(uuid.uuid4()) is None
     order = await ordering.create(ME, [Item("MUG-1", 1)])
-    await ordering.confirm(ME, order.id, expected_version=None)
-    await ordering.cancel(ME, order.id, expected_version=None)
+    await ordering.confirm(TargetOrder(ME, order.id, None))
+    await ordering.cancel(TargetOrder(ME, order.id, None))
     late = await ordering.stock_reserved(order.id)
     assert late is not None
     assert late.status == "cancelled"

@@ -24,7 +24,7 @@ from shop_kernel.preconditions import IfMatch, expected_version, tagged
 from shop_kernel.snapshots import snapshot_of
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_orders.adapters.view import OrderHistory, is_sort_key, versioned
-from shop_orders.application.ordering import Caller, Item, Ordering
+from shop_orders.application.ordering import Caller, Item, Ordering, TargetOrder
 from shop_orders.domain.model import MAX_LINES, Order, OrderNotFound
 from shop_orders_contract import OrderStatus, VersionedOrder
 
@@ -70,6 +70,12 @@ def _order_id(raw: str) -> uuid.UUID:
 
 def _caller(request: Request[Principal, Any, Any]) -> Caller:
     return Caller(request.user.user_id, is_admin=request.user.is_admin)
+
+
+def _target(
+    request: Request[Principal, Any, Any], order_id: str, if_match: str | None
+) -> TargetOrder:
+    return TargetOrder(_caller(request), _order_id(order_id), expected_version(if_match))
 
 
 class OrdersController(Controller):
@@ -140,10 +146,8 @@ class OrdersController(Controller):
         if_match: IfMatch = None,
     ) -> Response[VersionedOrder]:
         """Add a line, or increase it; only in a draft. Drafts do not check stock."""
-        order = await ordering.add_item(
-            uow, _caller(request), _order_id(order_id), Item(data.sku, data.quantity),
-            expected_version=expected_version(if_match),
-        )  # fmt: skip
+        target = _target(request, order_id, if_match)
+        order = await ordering.add_item(uow, target, Item(data.sku, data.quantity))
         return tagged(_answer(order))
 
     @put("/{order_id:str}/items/{sku:str}")
@@ -159,10 +163,8 @@ class OrdersController(Controller):
         if_match: IfMatch = None,
     ) -> Response[VersionedOrder]:
         """Set a line's quantity (1..1000)."""
-        order = await ordering.set_quantity(
-            uow, _caller(request), _order_id(order_id), Item(sku, data.quantity),
-            expected_version=expected_version(if_match),
-        )  # fmt: skip
+        target = _target(request, order_id, if_match)
+        order = await ordering.set_quantity(uow, target, Item(sku, data.quantity))
         return tagged(_answer(order))
 
     @delete("/{order_id:str}/items/{sku:str}", status_code=HTTP_200_OK)
@@ -177,10 +179,7 @@ class OrdersController(Controller):
         if_match: IfMatch = None,
     ) -> Response[VersionedOrder]:
         """Remove a line."""
-        order = await ordering.remove_item(
-            uow, _caller(request), _order_id(order_id), sku,
-            expected_version=expected_version(if_match),
-        )  # fmt: skip
+        order = await ordering.remove_item(uow, _target(request, order_id, if_match), sku)
         return tagged(_answer(order))
 
     @post("/{order_id:str}/confirm", status_code=HTTP_202_ACCEPTED, middleware=[idempotent])
@@ -196,9 +195,7 @@ class OrdersController(Controller):
     ) -> Response[VersionedOrder]:
         """Place the order: it is pending until stock is reserved (confirmed) or short
         (rejected), within seconds."""
-        order = await ordering.confirm(
-            uow, _caller(request), _order_id(order_id), expected_version=expected_version(if_match)
-        )
+        order = await ordering.confirm(uow, _target(request, order_id, if_match))
         return tagged(_answer(order), HTTP_202_ACCEPTED)
 
     @post("/{order_id:str}/cancel", status_code=HTTP_200_OK)
@@ -212,7 +209,5 @@ class OrdersController(Controller):
     ) -> Response[VersionedOrder]:
         """Cancel a draft, pending or confirmed order (its customer or an admin); any stock it
         holds is given back."""
-        order = await ordering.cancel(
-            uow, _caller(request), _order_id(order_id), expected_version=expected_version(if_match)
-        )
+        order = await ordering.cancel(uow, _target(request, order_id, if_match))
         return tagged(_answer(order))

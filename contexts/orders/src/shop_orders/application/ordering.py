@@ -36,6 +36,16 @@ class Item:
     quantity: int
 
 
+@dataclass(frozen=True)
+class TargetOrder:
+    """The order a change is for: the caller it must be visible to, and the version it must
+    still have (``If-Match``), if any."""
+
+    caller: Caller
+    order_id: uuid.UUID
+    expected_version: int | None = None
+
+
 class Ordering:
     def __init__(self, orders: Orders, catalog: CatalogQueries, currency: str) -> None:
         self._orders = orders
@@ -56,69 +66,41 @@ class Ordering:
             await uow.commit()
         return order
 
-    async def add_item(
-        self,
-        uow: UnitOfWork,
-        caller: Caller,
-        order_id: uuid.UUID,
-        item: Item,
-        *,
-        expected_version: int | None,
-    ) -> Order:
+    async def add_item(self, uow: UnitOfWork, target: TargetOrder, item: Item) -> Order:
         async with uow:
             # Refused (unknown, inactive) before the order is even read.
             fact = _offered(item.sku, await self._catalog.products(uow, [item.sku]))
-            order = await self._customers(uow, caller, order_id, expected_version)
+            order = await self._customers(uow, target)
             _add(order, item, fact)
             await self._save(uow, order)
         return order
 
-    async def set_quantity(
-        self,
-        uow: UnitOfWork,
-        caller: Caller,
-        order_id: uuid.UUID,
-        item: Item,
-        *,
-        expected_version: int | None,
-    ) -> Order:
+    async def set_quantity(self, uow: UnitOfWork, target: TargetOrder, item: Item) -> Order:
         async with uow:
-            order = await self._customers(uow, caller, order_id, expected_version)
+            order = await self._customers(uow, target)
             order.set_quantity(item.sku, item.quantity)
             await self._save(uow, order)
         return order
 
-    async def remove_item(
-        self,
-        uow: UnitOfWork,
-        caller: Caller,
-        order_id: uuid.UUID,
-        sku: str,
-        *,
-        expected_version: int | None,
-    ) -> Order:
+    async def remove_item(self, uow: UnitOfWork, target: TargetOrder, sku: str) -> Order:
         async with uow:
-            order = await self._customers(uow, caller, order_id, expected_version)
+            order = await self._customers(uow, target)
             order.remove_item(sku)
             await self._save(uow, order)
         return order
 
-    async def confirm(
-        self, uow: UnitOfWork, caller: Caller, order_id: uuid.UUID, *, expected_version: int | None
-    ) -> Order:
+    async def confirm(self, uow: UnitOfWork, target: TargetOrder) -> Order:
         """Draft -> pending: catalog is asked to reserve stock for every line."""
         async with uow:
-            order = await self._customers(uow, caller, order_id, expected_version)
+            order = await self._customers(uow, target)
             order.confirm()
             await self._save(uow, order)
         return order
 
-    async def cancel(
-        self, uow: UnitOfWork, caller: Caller, order_id: uuid.UUID, *, expected_version: int | None
-    ) -> Order:
+    async def cancel(self, uow: UnitOfWork, target: TargetOrder) -> Order:
         """By its customer or an admin; catalog gives back whatever stock the order holds."""
         async with uow:
-            order = await self._customers(uow, caller, order_id, expected_version, admin_may=True)
+            order = await self._customers(uow, target, admin_may=True)
             order.cancel()
             await self._save(uow, order)
         return order
@@ -179,22 +161,17 @@ class Ordering:
                 return rejected
 
     async def _customers(
-        self,
-        uow: UnitOfWork,
-        caller: Caller,
-        order_id: uuid.UUID,
-        expected_version: int | None,
-        *,
-        admin_may: bool = False,
+        self, uow: UnitOfWork, target: TargetOrder, *, admin_may: bool = False
     ) -> Order:
         """The caller's order, locked (an admin's too where ``admin_may``); anyone else's is
         not found, as an unknown one is."""
-        order = await self._orders.lock(uow, order_id)
+        caller = target.caller
+        order = await self._orders.lock(uow, target.order_id)
         if order is None or not order.visible_to(
             caller.user_id, is_admin=admin_may and caller.is_admin
         ):
-            raise OrderNotFound(order_id)
-        if expected_version is not None and order.version != expected_version:
+            raise OrderNotFound(target.order_id)
+        if target.expected_version is not None and order.version != target.expected_version:
             raise PreconditionFailed(
                 "the order changed since you read it", order_id=str(order.id), version=order.version
             )
