@@ -19,12 +19,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from shop_kernel.log import get_logger
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_notifications.application.ports import (
-    AttemptOutcome,
     Composer,
     Deliveries,
     Mailer,
@@ -98,7 +97,7 @@ class Mailing:
         if callable(facts):
             made = await facts()
             if made is None:
-                await self._settle(uow, delivery, "failed", lambda d: d.failed(NOT_WANTED))
+                await self._settle(uow, delivery, "failed", NOT_WANTED)
                 return "failed"
             facts = made
         mail = self._composer.compose(delivery, recipient, facts)
@@ -114,7 +113,7 @@ class Mailing:
                 await self._mailer.send(mail, accepted)
             except PermanentFailure as failure:
                 error = redacted(str(failure), recipient.email)
-                await self._settle(uow, delivery, "failed", lambda d: d.failed(error))
+                await self._settle(uow, delivery, "failed", error)
                 log.warning(
                     "email refused for good", delivery_id=str(delivery.id), template=template,
                     error=error,
@@ -125,7 +124,7 @@ class Mailing:
                     await self._forget_if_erased_meanwhile(uow, delivery.user_id)
                     return "sent"
                 error = redacted(str(failure), recipient.email)
-                await self._settle(uow, delivery, "later", lambda d: d.failed_for_now(error))
+                await self._settle(uow, delivery, "later", error)
                 log.info(
                     "email not sent yet; retried later", delivery_id=str(delivery.id),
                     template=template, attempts=delivery.attempts, error=error,
@@ -141,17 +140,18 @@ class Mailing:
             await self.forget(uow, user_id)
 
     async def _settle(
-        self,
-        uow: UnitOfWork,
-        attempted: Delivery,
-        ended: AttemptOutcome,
-        outcome: Callable[[Delivery], None],
+        self, uow: UnitOfWork, attempted: Delivery, ended: Literal["failed", "later"], error: str
     ) -> None:
+        """Record how an attempt that was not taken ended: failed for good, or to be tried
+        again later (``error`` says why)."""
         async with uow:
             delivery = await self._deliveries.lock(uow, attempted.id)
             await self._deliveries.log_outcome(uow, attempted, ended)
             if not delivery.dropped_for_erasure:  # erased while being sent: the erasure stands
-                outcome(delivery)
+                if ended == "failed":
+                    delivery.failed(error)
+                else:
+                    delivery.failed_for_now(error)
                 await self._deliveries.save(uow, delivery)
             await uow.commit()
         await self._forget_if_erased_meanwhile(uow, attempted.user_id)
