@@ -31,6 +31,7 @@ from shop_users.adapters import tokens as token_module
 from shop_users.adapters.tokens import (
     AUDIENCE,
     ISSUER,
+    LOCAL_TTL_S,
     SIGNING_KEY_FILE,
     CachedPrincipals,
     PrincipalRecord,
@@ -421,9 +422,10 @@ async def test_the_cache_spares_the_source_and_sees_a_deactivation_within_its_tt
     source.add(PrincipalRecord(record.user_id, "customer", False, record.token_generation))
     deactivated = time.monotonic()
     while (await client.get("/me", headers=headers)).status_code == 200:
-        assert time.monotonic() - deactivated < 3.0, "still accepted after the cache TTL"
+        # Both caches' lives (1 s here, 2 s in Redis) are over within API.md's 5 s.
+        assert time.monotonic() - deactivated < 5.0, "still accepted after the caches' TTL"
         await asyncio.sleep(0.1)
-    assert time.monotonic() - deactivated <= 2.5
+    assert source.loads == 2  # one more lookup, once both caches let go
 
 
 async def test_a_bumped_generation_is_seen_once_the_cache_key_is_forgotten(
@@ -436,6 +438,7 @@ async def test_a_bumped_generation_is_seen_once_the_cache_key_is_forgotten(
 
     source.add(PrincipalRecord(record.user_id, "customer", True, 2))
     await redis.delete(principal_cache_key(record.user_id))
+    await asyncio.sleep(LOCAL_TTL_S)  # what this process holds lives a second at most
     assert (await client.get("/me", headers=headers)).status_code == 401
 
 

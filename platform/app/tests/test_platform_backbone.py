@@ -36,11 +36,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_devkit.embedded import free_port
 from shop_kernel.messaging.dead_letters import dead_letters, replay
-from shop_kernel.messaging.outbox import append_to_outbox
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.views import ReadView
+from shop_kernel.writes import run_write
 from shop_platform.backbone import Backbone
 from shop_platform.projections import rebuild_views, views_of
 from shop_platform.worker import metrics_environment
@@ -83,7 +83,7 @@ async def test_late_commits_are_never_skipped(
     async def slow_writer(event: ShelfStocked) -> None:
         async with UnitOfWork(engine) as uow:
             # The row is in the outbox (its id taken) while its transaction stays open.
-            await append_to_outbox(uow.connection, [event])
+            await run_write(await uow.driver(), None, events=[event])
             await asyncio.sleep(random.uniform(0, 0.5))
             await uow.commit()
 

@@ -26,7 +26,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    ColumnElement,
     DateTime,
     Float,
     Row,
@@ -34,14 +33,14 @@ from sqlalchemy import (
     Text,
     Uuid,
     make_url,
-    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
 
 from shop_kernel.domain import AggregateRoot, ConcurrentChange
 from shop_kernel.settings import Settings, SettingsError, env_name
+from shop_kernel.unit_of_work import UnitOfWork
 
 RV = TypeVar("RV")
 A = TypeVar("A", bound=AggregateRoot)
@@ -164,28 +163,29 @@ def create_engine(
 
 
 async def update_versioned(
-    connection: AsyncConnection,
+    uow: UnitOfWork,
     table: Table,
-    key: ColumnElement[bool],
+    key: Mapping[str, Any],
     aggregate: AggregateRoot,
     values: Mapping[str, Any],
     *,
     name: str,
 ) -> None:
     """Write ``values`` to the row ``key`` selects (the aggregate called ``name``), only if it
-    still holds the version ``aggregate`` was read at.
+    still holds the version ``aggregate`` was read at, with the events the aggregate has
+    recorded (one round trip: :meth:`UnitOfWork.write`).
 
     Every repository's save goes through here, so a concurrent change is never lost: the
     loser gets ``ConcurrentChange`` and its transaction applies nothing.
     """
-    result = await connection.execute(
-        update(table)
-        .where(key, table.c.version == aggregate.version)
-        .values(**values, version=aggregate.version + 1)
-    )
-    if result.rowcount != 1:
+    read_at = aggregate.version
+    aggregate.saved_as(read_at + 1)  # its events report the version they are saved with
+    written = await uow.write(
+        table, aggregate, mode="update", key=key, read_at=read_at,
+        values={**values, "version": read_at + 1},
+    )  # fmt: skip
+    if written != 1:
         raise ConcurrentChange(name)
-    aggregate.saved_as(aggregate.version + 1)
 
 
 # ------------------------------------------------------------------------------ state tables
@@ -227,11 +227,19 @@ def state_values(
     return {name: value for name, value in values.items() if name in table.c and name not in apart}
 
 
-def restored_from(row: Row[Any], kind: type[A], **apart: Any) -> A:
+Columns = Row[Any] | Mapping[str, Any]  # a row of SQLAlchemy's, or of the driver's
+
+
+def columns_of(row: Columns) -> dict[str, Any]:
+    """A row's values by column name, whichever way it was read."""
+    mapping: Mapping[Any, Any] = row if isinstance(row, Mapping) else row._mapping  # pyright: ignore[reportPrivateUsage] - SQLAlchemy's public row mapping
+    return {str(name): value for name, value in mapping.items()}
+
+
+def restored_from(row: Columns, kind: type[A], **apart: Any) -> A:
     """The aggregate ``kind`` a row holds, at the row's version: each field from the column
     of its name, or from ``apart`` (in its wire form) where the table keeps it otherwise."""
-    columns = {str(name): value for name, value in row._mapping.items()}  # pyright: ignore[reportPrivateUsage] - SQLAlchemy's public row mapping
-    return msgspec.convert({**columns, **apart}, kind)
+    return msgspec.convert({**columns_of(row), **apart}, kind)
 
 
 def _nullable(field_type: msgspec.inspect.Type) -> bool:

@@ -16,16 +16,18 @@ together. A unit of work made ``within`` a transaction someone else owns (a requ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
+import psycopg
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from shop_kernel.domain import AggregateRoot, DomainEvent
 from shop_kernel.messaging.events import IntegrationEvent
-from shop_kernel.messaging.outbox import append_to_outbox
+from shop_kernel.writes import Mode, run_write
 
 # Turns what an aggregate recorded into what other contexts are told (or None: internal).
 EventTranslator = Callable[[AggregateRoot, DomainEvent], IntegrationEvent | None]
@@ -68,6 +70,7 @@ class UnitOfWork:
         self._translate = translate
         self._within = within
         self._connection: AsyncConnection | None = None
+        self._driver: psycopg.AsyncConnection[Any] | None = None
         self._levels: list[_Level] = []
 
     @property
@@ -108,7 +111,7 @@ class UnitOfWork:
         level = self._levels.pop()
         connection = self.connection
         if not self._levels:
-            self._connection = None
+            self._connection = self._driver = None
         if level.savepoint is not None:
             if level.savepoint.is_active:
                 await level.savepoint.rollback()
@@ -134,16 +137,52 @@ class UnitOfWork:
         """Publish ``event`` with this transaction (for events no aggregate records)."""
         self._level().published.append(event)
 
+    async def driver(self) -> psycopg.AsyncConnection[Any]:
+        """The transaction's own psycopg connection, for statements compiled once
+        (``shop_kernel.writes``, ``shop_kernel.sql.Compiled``): no SQLAlchemy work per call."""
+        if self._driver is None:
+            raw = await self.connection.get_raw_connection()
+            self._driver = raw.driver_connection
+        assert self._driver is not None
+        return self._driver
+
+    async def write(
+        self,
+        table: Table,
+        aggregate: AggregateRoot,
+        *,
+        values: Mapping[str, Any],
+        mode: Mode = "insert",
+        key: Mapping[str, Any] | None = None,
+        read_at: int | None = None,
+    ) -> int:
+        """Save ``aggregate`` (at the version it now has) into ``table`` together with the
+        events it has recorded: the change, their outbox rows and the relays' wake-up take
+        one round trip (``shop_kernel.writes``). An insert, one that skips an existing key,
+        or an update of the row ``key`` selects if it still holds ``read_at``. The events are
+        written only if a row was; return how many rows were written."""
+        self.track(aggregate)
+        events = self._translated(aggregate, aggregate.pull_events())
+        return await run_write(
+            await self.driver(), table, mode=mode, values=values, key=key, read_at=read_at,
+            events=events,
+        )  # fmt: skip
+
+    def _translated(
+        self, aggregate: AggregateRoot, recorded: list[DomainEvent]
+    ) -> list[IntegrationEvent]:
+        translated = (self._translate(aggregate, event) for event in recorded)
+        return [event for event in translated if event is not None]
+
     async def commit(self) -> None:
-        """Commit the innermost level: the transaction, or the savepoint of a nested one."""
+        """Commit the innermost level: the transaction, or the savepoint of a nested one.
+        The events recorded since their aggregates were written go to the outbox first."""
         level = self._level()
         events, level.published = level.published, []
         for aggregate in level.seen:
-            for recorded in aggregate.pull_events():
-                translated = self._translate(aggregate, recorded)
-                if translated is not None:
-                    events.append(translated)
-        await append_to_outbox(self.connection, events)
+            events += self._translated(aggregate, aggregate.pull_events())
+        if events:
+            await run_write(await self.driver(), None, events=events)
         if level.savepoint is not None:
             await level.savepoint.commit()
         else:

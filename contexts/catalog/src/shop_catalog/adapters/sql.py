@@ -18,12 +18,13 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    any_,
+    bindparam,
     func,
     insert,
     select,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import IntegrityError
 
 from shop_catalog.adapters.translations import product_snapshot
@@ -35,6 +36,7 @@ from shop_catalog.domain.model import (
     is_sku,
 )
 from shop_catalog_contract import ProductFacts, ProductSnapshot
+from shop_kernel.driver import Compiled
 from shop_kernel.sql import restored_from, state_columns, state_values, update_versioned
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.wire import Amount
@@ -125,19 +127,18 @@ class SqlProducts:
 
     async def add(self, uow: UnitOfWork, product: Product) -> None:
         values = {**_product_values(product), "version": 1}
+        product.saved_as(1)
         try:
-            await uow.connection.execute(insert(products).values(values))
+            await uow.write(products, product, values=values)
         except IntegrityError as error:
             if "products_pkey" in str(error.orig):
                 raise SkuTaken(product.sku) from None
             raise
-        product.saved_as(1)
-        uow.track(product)
 
     async def save(self, uow: UnitOfWork, product: Product) -> None:
         await update_versioned(
-            uow.connection, products, products.c.sku == product.sku, product,
-            _product_values(product), name=product.sku,
+            uow, products, {"sku": product.sku}, product, _product_values(product),
+            name=product.sku,
         )  # fmt: skip
 
     async def record_movement(
@@ -186,30 +187,30 @@ class SqlReservations:
 
     async def add(self, uow: UnitOfWork, reservation: StockReservation) -> bool:
         """Store a new reservation; False if the order has one already (a concurrent delivery)."""
-        inserted = await uow.connection.execute(
-            pg_insert(reservations)
-            .values(
-                order_id=reservation.order_id,
-                status=reservation.status,
-                lines=reservation.lines,
-                shortfalls=[vars(shortfall) for shortfall in reservation.shortfalls],
-                version=1,
-            )
-            .on_conflict_do_nothing()
-            .returning(reservations.c.order_id)
-        )
-        if inserted.first() is None:
-            return False
+        values = {
+            "order_id": reservation.order_id,
+            "status": reservation.status,
+            "lines": reservation.lines,
+            "shortfalls": [vars(shortfall) for shortfall in reservation.shortfalls],
+            "version": 1,
+        }
         reservation.saved_as(1)
-        uow.track(reservation)
-        return True
+        written = await uow.write(reservations, reservation, values=values, mode="insert-or-skip")
+        return written == 1
 
     async def save(self, uow: UnitOfWork, reservation: StockReservation) -> None:
         await update_versioned(
-            uow.connection, reservations,
-            reservations.c.order_id == reservation.order_id, reservation,
+            uow, reservations, {"order_id": reservation.order_id}, reservation,
             {"status": reservation.status}, name=str(reservation.order_id),
         )  # fmt: skip
+
+
+_FACTS = Compiled(
+    select(
+        products.c.sku, products.c.name, products.c.price_amount, products.c.currency,
+        products.c.is_active,
+    ).where(products.c.sku == any_(bindparam("skus", type_=ARRAY(Text))))
+)  # fmt: skip
 
 
 class SqlCatalogQueries:
@@ -222,13 +223,13 @@ class SqlCatalogQueries:
         wanted = sorted({sku for sku in skus if is_sku(sku)})  # others cannot exist
         if not wanted:
             return {}
-        rows = await uow.connection.execute(select(products).where(products.c.sku.in_(wanted)))
+        rows = await _FACTS.rows(await uow.driver(), skus=wanted)
         return {
-            row.sku: ProductFacts(
-                sku=row.sku,
-                name=row.name,
-                price=Amount(row.price_amount, row.currency),
-                is_active=row.is_active,
+            row["sku"]: ProductFacts(
+                sku=row["sku"],
+                name=row["name"],
+                price=Amount(row["price_amount"], row["currency"]),
+                is_active=row["is_active"],
             )
             for row in rows
         }

@@ -145,7 +145,7 @@ class SqlDeliveries:
 
     async def save(self, uow: UnitOfWork, delivery: Delivery) -> None:
         await update_versioned(
-            uow.connection, deliveries, deliveries.c.id == delivery.id, delivery,
+            uow, deliveries, {"id": delivery.id}, delivery,
             _values(delivery), name=str(delivery.id),
         )  # fmt: skip
 

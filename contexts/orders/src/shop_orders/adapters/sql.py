@@ -17,17 +17,23 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    Row,
     Table,
     Text,
     bindparam,
-    insert,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shop_kernel.sql import restored_from, state_columns, state_values, update_versioned
+from shop_kernel.driver import Compiled
+from shop_kernel.sql import (
+    Columns,
+    columns_of,
+    restored_from,
+    state_columns,
+    state_values,
+    update_versioned,
+)
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_orders.adapters.translations import order_snapshot
 from shop_orders.domain.model import Order, OrderStatus
@@ -56,7 +62,7 @@ orders = Table(
     Index("orders_pending_since", "updated_at", postgresql_where=text("status = 'pending'")),
 )
 
-_LOCK = select(orders).where(orders.c.id == bindparam("order_id")).with_for_update()
+_LOCK = Compiled(select(orders).where(orders.c.id == bindparam("order_id")).with_for_update())
 _PENDING_SINCE = (
     select(orders.c.id)
     .where(orders.c.status == "pending", orders.c.updated_at < bindparam("before"))
@@ -65,12 +71,13 @@ _PENDING_SINCE = (
 )
 
 
-def order_from_row(row: Row[Any]) -> Order:
+def order_from_row(row: Columns) -> Order:
+    columns = columns_of(row)
     lines = [
-        {**line, "unit_price": {"amount": line["unit_price"], "currency": row.currency}}
-        for line in row.lines
+        {**line, "unit_price": {"amount": line["unit_price"], "currency": columns["currency"]}}
+        for line in columns["lines"]
     ]
-    return restored_from(row, Order, lines=lines)
+    return restored_from(columns, Order, lines=lines)
 
 
 def _values(order: Order) -> dict[str, Any]:
@@ -90,7 +97,7 @@ class SqlOrders:
     """The ``Orders`` repository: each call runs in the given unit of work's transaction."""
 
     async def lock(self, uow: UnitOfWork, order_id: uuid.UUID) -> Order | None:
-        row = (await uow.connection.execute(_LOCK, {"order_id": order_id})).first()
+        row = await _LOCK.first(await uow.driver(), order_id=order_id)
         if row is None:
             return None
         order = order_from_row(row)
@@ -98,13 +105,12 @@ class SqlOrders:
         return order
 
     async def add(self, uow: UnitOfWork, order: Order) -> None:
-        await uow.connection.execute(insert(orders).values(**_values(order), version=1))
         order.saved_as(1)
-        uow.track(order)
+        await uow.write(orders, order, values={**_values(order), "version": 1})
 
     async def save(self, uow: UnitOfWork, order: Order) -> None:
         await update_versioned(
-            uow.connection, orders, orders.c.id == order.id, order, _values(order),
+            uow, orders, {"id": order.id}, order, _values(order),
             name=str(order.id),
         )  # fmt: skip
 

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Uuid,
     delete,
     func,
-    insert,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -116,20 +115,19 @@ class SqlUserRepository:
 
     async def add(self, uow: UnitOfWork, user: User) -> None:
         values = {**_values(user), "id": user.id, "created_at": user.created_at, "version": 1}
+        user.saved_as(1)
         try:
-            await uow.connection.execute(insert(users).values(values))
+            await uow.write(users, user, values=values)
         except IntegrityError as error:
             if _is_email_clash(error):
                 raise EmailAlreadyRegistered from None
             raise
-        user.saved_as(1)
-        uow.track(user)
 
     async def save(self, uow: UnitOfWork, user: User) -> None:
         connection = uow.connection
         try:
             await update_versioned(
-                connection, users, users.c.id == user.id, user, _values(user), name=str(user.id)
+                uow, users, {"id": user.id}, user, _values(user), name=str(user.id)
             )
         except IntegrityError as error:
             if _is_email_clash(error):
