@@ -460,3 +460,26 @@ def test_a_short_configured_secret_is_refused_and_never_echoed() -> None:
     assert "hunter2" not in str(refused.value)
     read = Settings.from_env({"SHOP_ACCESS_TOKEN_TTL_S": "600"}, sections=[UsersSettings])
     assert Tokens(read, key=KEY).ttl_s == 600
+
+
+async def test_a_checked_token_is_checked_once_and_refused_once_it_expires(
+    client: AsyncTestClient[Litestar], tokens: Tokens, source: FakeSource,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    decoded: list[str] = []
+    decode = Tokens.decode
+
+    def counted(self: Tokens, encoded: str) -> Any:
+        decoded.append(encoded)
+        return decode(self, encoded)
+
+    monkeypatch.setattr(Tokens, "decode", counted)
+    record = source.add(_record())
+    soon = int((datetime.now(UTC) + timedelta(seconds=2)).timestamp())
+    token = _signed(_claims(record, exp=soon))
+    for _ in range(3):
+        assert (await client.get("/me", headers=bearer(token))).status_code == 200
+    assert decoded == [token]  # the signature and claims were checked once
+    while time.time() < soon:
+        await asyncio.sleep(0.1)
+    assert (await client.get("/me", headers=bearer(token))).status_code == 401

@@ -46,6 +46,8 @@ PRINCIPAL_CACHE_TTL_MS: Final = 2000
 # How long a process keeps an account it looked up, and how many it keeps.
 LOCAL_TTL_S: Final = 1.0
 LOCAL_ENTRIES: Final = 10_000
+# How many checked tokens a process keeps (each until it expires).
+CHECKED_ENTRIES: Final = 10_000
 
 
 # ------------------------------------------------------------------------------ signing key
@@ -224,21 +226,52 @@ class CachedPrincipals:
         return record
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What a token that passed the signature and claims checks says."""
+
+    user_id: UUID
+    generation: int
+    expires_at: float  # a Unix time
+
+
 class TokenAuthenticator:
     """The kernel's ``Authenticator``: whom a bearer token names, checked against the
-    account as it is now."""
+    account as it is now.
+
+    The signature and the claims of a token are checked once: what a good token says is
+    kept (at most ``CHECKED_ENTRIES`` tokens) until it expires, so that a client's next
+    requests with it skip the HMAC and the parsing. What only the account can say (active,
+    role, token generation) is asked every time.
+    """
 
     def __init__(self, tokens: Tokens, principals: PrincipalSource) -> None:
         self._tokens = tokens
         self._principals = principals
+        self._checked: OrderedDict[str, _Checked] = OrderedDict()
 
     async def principal(self, token: str) -> Principal | None:
-        try:
-            claims = self._tokens.decode(token)
-            user_id = UUID(claims.sub)
-        except (NotAuthorizedException, ValueError):
+        checked = self._check(token)
+        if checked is None:
             return None
-        record = await self._principals.load(user_id)
-        if record is None or not record.is_active or record.token_generation != claims.gen:
+        record = await self._principals.load(checked.user_id)
+        if record is None or not record.is_active or record.token_generation != checked.generation:
             return None
         return Principal(record.user_id, record.role)
+
+    def _check(self, token: str) -> _Checked | None:
+        known = self._checked.get(token)
+        if known is not None:
+            if time.time() < known.expires_at:
+                self._checked.move_to_end(token)
+                return known
+            del self._checked[token]  # expired: checked again, and refused
+        try:
+            claims = self._tokens.decode(token)
+            checked = _Checked(UUID(claims.sub), claims.gen, claims.exp.timestamp())
+        except (NotAuthorizedException, ValueError):
+            return None
+        self._checked[token] = checked
+        if len(self._checked) > CHECKED_ENTRIES:
+            self._checked.popitem(last=False)
+        return checked
