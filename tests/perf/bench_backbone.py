@@ -48,8 +48,17 @@ from shop_platform.contexts import migration_targets  # noqa: E402
 
 
 def fresh_settings(urls: dict[str, str]) -> Settings:
+    redis_base = urls["redis"].rsplit("/", 1)[0] if urls["redis"].count("/") > 2 else urls["redis"]
+    redis_url = f"{redis_base}/14"
+    Redis.from_url(redis_url).flushdb()
+    return backbone_settings(urls["postgres"], redis_url, urls["mongodb"])
+
+
+def backbone_settings(postgres_url: str, redis_url: str, mongodb_url: str) -> Settings:
+    """Settings on a fresh database (migrated, with the test module's effects table) of the
+    server ``postgres_url`` names, and the Redis database ``redis_url`` names."""
     name = f"shop_bench_{uuid.uuid4().hex[:8]}"
-    admin = libpq_url(urls["postgres"])
+    admin = libpq_url(postgres_url)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = admin.rsplit("/", 1)[0] + "/" + name
@@ -57,13 +66,17 @@ def fresh_settings(urls: dict[str, str]) -> Settings:
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in EFFECTS_DDL:
             conn.execute(statement)
-    redis_base = urls["redis"].rsplit("/", 1)[0] if urls["redis"].count("/") > 2 else urls["redis"]
-    redis_url = f"{redis_base}/14"
-    Redis.from_url(redis_url).flushdb()
     return Settings(
-        database_url=url, redis_url=redis_url, mongodb_url=urls["mongodb"],
+        database_url=url, redis_url=redis_url, mongodb_url=mongodb_url,
         mongodb_database=name, log_level="WARNING", event_max_retries=20,
     )  # fmt: skip
+
+
+def drop_database(settings: Settings) -> None:
+    url = libpq_url(settings.database_url or "")
+    admin, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def start_workers(
@@ -302,6 +315,13 @@ async def ceilings(settings: Settings, n: int = 2000) -> dict[str, Any]:
     The read store's ceiling: concurrent single upserts (a projector's write). The write
     store's: raw psycopg transactions of an inbox row plus one effect row (a handler's shape).
     """
+    return {
+        "read_store_upserts_per_s": round(await read_store_upserts(settings, n)),
+        "write_store_handler_transactions_per_s": round(await handler_transactions(settings, n)),
+    }
+
+
+async def read_store_upserts(settings: Settings, n: int) -> float:
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
     collection = mongo[settings.mongodb_database][f"ceiling_{uuid.uuid4().hex[:6]}"]
     gate = asyncio.Semaphore(16)
@@ -318,7 +338,11 @@ async def ceilings(settings: Settings, n: int = 2000) -> dict[str, Any]:
     await asyncio.gather(*(upsert(i) for i in range(n)))
     mongo_rate = n / (time.monotonic() - started)
     await mongo.close()
+    return mongo_rate
 
+
+async def handler_transactions(settings: Settings, n: int) -> float:
+    """Transactions of a handler's shape (an inbox row, an effect row), 8 connections."""
     url = libpq_url(settings.database_url or "")
     pool = [await psycopg.AsyncConnection.connect(url) for _ in range(8)]
     free: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
@@ -347,10 +371,7 @@ async def ceilings(settings: Settings, n: int = 2000) -> dict[str, Any]:
     postgres_rate = n / (time.monotonic() - started)
     for conn in pool:
         await conn.close()
-    return {
-        "read_store_upserts_per_s": round(mongo_rate),
-        "write_store_handler_transactions_per_s": round(postgres_rate),
-    }
+    return postgres_rate
 
 
 def main() -> None:

@@ -40,8 +40,8 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,15 +73,17 @@ from perf_support import (
     server_tree,
     stop_server,
 )
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateOne
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
+from shop_devkit.embedded import free_port
 from shop_kernel.messaging.broker import NAMESPACE
 from shop_kernel.sql import libpq_url
 from shop_kernel.views import cache_generation_key
 
 ADMIN = ("perf-admin@example.com", "correct horse battery admin")
+PARTS = ["api", "control", "worker", "postgres", "mongo-wire", "redis"]
 P99_BOUND_MS = 100.0
 JSON = {"Content-Type": "application/json"}
 # The API under each ASGI server the harness compares (one process; uvloop either way).
@@ -118,6 +120,12 @@ class Plan:
                    ceiling_s=8.0, fixed_steps=True)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Customer:
+    user_id: str
+    bearer: dict[str, str]
+
+
 @dataclass
 class Shop:
     """The running service and what the harness made in it."""
@@ -128,7 +136,34 @@ class Shop:
     session: aiohttp.ClientSession
     admin: dict[str, str] = field(default_factory=dict[str, str])
     skus: list[str] = field(default_factory=list[str])
-    customers: list[dict[str, str]] = field(default_factory=list[dict[str, str]])
+    customers: list[Customer] = field(default_factory=list[Customer])
+    # The control (control_app.py): the same statements as the write routes, nothing between.
+    control: subprocess.Popen[bytes] | None = None
+    control_session: aiohttp.ClientSession | None = None
+    exit_codes: dict[str, int | None] = field(default_factory=dict[str, int | None])
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a write scenario sends its requests: the service, or its control."""
+
+    part: str  # whose CPU the requests cost: "api" or "control"
+    prefix: str  # of every path
+
+    def headers(self, customer: Customer) -> dict[str, str]:
+        if self.part == "control":
+            return {**JSON, "X-Customer-Id": customer.user_id}
+        return {**JSON, **customer.bearer}
+
+    def session(self, shop: Shop) -> aiohttp.ClientSession:
+        if self.part == "control":
+            assert shop.control_session is not None
+            return shop.control_session
+        return shop.session
+
+
+SERVICE = Target("api", "")
+CONTROL = Target("control", "/control")
 
 
 @dataclass
@@ -146,8 +181,11 @@ class Scenario:
 
 def cpu_by_part(shop: Shop) -> dict[str, float]:
     """CPU seconds used so far by each part of the system (all their processes)."""
-    own = {"api": tree_pids(shop.api), "worker": tree_pids(shop.worker)}
-    totals = dict.fromkeys(["api", "worker", "postgres", "mongo-wire", "redis"], 0.0)
+    own = {
+        "api": tree_pids(shop.api), "worker": tree_pids(shop.worker),
+        "control": tree_pids(shop.control),
+    }  # fmt: skip
+    totals = dict.fromkeys(PARTS, 0.0)
     for proc in psutil.process_iter(["pid", "name", "cmdline"]):
         try:
             part = next((name for name, pids in own.items() if proc.pid in pids), None)
@@ -175,30 +213,36 @@ def tree_pids(process: subprocess.Popen[bytes] | None) -> set[int]:
         return set()
 
 
-async def step(shop: Shop, flow: Flow, rate: float, seconds: float) -> StepResult:
-    """One open-loop step, with each part's CPU per completed request beside it."""
+async def step(
+    shop: Shop, flow: Flow, rate: float, seconds: float, target: Target = SERVICE
+) -> StepResult:
+    """One open-loop step, with each part's CPU per completed request beside it (the API's,
+    or the control's for the control's steps, under ``api_cpu_ms_per_request``)."""
     cpu_before = cpu_by_part(shop)
-    result = await open_loop(shop.session, flow, rate, seconds)
+    result = await open_loop(target.session(shop), flow, rate, seconds)
     cpu_after = cpu_by_part(shop)
     done = max(1, result.completed)
     result.extra["api_cpu_ms_per_request"] = round(
-        (cpu_after["api"] - cpu_before["api"]) * 1000 / done, 2
+        (cpu_after[target.part] - cpu_before[target.part]) * 1000 / done, 2
     )
     result.extra["cpu_ms_per_request"] = {
         part: round((cpu_after[part] - cpu_before[part]) * 1000 / done, 2) for part in cpu_after
     }
-    await settle(shop)
+    await settle(shop, target.part)
     return result
 
 
-async def settle(shop: Shop, *, within: float = 180) -> None:
-    """Until the API is idle again: requests the generator gave up on (timeouts) may still
-    be queued in the server after a step it could not keep up with."""
+async def settle(shop: Shop, part: str = "api", *, within: float = 180) -> None:
+    """Until the server and the stores are idle again: requests the generator gave up on
+    (timeouts) may still be queued in the server, and their queries in a store, after a step
+    it could not keep up with; the next step must not pay for them."""
     deadline = time.monotonic() + within
+    watched = [part, "postgres", "mongo-wire", "redis"]
     while time.monotonic() < deadline:
-        before = cpu_by_part(shop)["api"]
+        before = cpu_by_part(shop)
         await asyncio.sleep(0.5)
-        if cpu_by_part(shop)["api"] - before < 0.05:  # under 10 % of a core
+        after = cpu_by_part(shop)
+        if all(after[name] - before[name] < 0.05 for name in watched):  # under 10 % of a core
             return
 
 
@@ -209,13 +253,14 @@ async def find_knee(
     plan: Plan,
     start: float,
     limit: float = 50_000,
+    target: Target = SERVICE,
 ) -> None:
     """Raise the rate until a step breaks the bound, then bisect between the last two."""
     held: StepResult | None = None
     broke: StepResult | None = None
     rate = start
     while rate <= limit:
-        result = await step(shop, await make_flow(rate), rate, plan.step_s)
+        result = await step(shop, await make_flow(rate), rate, plan.step_s, target)
         scenario.steps.append(result.summary())
         if not result.holds(P99_BOUND_MS):
             broke = result
@@ -226,7 +271,7 @@ async def find_knee(
         assert held is not None
         assert broke is not None
         rate = (held.rate + broke.rate) / 2
-        result = await step(shop, await make_flow(rate), rate, plan.step_s)
+        result = await step(shop, await make_flow(rate), rate, plan.step_s, target)
         scenario.steps.append(result.summary())
         if result.holds(P99_BOUND_MS):
             held = result
@@ -298,11 +343,11 @@ async def populate(shop: Shop, plan: Plan) -> None:
         headers = {**JSON, **shop.admin}
         await call(shop, Request("POST", "/products", headers, msgspec.json.encode(body), {201}))
 
-    async def customer(number: int) -> dict[str, str]:
+    async def customer(number: int) -> Customer:
         email, password = f"perf-{uuid.uuid4().hex[:8]}-{number}@example.com", "perf password 1"
         body = msgspec.json.encode({"email": email, "password": password, "name": f"P {number}"})
-        await call(shop, Request("POST", "/users", JSON, body, {201}))
-        return await sign_in(shop, email, password)
+        made = await call(shop, Request("POST", "/users", JSON, body, {201}))
+        return Customer(made["id"], await sign_in(shop, email, password))
 
     await gathered(plan.products, product)
     shop.customers = await gathered(plan.customers, customer, at_once=4)
@@ -370,6 +415,83 @@ async def database_ceiling(url: str, seconds: float, connections: int = 8) -> Sc
     return scenario
 
 
+async def read_store_ceilings(shop: Shop, seconds: float, skus: list[str]) -> list[Scenario]:
+    """(m1) ``find_one`` by ``_id`` from the product view, 16 at a time, and (m2) version-
+    guarded upserts in unordered ``bulk_write`` batches of 500 into a scratch collection:
+    what the read store itself manages here, through the same driver, no service code."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(shop.stores.mongodb_url)
+    database = client[shop.stores.database]
+    rng = random.Random(5)
+    latency = new_histogram()
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def reader() -> None:
+        nonlocal done
+        view = database["product_catalog"]
+        while time.monotonic() < stop:
+            started = time.monotonic()
+            found = await view.find_one({"_id": rng.choice(skus)})
+            assert found is not None
+            latency.record_value(max(1, round((time.monotonic() - started) * 1e6)))
+            done += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(reader() for _ in range(16)))
+    reads = _ceiling("m1", "read store: find_one by _id (pymongo, 16 at a time)",
+                     done / (time.monotonic() - started), latency)  # fmt: skip
+    # Into a collection with the order view's indexes, of documents its size: the read
+    # store's cost of a projected order, which every index of the view adds to.
+    scratch = database[f"ceiling_{uuid.uuid4().hex[:6]}"]
+    async for index in await database["order_views"].list_indexes():
+        if index["name"] != "_id_":
+            await scratch.create_index(list(index["key"].items()), name=index["name"])
+    shape = _order_document(skus[:3])
+    documents = 0
+    latency = new_histogram()
+    started = time.monotonic()
+    stop = started + seconds
+    while time.monotonic() < stop:
+        batch_started = time.monotonic()
+        batch = [
+            UpdateOne({"_id": f"k{documents + n}", "version": {"$lt": 1}},
+                      {"$set": {**shape, "sort_key": f"{documents + n:09d}", "version": 1}},
+                      upsert=True)
+            for n in range(500)
+        ]  # fmt: skip
+        await scratch.bulk_write(batch, ordered=False)
+        latency.record_value(max(1, round((time.monotonic() - batch_started) * 1e6)))
+        documents += len(batch)
+    upserts = _ceiling("m2", "read store: guarded upserts of orders, bulk_write of 500",
+                       documents / (time.monotonic() - started), latency)  # fmt: skip
+    await scratch.drop()
+    await client.close()
+    return [reads, upserts]
+
+
+def _order_document(skus: list[str]) -> dict[str, Any]:
+    """An order view's document as a checkout leaves it (three lines), but its keys."""
+    money = {"amount": 1250, "currency": "EUR"}
+    lines = [{"sku": sku, "name": f"Perf product {sku}", "unit_price": money, "quantity": 1,
+              "line_total": money} for sku in skus]  # fmt: skip
+    now = datetime.now(UTC).isoformat()
+    return {
+        "customer_id": str(uuid.uuid4()), "status": "confirmed", "lines": lines,
+        "total": {"amount": 1250 * len(lines), "currency": "EUR"}, "rejection_reason": None,
+        "created_at": now, "updated_at": now,
+    }  # fmt: skip
+
+
+def _ceiling(key: str, title: str, rate: float, latency: HdrHistogram) -> Scenario:
+    scenario = Scenario(key, title, "ceiling")
+    scenario.knee = {
+        "rate": round(rate, 1), "achieved_rate": round(rate, 1), "p50_ms": _ms(latency, 50),
+        "p99_ms": _ms(latency, 99), "errors": 0,
+    }  # fmt: skip
+    scenario.steps.append(scenario.knee)
+    return scenario
+
+
 def _ms(histogram: HdrHistogram, percentile: float) -> float:
     return round(histogram.get_value_at_percentile(percentile) / 1000, 2)
 
@@ -384,8 +506,8 @@ async def health(shop: Shop, plan: Plan) -> Scenario:
 
 async def product_reads(shop: Shop, plan: Plan) -> list[Scenario]:
     """(b) Browsing: a hot product (served from the cache), any product of the catalog with
-    the cache kept cold (its generation bumped every 100 reads, as product changes do), and
-    search by sku prefix (first pages cached, as the service does)."""
+    the cache kept cold (its epoch bumped every 100 reads, as a rebuild does: every cached
+    answer retires), and search by sku prefix (first pages cached, as the service does)."""
     rng = random.Random(7)
     hot = shop.skus[1]
     prefixes = sorted({sku[:-1] for sku in shop.skus})  # "P-0012" matches ten products
@@ -421,7 +543,7 @@ async def product_reads(shop: Shop, plan: Plan) -> list[Scenario]:
     return made
 
 
-async def order_creation(shop: Shop, plan: Plan) -> Scenario:
+async def order_creation(shop: Shop, plan: Plan, target: Target = SERVICE) -> Scenario:
     """(c) POST /orders with one item and a fresh Idempotency-Key each."""
     rng = random.Random(11)
     choice = shop.skus[:200]
@@ -429,40 +551,78 @@ async def order_creation(shop: Shop, plan: Plan) -> Scenario:
     def create(number: int) -> Request:
         who = shop.customers[number % len(shop.customers)]
         body = msgspec.json.encode({"items": [{"sku": rng.choice(choice), "quantity": 1}]})
-        headers = {**JSON, **who, "Idempotency-Key": uuid.uuid4().hex}
-        return Request("POST", "/orders", headers, body, frozenset({201}))
+        headers = {**target.headers(who), "Idempotency-Key": uuid.uuid4().hex}
+        return Request("POST", f"{target.prefix}/orders", headers, body, frozenset({201}))
 
-    scenario = Scenario("c", "POST /orders (Idempotency-Key)", "write")
-    await find_knee(shop, scenario, steady(plain(create)), plan, start=20)
+    scenario = Scenario(*_named("c", "POST /orders (Idempotency-Key)", target))
+    await find_knee(shop, scenario, steady(plain(create)), plan, start=20, target=target)
     return scenario
 
 
-async def drafts(shop: Shop, count: int) -> list[tuple[str, dict[str, str]]]:
+def _named(key: str, title: str, target: Target) -> tuple[str, str, str]:
+    """A write scenario's key, title and kind: the service's, or its control's ("c0")."""
+    if target is CONTROL:
+        return f"{key}0", f"control of {key}: {title}, psycopg alone", "control"
+    return key, title, "write"
+
+
+async def drafts(
+    shop: Shop, count: int, target: Target = SERVICE, *, items: int = 0
+) -> list[tuple[str, dict[str, str]]]:
+    """``count`` drafts (with ``items`` lines each), made through ``target``."""
+    lines = [{"sku": sku, "quantity": 1} for sku in shop.skus[:items]]
+    session = target.session(shop)
+
     async def draft(number: int) -> tuple[str, dict[str, str]]:
-        who = shop.customers[number % len(shop.customers)]
-        made = await call(shop, Request("POST", "/orders", {**JSON, **who}, b"{}", {201}))
-        return made["id"], who
+        headers = target.headers(shop.customers[number % len(shop.customers)])
+        keyed = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+        body = msgspec.json.encode({"items": lines})
+        ok, what, answer = await send(
+            session, Request("POST", f"{target.prefix}/orders", keyed, body, frozenset({201}))
+        )
+        if not ok:
+            raise RuntimeError(f"draft not made: {what} {answer[:300]!r}")
+        return msgspec.json.decode(answer)["id"], headers
 
     return await gathered(count, draft)
 
 
-async def cart_edits(shop: Shop, plan: Plan) -> Scenario:
+async def cart_edits(shop: Shop, plan: Plan, target: Target = SERVICE) -> Scenario:
     """(d) POST /orders/{id}/items, each draft edited at most every `count / rate` seconds."""
     rng = random.Random(13)
     choice = shop.skus[:20]  # at most 20 lines per draft, whatever the rate
     bodies = [msgspec.json.encode({"sku": sku, "quantity": 1}) for sku in choice]
 
     async def make_flow(rate: float) -> Flow:
-        carts = await drafts(shop, max(64, round(rate * plan.step_s / 40)))
+        carts = await drafts(shop, max(64, round(rate * plan.step_s / 40)), target)
 
         def add(number: int) -> Request:
-            order_id, who = carts[number % len(carts)]
-            return Request("POST", f"/orders/{order_id}/items", {**JSON, **who}, rng.choice(bodies))
+            order_id, headers = carts[number % len(carts)]
+            path = f"{target.prefix}/orders/{order_id}/items"
+            return Request("POST", path, headers, rng.choice(bodies))
 
         return plain(add)
 
-    scenario = Scenario("d", "POST /orders/{id}/items", "write")
-    await find_knee(shop, scenario, make_flow, plan, start=20)
+    scenario = Scenario(*_named("d", "POST /orders/{id}/items", target))
+    await find_knee(shop, scenario, make_flow, plan, start=20, target=target)
+    return scenario
+
+
+async def confirmations(shop: Shop, plan: Plan, target: Target = SERVICE) -> Scenario:
+    """(h) POST /orders/{id}/confirm, each of a draft of one line made for the step."""
+
+    async def make_flow(rate: float) -> Flow:
+        carts = await drafts(shop, round(rate * plan.step_s) + 1, target, items=1)
+
+        def confirm(number: int) -> Request:
+            order_id, headers = carts[number]
+            path = f"{target.prefix}/orders/{order_id}/confirm"
+            return Request("POST", path, headers, None, frozenset({200, 202}))
+
+        return plain(confirm)
+
+    scenario = Scenario(*_named("h", "POST /orders/{id}/confirm", target))
+    await find_knee(shop, scenario, make_flow, plan, start=20, target=target)
     return scenario
 
 
@@ -534,7 +694,7 @@ async def checkouts(shop: Shop, plan: Plan) -> Scenario:
     async def checkout(
         number: int, scheduled: float, session: aiohttp.ClientSession, recorder: Recorder
     ) -> None:
-        headers = {**JSON, **shop.customers[number % len(shop.customers)]}
+        headers = SERVICE.headers(shop.customers[number % len(shop.customers)])
         ok, what, body = await send(session, Request("POST", "/orders", headers, b"{}", {201}))
         recorder.record(scheduled, ok, what)  # the first request counts from its schedule
         if not ok:
@@ -602,9 +762,12 @@ def outbox_size(stores: Stores) -> int:
 
 
 def backlog_drain(shop: Shop, queues: list[str]) -> Scenario:
-    """(f) Start the worker on what c and d left in the outbox; time it to the last handled."""
+    """(f) Start the worker on what c, d and h left in the outbox; time it to the last
+    handled. Its rate counts every event relayed meanwhile: the backlog's, and the events
+    its handlers published (a confirm's reservation, the order's confirmation...)."""
     redis: Redis = Redis.from_url(shop.stores.redis_url)
     backlog, _ = unfinished(shop.stores, redis, queues)
+    published_before = outbox_size(shop.stores) - backlog
     cpu_before: dict[str, float] = {}
     shop.worker = shop.stores.start(command=WORKER, cpus=os.sched_getaffinity(0))
     first = None
@@ -620,12 +783,13 @@ def backlog_drain(shop: Shop, queues: list[str]) -> Scenario:
     seconds = time.monotonic() - (first or deadline)
     cpu_after = cpu_by_part(shop)
     redis.close()
+    relayed = outbox_size(shop.stores) - published_before
     scenario = Scenario("f", "event backlog drain (relay, handlers, projectors)", "write")
     scenario.knee = {
-        "events": backlog, "seconds": round(seconds, 2),
-        "achieved_rate": round(backlog / seconds, 1) if seconds > 0 else 0.0,
+        "events": backlog, "relayed": relayed, "seconds": round(seconds, 2),
+        "achieved_rate": round(relayed / seconds, 1) if seconds > 0 else 0.0,
         "cpu_ms_per_event": {
-            part: round((cpu_after[part] - cpu_before.get(part, 0.0)) * 1000 / max(1, backlog), 2)
+            part: round((cpu_after[part] - cpu_before.get(part, 0.0)) * 1000 / max(1, relayed), 2)
             for part in cpu_after
         },
     }  # fmt: skip
@@ -692,19 +856,102 @@ def rss_mb(process: subprocess.Popen[bytes] | None) -> list[float]:
     return sizes
 
 
-def ratio(scenario: Scenario, ceilings: dict[str, float]) -> float | None:
-    ceiling = ceilings.get(scenario.kind)
-    if not scenario.knee or not ceiling:
+# Which figure each scenario is a ratio of: the framework's for reads, the read store's own
+# for what it bounds, and for each write route its control.
+CEILING_OF = {
+    "b1": "a", "b2": "m1", "b3": "a", "c": "c0", "d": "d0", "h": "h0",
+    "c0": "g", "d0": "g", "h0": "g", "f": "m2", "i": "g2",
+}  # fmt: skip
+
+
+def ratio(scenario: Scenario, by_key: dict[str, Scenario]) -> float | None:
+    ceiling = by_key.get(CEILING_OF.get(scenario.key, ""))
+    if not scenario.knee or ceiling is None or not ceiling.knee:
         return None
-    return round(scenario.knee["achieved_rate"] / ceiling, 3)
+    if not ceiling.knee.get("achieved_rate"):
+        return None
+    return round(scenario.knee["achieved_rate"] / ceiling.knee["achieved_rate"], 3)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One target of the performance issue, read off the report."""
+
+    name: str
+    value: float | None
+    bound: float
+    unit: str
+    at_most: bool = False  # a bound from above (CPU, latency, memory); else from below
+
+    def row(self) -> dict[str, Any]:
+        holds = None
+        if self.value is not None:
+            holds = self.value <= self.bound if self.at_most else self.value >= self.bound
+        return {"name": self.name, "value": self.value, "bound": self.bound, "unit": self.unit,
+                "at_most": self.at_most, "holds": holds}  # fmt: skip
+
+
+def _knee(by_key: dict[str, Scenario], key: str, field_name: str) -> float | None:
+    scenario = by_key.get(key)
+    if scenario is None or not scenario.knee:
+        return None
+    value = scenario.knee.get(field_name)
+    return None if value is None else float(value)
+
+
+def _cpu_ratio(by_key: dict[str, Scenario], key: str) -> float | None:
+    mine = _knee(by_key, key, "api_cpu_ms_per_request")
+    control = _knee(by_key, f"{key}0", "api_cpu_ms_per_request")
+    return None if mine is None or not control else round(mine / control, 2)
+
+
+def _at(by_key: dict[str, Scenario], rate: int, field_name: str) -> float | None:
+    scenario = by_key.get("e")
+    fixed = None if scenario is None else scenario.notes.get(f"at_{rate}_per_s")
+    if fixed is None:
+        return None
+    if field_name == "sustained":
+        held = fixed["achieved_rate"] >= 0.95 * rate and not fixed["never_visible"]
+        return 1.0 if held and not fixed["errors"] else 0.0
+    return fixed.get(field_name)
+
+
+def goals(by_key: dict[str, Scenario], rss: dict[str, list[float]]) -> list[dict[str, Any]]:
+    made = []
+    for key, route in [("c", "POST /orders (key)"), ("d", "add item"), ("h", "confirm")]:
+        made += [
+            Goal(f"write {key}: {route}, API CPU / its control's", _cpu_ratio(by_key, key),
+                 1.6, "x", at_most=True),
+            Goal(f"write {key}: {route}, knee", _knee(by_key, key, "achieved_rate"), 300, "req/s"),
+        ]  # fmt: skip
+    scenario_ratio = {key: ratio(s, by_key) for key, s in by_key.items()}
+    made += [
+        Goal("checkout at 5/s: confirm to confirmed visible, p50", _at(by_key, 5, "visible_p50_ms"),
+             150, "ms", at_most=True),
+        Goal("checkout at 5/s: visible p99", _at(by_key, 5, "visible_p99_ms"), 500, "ms",
+             at_most=True),
+        Goal("checkout at 20/s: visible p99", _at(by_key, 20, "visible_p99_ms"), 1000, "ms",
+             at_most=True),
+        Goal("checkout at 50/s sustained (1 = yes)", _at(by_key, 50, "sustained"), 1, ""),
+        Goal("drain f / read store's bulk-upsert ceiling", scenario_ratio.get("f"), 0.7, "x"),
+        Goal("backbone drain without projections (i)", _knee(by_key, "i", "achieved_rate"),
+             3000, "events/s"),
+        Goal("cached product read b1 / /health/live's knee", scenario_ratio.get("b1"), 0.6, "x"),
+        Goal("uncached product read b2 / read store's find_one", scenario_ratio.get("b2"), 0.5,
+             "x"),
+        Goal("API RSS after the run", max(rss.get("api") or [0.0]) or None, 200, "MB",
+             at_most=True),
+    ]  # fmt: skip
+    return [goal.row() for goal in made]
 
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Machine: {report['machine']}; {report['date']}; `{report['command']}`",
         "",
-        "| scenario | knee (req/s) | p50 ms | p99 ms | x ceiling | API CPU ms/req | gen. CPU |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| scenario | knee (req/s) | p50 ms | p99 ms | ceiling | x ceiling | API CPU ms/req "
+        "| gen. CPU |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for scenario in report["scenarios"]:
         knee = scenario["knee"] or {}
@@ -713,20 +960,26 @@ def markdown(report: dict[str, Any]) -> str:
             f"{knee.get('achieved_rate', '-')}",
             f"{knee.get('p50_ms', '-')}",
             f"{knee.get('p99_ms', '-')}",
+            scenario.get("ceiling") or "-",
             "-" if scenario["ratio"] is None else f"{scenario['ratio']:.2f}",
             f"{knee.get('api_cpu_ms_per_request', '-')}",
             f"{knee.get('generator_cpu', '-')}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    parts = ["api", "worker", "postgres", "mongo-wire", "redis"]
-    lines += ["", "CPU ms per request at the knee (per event for f), by part:", "",
-              "| scenario | " + " | ".join(parts) + " |",
-              "| --- |" + " ---: |" * len(parts)]  # fmt: skip
+    lines += ["", "| target | measured | bound | holds |", "| --- | ---: | ---: | --- |"]
+    for goal in report.get("goals", []):
+        value = "-" if goal["value"] is None else f"{goal['value']:g} {goal['unit']}".strip()
+        bound = f"{'<=' if goal['at_most'] else '>='} {goal['bound']:g} {goal['unit']}".strip()
+        holds = {True: "yes", False: "no", None: "not measured"}[goal["holds"]]
+        lines.append(f"| {goal['name']} | {value} | {bound} | {holds} |")
+    lines += ["", "CPU ms per request at the knee (per event for f and i), by part:", "",
+              "| scenario | " + " | ".join(PARTS) + " |",
+              "| --- |" + " ---: |" * len(PARTS)]  # fmt: skip
     for scenario in report["scenarios"]:
         knee = scenario["knee"] or {}
         split = knee.get("cpu_ms_per_request") or knee.get("cpu_ms_per_event")
         if split:
-            cells = [str(split.get(part, "-")) for part in parts]
+            cells = [str(split.get(part, "-")) for part in PARTS]
             lines.append(f"| {scenario['key']} | " + " | ".join(cells) + " |")
     lines += ["", "Fixed-rate steps (the targets):", ""]
     for scenario in report["scenarios"]:
@@ -734,6 +987,15 @@ def markdown(report: dict[str, Any]) -> str:
             if name.startswith("at_"):
                 shown = {k: v for k, v in fixed.items() if k != "error_samples"}
                 lines.append(f"- {scenario['key']} {name}: {json.dumps(shown)}")
+    hops = next((s["notes"].get("hops") for s in report["scenarios"] if s["key"] == "e"), None)
+    if hops:
+        lines += ["", "Checkout hops (traced, ms from the confirm's commit):", ""]
+        lines += ["| hop | p50 | p90 | p99 | spans |", "| --- | ---: | ---: | ---: | ---: |"]
+        for hop in hops:
+            lines.append(
+                f"| {hop['hop']} | {hop['p50_ms']} | {hop['p90_ms']} | {hop['p99_ms']} "
+                f"| {hop['count']} |"
+            )
     lines += ["", f"Memory after the runs: {json.dumps(report['rss_mb'])}"]
     for name, shares in report.get("profiles", {}).items():
         lines.append(f"- profile {name}: " + ", ".join(f"{p} {s}%" for p, s in shares))
@@ -751,25 +1013,32 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
     affinities = pin_tree(shop.api)
     await populate(shop, plan)
     profiles: dict[str, list[tuple[str, float]]] = {}
-    wanted = set(args.only.split(",")) if args.only else set("abcdefg")
+    wanted = set(args.only.split(",")) if args.only else set(SCENARIOS)
     scenarios: list[Scenario] = []
     if "g" in wanted:
         scenarios.append(
             await database_ceiling(libpq_url(shop.stores.database_url), plan.ceiling_s)
         )
+    if "m" in wanted:
+        scenarios += await read_store_ceilings(shop, plan.ceiling_s, shop.skus)
     if "a" in wanted:
         scenarios.append(await health(shop, plan))
     if "b" in wanted:
         scenarios += await product_reads(shop, plan)
     # The writes run alone on the API and the database: the worker stops, and drains later.
-    if wanted & {"c", "d", "f"}:
+    writes = [("c", order_creation), ("d", cart_edits), ("h", confirmations)]
+    if wanted & {"c", "d", "h", "f"}:
         assert shop.worker is not None
         stop_server(shop.worker)
         shop.worker = None
-        if "c" in wanted:
-            scenarios.append(await order_creation(shop, plan))
-        if "d" in wanted:
-            scenarios.append(await cart_edits(shop, plan))
+        for key, scenario in writes:
+            if key in wanted:
+                scenarios.append(await scenario(shop, plan, SERVICE))
+        if wanted & {"c", "d", "h"}:
+            async with control(shop):
+                for key, scenario in writes:
+                    if key in wanted:
+                        scenarios.append(await scenario(shop, plan, CONTROL))
         events = outbox_size(shop.stores)
         scenarios.append(backlog_drain(shop, Backbone.of(CONTEXTS).queues))
         scenarios[-1].notes["outbox_rows_in_total"] = events
@@ -784,10 +1053,13 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
                 with profiled(shop, path):
                     await step(shop, flow, scenario.knee["rate"], plan.step_s)
                 profiles[scenario.key] = where_time_goes(path)
-    ceilings = {
-        "read": ((by_key.get("a") or Scenario("", "", "")).knee or {}).get("achieved_rate", 0.0),
-        "write": ((by_key.get("g") or Scenario("", "", "")).knee or {}).get("achieved_rate", 0.0),
-    }
+    rss = {"api": rss_mb(shop.api), "worker": rss_mb(shop.worker)}
+    if "i" in wanted:  # last: its own worker programs, with the shop's stopped
+        if shop.worker is not None:
+            shop.exit_codes["worker"] = stop_server(shop.worker)
+            shop.worker = None
+        scenarios += await backbone_alone(shop, plan)
+        by_key = {scenario.key: scenario for scenario in scenarios}
     return {
         "machine": f"{platform.node()} {os.cpu_count()} CPUs, {platform.python_version()}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -796,21 +1068,90 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
         "p99_bound_ms": P99_BOUND_MS,
         "api_affinity": affinities,
         "generator_affinity": sorted(os.sched_getaffinity(0)),
+        "goals": goals(by_key, rss),
         "scenarios": [
             {
                 "key": s.key,
                 "title": s.title,
                 "kind": s.kind,
                 "knee": s.knee,
-                "ratio": ratio(s, ceilings),
+                "ceiling": CEILING_OF.get(s.key) if CEILING_OF.get(s.key) in by_key else None,
+                "ratio": ratio(s, by_key),
                 "notes": s.notes,
                 "steps": s.steps,
             }
             for s in scenarios
         ],
-        "rss_mb": {"api": rss_mb(shop.api), "worker": rss_mb(shop.worker)},
+        "rss_mb": rss,
         "profiles": profiles,
     }
+
+
+# Every scenario letter --only takes: m the read store's ceilings, i the backbone alone.
+SCENARIOS = "gmabcdhfei"
+
+
+@asynccontextmanager
+async def control(shop: Shop) -> AsyncIterator[None]:
+    """The control app (control_app.py) on the service's database, pinned as the API is."""
+    port = free_port()
+    argv = ("python", "tests/perf/control_app.py", "--database-url",
+            libpq_url(shop.stores.database_url), "--port", str(port))  # fmt: skip
+    shop.control = shop.stores.start(command=argv)
+    shop.control_session = client_session(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            probe = Request("GET", "/control/orders", ok=frozenset({405}))  # up: it routes
+            ok, what, _ = await send(shop.control_session, probe)
+            if ok:
+                break
+            if shop.control.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the control did not start: {what}")
+            await asyncio.sleep(0.2)
+        pin_tree(shop.control)
+        yield
+    finally:
+        await shop.control_session.close()
+        stop_server(shop.control)
+        shop.control = shop.control_session = None
+
+
+async def backbone_alone(shop: Shop, plan: Plan) -> list[Scenario]:
+    """(i) The backbone without projections: a backlog of events committed at once, relayed
+    and handled (an inbox row and an effect row each) by worker programs of a test context,
+    on a database of its own; (g2) the database's own rate of transactions of that shape."""
+    from bench_backbone import (  # noqa: PLC0415
+        backbone_settings,
+        backlog_drain,
+        drop_database,
+        handler_transactions,
+    )
+
+    settings = backbone_settings(shop.stores.database_url, shop.stores.redis_url,
+                                 shop.stores.mongodb_url)  # fmt: skip
+    try:
+        size = 2_000 if plan.fixed_steps is False else 50_000
+        ceiling = await handler_transactions(settings, min(size, 10_000))
+        drained = await backlog_drain(settings, size)
+    finally:
+        drop_database(settings)
+    transactions = Scenario("g2", "database: an inbox row + an effect row a transaction",
+                            "ceiling")  # fmt: skip
+    transactions.knee = {"rate": round(ceiling, 1), "achieved_rate": round(ceiling, 1)}
+    transactions.steps.append(transactions.knee)
+    alone = Scenario("i", "backbone drain without projections (relay + handlers)", "write")
+    alone.knee = {
+        "events": drained["backlog"], "seconds": drained["seconds"],
+        "achieved_rate": drained["end_to_end_events_per_s"],
+        "cpu_ms_per_event": {
+            "worker": drained["workers_cpu_ms_per_event"],
+            "postgres": drained["postgres_cpu_ms_per_event"],
+            "redis": drained["redis_cpu_ms_per_event"],
+        },
+    }  # fmt: skip
+    alone.steps.append(alone.knee)
+    return [transactions, alone]
 
 
 async def _profile_flow(shop: Shop, scenario: Scenario) -> Flow:
@@ -839,7 +1180,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             report = await run(shop, plan, args)
         finally:
             await session.close()
-            report_codes = {"api": stop_server(api)}
+            report_codes = {**shop.exit_codes, "api": stop_server(api)}
             if shop.worker is not None:
                 report_codes["worker"] = stop_server(shop.worker)
             for log in stores.data_dir.glob("*.log"):  # kept beside the report

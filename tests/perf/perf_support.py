@@ -120,8 +120,9 @@ def start_server(
         SHOP_RATE_LIMIT_LOGIN_PER_MINUTE="10000", SHOP_RATE_LIMIT_REGISTER_PER_MINUTE="10000",
         **(extra_env or {}),
     )  # fmt: skip
-    # `shop <command>`, or another program of the environment (an ASGI server) as given.
-    program = [] if command[0] == "granian" else ["shop"]
+    # `shop <command>`, or another program of the environment (an ASGI server, the
+    # harness's control app) as given.
+    program = [] if command[0] in {"granian", "python"} else ["shop"]
     argv = ["uv", "run", "--no-sync", *program, *command]
     if command == ("api",):
         argv += ["--host", "127.0.0.1", "--port", str(port)]
@@ -129,7 +130,8 @@ def start_server(
     if pinning():
         os.sched_setaffinity(0, cpus if cpus is not None else {SERVER_CPU})  # inherited at fork
     try:
-        with (data_dir / f"{command[0]}.log").open("ab") as log:
+        name = Path(command[1]).stem if command[0] == "python" else command[0]
+        with (data_dir / f"{name}.log").open("ab") as log:
             return subprocess.Popen(
                 argv, cwd=ROOT, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=log,

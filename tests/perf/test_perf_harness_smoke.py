@@ -35,19 +35,32 @@ def test_the_quick_run_measures_every_scenario_and_writes_both_reports(
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((tmp_path / "results.json").read_text())
     scenarios = {scenario["key"]: scenario for scenario in report["scenarios"]}
-    assert set(scenarios) == {"g", "a", "b1", "b2", "b3", "c", "d", "f", "e"}
+    assert set(scenarios) == {
+        "g", "m1", "m2", "a", "b1", "b2", "b3", "c", "d", "h", "c0", "d0", "h0", "f", "e",
+        "g2", "i",
+    }  # fmt: skip
     # Each load scenario ran its steps and the service answered every request as it should.
     # Whether a step stays under the latency bound (the knee), or a request under the
     # generator's 10 s timeout, is speed, which a busy machine decides.
-    for key in ("g", "a", "b1", "b2", "b3", "c", "d"):
+    for key in ("g", "a", "b1", "b2", "b3", "c", "d", "h", "c0", "d0", "h0"):
         steps = scenarios[key]["steps"]
         assert steps, key
         assert all(step["achieved_rate"] > 0 for step in steps), (key, steps)
         wrong = [w for s in steps for w in s.get("error_samples", {}) if w.startswith("HTTP")]
         assert wrong == [], (key, steps)
+    for key in ("m1", "m2", "g2"):  # the stores' own ceilings were measured
+        assert scenarios[key]["knee"]["achieved_rate"] > 0, key
     drained = scenarios["f"]["knee"]
-    assert drained["events"] > 0  # c and d left events for the worker
+    assert drained["events"] > 0  # c, d and h left events for the worker
     assert drained["achieved_rate"] > 0
+    alone = scenarios["i"]["knee"]
+    assert alone["events"] > 0
+    assert alone["achieved_rate"] > 0
+    # Every write route was measured beside its control, and the ratio reported.
+    goals = {goal["name"]: goal for goal in report["goals"]}
+    for key in ("c", "d", "h"):
+        ratio = next(g for name, g in goals.items() if name.startswith(f"write {key}:"))
+        assert ratio["value"] is not None, ratio
     checkout = scenarios["e"]["steps"][0]
     assert checkout["outcomes"].get("confirmed", 0) > 0  # confirm -> confirmed was seen
     assert checkout["never_visible"] == 0
