@@ -291,6 +291,6 @@ async def test_a_rebuilt_catalog_is_not_hidden_by_the_cache(
         shop_settings, CONTEXTS, views_of(CONTEXTS, "product_catalog"),
         lambda _view, _total: lambda _done: None,
     )  # fmt: skip
-    # Each API process checks the cache's generation every GENERATION_CHECK_S: the rebuilt
+    # Each API process checks the cache's epoch every CHECK_S: the rebuilt
     # answer shows within that, well inside the views' 1 s promise.
     await eventually(lambda: _is(price(), 4321), "the rebuilt price", within=1)

@@ -36,7 +36,7 @@ def test_every_event_carries_the_snapshot_the_view_stores_and_the_api_answers() 
         stock=contract.Stock(on_hand=15, reserved=3, available=12), is_active=True,
     )  # fmt: skip
     held, adjusted = [TRANSLATIONS[type(e)](product, e) for e in product.pull_events()]
-    assert isinstance(held, contract.ProductChanged)
+    assert isinstance(held, contract.StockHeld)
     assert isinstance(adjusted, contract.StockAdjusted)
     assert (adjusted.product, adjusted.delta, adjusted.reason) == (snapshot, 5, "delivery")
     assert (adjusted.aggregate_id, adjusted.aggregate_version) == ("MUG-1", 2)

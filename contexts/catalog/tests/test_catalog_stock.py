@@ -191,12 +191,12 @@ async def test_a_redelivered_order_placed_or_cancelled_is_handled_once(
     reserve = Route("catalog", subscribe(OrderPlaced, ReserveStock))
     release = Route("catalog", subscribe(OrderCancelled, ReleaseStock))
     placed_payload = msgspec.json.encode(placed).decode()
-    assert await delivery.deliver(reserve, placed_payload)
-    assert not await delivery.deliver(reserve, placed_payload)
+    assert await delivery.deliver(reserve, [placed_payload]) == 1
+    assert await delivery.deliver(reserve, [placed_payload]) == 0
     assert await levels(engine, sku) == (10, 3)
     cancelled_payload = msgspec.json.encode(cancelled).decode()
-    assert await delivery.deliver(release, cancelled_payload)
-    assert not await delivery.deliver(release, cancelled_payload)
+    assert await delivery.deliver(release, [cancelled_payload]) == 1
+    assert await delivery.deliver(release, [cancelled_payload]) == 0
     assert await levels(engine, sku) == (10, 0)
 
 
@@ -234,7 +234,7 @@ async def test_a_reservation_that_loses_the_race_announces_nothing(
             await conn.execute(
                 text(
                     "SELECT count(*) FROM messaging.outbox WHERE aggregate_id = :s "
-                    "AND event_type = 'catalog.ProductChanged.v2'"
+                    "AND event_type = 'catalog.StockHeld.v1'"
                 ),
                 {"s": sku},
             )

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_devkit.app_plugin import patience
 from shop_kernel.messaging.events import IntegrationEvent
-from shop_kernel.messaging.projection import apply_if_newer
+from shop_kernel.messaging.projection import ViewWrite, apply_newest
 from shop_kernel.messaging.subscriptions import Subscription, project, subscribe
 from shop_kernel.migrations import MigrationTarget
 from shop_kernel.modules import ContextModule
@@ -112,16 +112,20 @@ class ShelfView:
         self.collection: Any = database["backbone_shelves"]
         self.started: Any = database[STARTED]
 
-    async def __call__(self, event: ShelfStocked) -> None:
-        if event.view_sleep:
-            await self.started.insert_one({"_id": str(event.event_id)})
-            await asyncio.sleep(event.view_sleep)
-        await apply_if_newer(
+    async def __call__(self, events: Sequence[ShelfStocked]) -> None:
+        for event in events:
+            if event.view_sleep:
+                await self.started.insert_one({"_id": str(event.event_id)})
+                await asyncio.sleep(event.view_sleep)
+        now = datetime.now(UTC)
+        await apply_newest(
             self.collection,
-            event.aggregate_id,
-            event.aggregate_version,
-            {"quantity": event.quantity, "shelf": event.shelf, "projected_at": datetime.now(UTC)},
-        )
+            [
+                ViewWrite(event.aggregate_id, event.aggregate_version,
+                          {"quantity": event.quantity, "shelf": event.shelf, "projected_at": now})
+                for event in events
+            ],
+        )  # fmt: skip
 
 
 class ShelfStates:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 import dramatiq
 import httpx
+import msgspec
 from backbone_support import (
     RecordEffect,
     ShelfStocked,
@@ -189,22 +191,27 @@ async def test_the_worker_serves_per_subscriber_and_relay_metrics(
                 text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
             except httpx.HTTPError:
                 return False
-            return f'actor_name="{module.name}.ShelfView"' in text and "lag" in text
+            return f'actor_name="{module.name}.ShelfView.batch"' in text and "lag" in text
 
         await eventually(scraped, 20, "the worker's metrics endpoint")
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
     finally:
         stop(worker)
-    handled = (
+    # Messages per actor (the relay sends a subscriber's events in batches: 1 to 5 of them) ...
+    batches = re.search(
         "dramatiq_messages_total"
-        f'{{actor_name="{module.name}.RecordEffect",queue_name="{module.name}"}} 5.0'
+        rf'{{actor_name="{module.name}.RecordEffect.batch",queue_name="{module.name}"}} (\d+)',
+        metrics,
     )
-    assert handled in metrics
-    lag = (
-        "shop_event_delivery_lag_seconds_count"
-        f'{{kind="projector",subscriber="{module.name}.ShelfView"}} 5.0'
-    )
-    assert lag in metrics
+    assert batches is not None
+    assert 1 <= float(batches[1]) <= 5
+    # ... and events per subscriber.
+    for kind, subscriber in [("handler", "RecordEffect"), ("projector", "ShelfView")]:
+        lag = (
+            "shop_event_delivery_lag_seconds_count"
+            f'{{kind="{kind}",subscriber="{module.name}.{subscriber}"}} 5.0'
+        )
+        assert lag in metrics
     assert "shop_relay_batch_events_count" in metrics
 
 
@@ -283,6 +290,33 @@ async def test_a_failing_handler_ends_in_the_dead_letters_and_a_replay_applies_i
             assert dead_letters(broker, queues) == []
     finally:
         RecordEffect.jammed.discard(event.shelf)
+
+
+async def test_a_batch_with_a_failing_event_goes_on_one_by_one_and_only_that_one_dead_letters(
+    settings: Settings, module: ContextModule, engine: AsyncEngine,
+) -> None:  # fmt: skip
+    events = [stocked() for _ in range(5)]
+    jammed = events[2]
+    RecordEffect.jammed.add(jammed.shelf)
+    queues = Backbone.of([module]).queues
+    try:
+        await publish(engine, *events)  # one commit: the relay sends them in one batch
+        with in_process_worker(settings, module) as broker:
+
+            async def dead_lettered() -> bool:
+                return len(dead_letters(broker, queues)) == 1
+
+            await eventually(dead_lettered, 30, "the jammed event's dead letter")
+            others = [event for event in events if event is not jammed]
+            await eventually(lambda: all_applied_once(engine, others), 20, "the other four")
+            [letter] = dead_letters(broker, queues)
+            assert letter.subscriber == f"{module.name}.RecordEffect"
+            [payload] = letter.message.args  # alone
+            assert msgspec.json.decode(payload)["event_id"] == str(jammed.event_id)
+            assert letter.event_type == "test.ShelfStocked.v1"
+            assert (await effects(engine, [jammed]))[jammed.event_id] == 0
+    finally:
+        RecordEffect.jammed.discard(jammed.shelf)
 
 
 async def test_a_payload_that_cannot_be_decoded_is_dead_lettered_at_once_with_the_reason(

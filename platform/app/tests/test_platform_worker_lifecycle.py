@@ -116,9 +116,12 @@ def _metrics_url(log: Path) -> str | None:
     return served[-1]["url"] if served else None
 
 
-def _handled(metrics: str, actor: str) -> float:
+def _handled(metrics: str, subscriber: str) -> float:
+    """Events the subscriber handled, as a worker program's metrics count them (its
+    messages may each carry several)."""
     found = re.search(
-        rf'^dramatiq_messages_total{{actor_name="{re.escape(actor)}",queue_name="[^"]*"}} (\S+)$',
+        rf'^shop_event_delivery_lag_seconds_count{{kind="handler",'
+        rf'subscriber="{re.escape(subscriber)}"}} (\S+)$',
         metrics,
         re.MULTILINE,
     )
@@ -147,12 +150,12 @@ async def test_two_worker_programs_on_one_host_each_serve_their_own_metrics(
 
         await eventually(both_served, 30, "both programs' metrics endpoints")
         urls = [_metrics_url(log) or "" for log in logs]
-        actor = f"{module.name}.RecordEffect"
+        subscriber = f"{module.name}.RecordEffect"
 
         async def all_counted() -> bool:
             async with httpx.AsyncClient(timeout=5) as client:
                 scraped = [(await client.get(url)).text for url in urls]
-            return sum(_handled(text, actor) for text in scraped) == len(events)
+            return sum(_handled(text, subscriber) for text in scraped) == len(events)
 
         await eventually(all_counted, 30, "every handled event counted once, across both")
     finally:

@@ -64,8 +64,8 @@ def deliver(engine: AsyncEngine, handler: BuildShelf, transaction: TransactionKi
     delivery = Delivery(EventRegistry([ShelfBuilt]), lambda: transactions, lambda _t: handler)
     route = Route("tests", subscribe(ShelfBuilt, BuildShelf, transaction=transaction))
 
-    async def once(event: ShelfBuilt) -> bool:
-        return await delivery.deliver(route, msgspec.json.encode(event).decode())
+    async def once(*events: ShelfBuilt) -> int:
+        return await delivery.deliver(route, [msgspec.json.encode(e).decode() for e in events])
 
     return once
 
@@ -104,3 +104,25 @@ async def test_a_subscription_with_its_own_transaction_commits_on_its_own(
     assert await once(repeat)
     assert not await once(repeat)
     assert await rows(engine, "SELECT count(*) FROM messaging.inbox") == [1]
+
+
+async def test_a_batch_is_one_transaction_in_which_each_new_event_is_handled_once(
+    engine: AsyncEngine,
+) -> None:
+    handler = BuildShelf()
+    once = deliver(engine, handler, "delivery")
+    earlier, twice = built("a"), built("b")
+    assert await once(earlier) == 1
+    assert await once(earlier, twice, built("c"), twice) == 2  # a handled before; b once
+    assert sorted(await rows(engine, "SELECT name FROM shelf")) == ["a", "b", "c"]
+    assert await rows(engine, "SELECT count(*) FROM messaging.inbox") == [3]
+
+
+async def test_a_batch_that_fails_leaves_none_of_its_events_handled(engine: AsyncEngine) -> None:
+    handler = BuildShelf()
+    once = deliver(engine, handler, "delivery")
+    with pytest.raises(RuntimeError):
+        await once(built("a"), built("b", then_fail=True), built("c"))
+    assert handler.given == [True, True]  # c was never reached
+    assert await rows(engine, "SELECT name FROM shelf") == []
+    assert await rows(engine, "SELECT count(*) FROM messaging.inbox") == [0]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from shop_kernel.messaging.projection import apply_if_newer
+from shop_kernel.messaging.projection import ViewWrite, apply_newest
 from shop_kernel.views import rebuild_view
 
 Document = dict[str, Any]
@@ -57,7 +57,7 @@ async def project(view: Any, shelves: Shelves, key: str, quantity: int) -> None:
     """A change in the write store and its projection, as the worker makes them."""
     version = shelves.state[key]["version"] + 1 if key in shelves.state else 1
     shelves.state[key] = {"_id": key, "quantity": quantity, "version": version}
-    await apply_if_newer(view, key, version, {"quantity": quantity})
+    await apply_newest(view, [ViewWrite(key, version, {"quantity": quantity})])
 
 
 async def test_everything_projected_during_a_rebuild_is_in_the_view_after_it(

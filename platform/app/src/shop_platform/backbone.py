@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,19 +14,24 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_kernel.di import instantiated, resolved
+from shop_kernel.log import get_logger
 from shop_kernel.messaging.broker import create_broker, enqueue_many
 from shop_kernel.messaging.deferral import DeferUnfamiliar
 from shop_kernel.messaging.delivery import Delivery
-from shop_kernel.messaging.events import EventDecodeError, EventRegistry
+from shop_kernel.messaging.events import EventDecodeError, EventRegistry, tag_of
 from shop_kernel.messaging.registry import Registration, Release, RouteEntry
 from shop_kernel.messaging.relay import Relay
+from shop_kernel.messaging.retries import error_of
 from shop_kernel.messaging.subscriptions import Route
 from shop_kernel.modules import ContextModule
+from shop_kernel.outages import is_outage
 from shop_kernel.redis_client import redis_url
 from shop_kernel.settings import Settings
 from shop_kernel.sql import database_url
 from shop_kernel.unit_of_work import Transactions
 from shop_platform.resources import Resources
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,21 +77,25 @@ class Backbone:
         return broker
 
     def declare_actors(self, broker: RedisBroker, container: Callable[[], punq.Container]) -> None:
-        """One actor per subscriber (a reactor may take several event types); each delivery
-        resolves its reactor from the live container."""
+        """One actor per subscriber (a reactor may take several event types), and one for
+        its batches where it takes them; each delivery resolves its reactor from the live
+        container."""
         declared: set[str] = set()
         for route in self.routes:
             if route.actor_name in declared:
                 continue
             declared.add(route.actor_name)
-            dramatiq.Actor(
-                _deliverer(self.registry, route, container),
-                broker=broker,
-                actor_name=route.actor_name,
-                queue_name=route.queue_name,
-                priority=0,
-                options={"throws": (EventDecodeError,)},
-            )
+            deliver = _deliverer(self.registry, route, container, broker)
+            names = [route.actor_name, *([route.batch_actor_name] if route.batched else [])]
+            for name in names:
+                dramatiq.Actor(
+                    deliver,
+                    broker=broker,
+                    actor_name=name,
+                    queue_name=route.queue_name,
+                    priority=0,
+                    options={"throws": (EventDecodeError,)},
+                )
 
     def relay(self, settings: Settings, resources: Resources, broker: RedisBroker) -> Relay:
         return Relay(
@@ -106,7 +116,9 @@ class Backbone:
     def release(self) -> Release:
         """What this build declares to the registry: its routes and the event types it knows."""
         entries = (
-            RouteEntry(tag, route.subscriber, route.queue_name, route.actor_name)
+            RouteEntry(tag, route.subscriber, route.queue_name, route.batch_actor_name, True)
+            if route.batched
+            else RouteEntry(tag, route.subscriber, route.queue_name, route.actor_name)
             for route in self.routes
             for tag in self.tags(route)
         )
@@ -121,6 +133,8 @@ class Backbone:
         found: dict[str, set[str]] = {}
         for route in self.routes:
             found.setdefault(route.actor_name, set()).update(self.tags(route))
+            if route.batched:
+                found.setdefault(route.batch_actor_name, set()).update(self.tags(route))
         return {actor: frozenset(types) for actor, types in found.items()}
 
 
@@ -131,8 +145,11 @@ def release_ttl(settings: Settings) -> timedelta:
 
 
 def _deliverer(
-    registry: EventRegistry, route: Route, container: Callable[[], punq.Container]
-) -> Callable[[str], Any]:
+    registry: EventRegistry,
+    route: Route,
+    container: Callable[[], punq.Container],
+    broker: RedisBroker,
+) -> Callable[..., Any]:
     # Built once per actor. The container only exists once the worker's stores are open, so
     # the reactor is built on the first delivery and then reused (reactors keep no per-event
     # state); each delivery opens a unit of work of its own.
@@ -150,8 +167,26 @@ def _deliverer(
 
     delivery = Delivery(registry, transactions, reactor)
 
-    async def deliver(payload: str) -> None:
-        await delivery.deliver(route, payload)
+    async def deliver(*payloads: str) -> None:
+        try:
+            await delivery.deliver(route, payloads)
+        except Exception as failure:
+            if len(payloads) == 1 or is_outage(failure):
+                raise  # retried as it is: an outage waits, a failure spends the budget
+            # One of the batch's events fails (or cannot be read): each goes on alone,
+            # with retries and a dead letter of its own, and the others are not held up.
+            log.warning(
+                "batch failed; its events go on one by one", subscriber=route.subscriber,
+                events=len(payloads), error=error_of(failure),
+            )  # fmt: skip
+            singles = [
+                dramatiq.Message[None](
+                    queue_name=route.queue_name, actor_name=route.actor_name,
+                    args=(payload,), kwargs={}, options={"event_type": tag_of(payload)},
+                )
+                for payload in payloads
+            ]  # fmt: skip
+            await asyncio.to_thread(enqueue_many, broker, singles)
 
     deliver.__name__ = route.actor_name.replace(".", "_")
     return deliver

@@ -32,7 +32,8 @@ def create_redis(settings: Settings) -> Redis:
 
 def create_broker_redis(url: str, *, timeout: float) -> redis.Redis:
     """The (synchronous) client Dramatiq's broker works with. No command of the broker
-    blocks on the server (its consumers poll), so the bound never cuts a wait short."""
+    blocks on the server; an idle consumer waits for a wake-up on a subscription of its
+    own, with a bound of its own (shorter than this one), so the bound never cuts it short."""
     return redis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
         url, socket_timeout=timeout, socket_connect_timeout=timeout
     )

@@ -158,8 +158,9 @@ class Settings(SettingsSection, frozen=True, kw_only=True, forbid_unknown_fields
     worker_threads: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
     # The one currency the shop sells in (ISO 4217); every price and total is in it.
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = "EUR"
-    # How long an idle queue consumer waits at most before asking Redis again. Dramatiq's
-    # default (1 s) adds up to a second to the delivery of an event that finds it idle.
+    # How long a delay queue's idle consumer waits at most before asking Redis again (the
+    # retries it holds fall due in between). A queue's consumer wakes when a message is
+    # enqueued, and asks anyway after at least a second (messages.broker.WokenConsumer).
     worker_idle_poll_ms: Annotated[int, msgspec.Meta(ge=10, le=10_000)] = 100
     # Every call to a store is bounded, so that a store that hangs costs a 503 (or a retried
     # delivery), never a request or a worker thread held forever. PostgreSQL: connecting

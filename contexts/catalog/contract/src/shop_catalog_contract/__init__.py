@@ -81,7 +81,8 @@ class ProductCreated(ProductEvent, frozen=True, kw_only=True, tag="catalog.Produ
 
 
 class ProductChanged(ProductEvent, frozen=True, kw_only=True, tag="catalog.ProductChanged.v2"):
-    """Its name, description, price, activity or the stock held for orders changed."""
+    """Its name, description, price or activity changed (in earlier releases: also the stock
+    held for orders, now :class:`StockHeld`)."""
 
 
 class StockAdjusted(ProductEvent, frozen=True, kw_only=True, tag="catalog.StockAdjusted.v2"):
@@ -91,7 +92,14 @@ class StockAdjusted(ProductEvent, frozen=True, kw_only=True, tag="catalog.StockA
     reason: str
 
 
-PRODUCT_EVENTS: tuple[type[ProductEvent], ...] = (ProductCreated, ProductChanged, StockAdjusted)
+class StockHeld(ProductEvent, frozen=True, kw_only=True, tag="catalog.StockHeld.v1"):
+    """The stock held for orders changed (a reservation, or its release): the product's stock
+    figures alone."""
+
+
+PRODUCT_EVENTS: tuple[type[ProductEvent], ...] = (
+    ProductCreated, ProductChanged, StockAdjusted, StockHeld,
+)  # fmt: skip
 
 
 class StockReserved(IntegrationEvent, frozen=True, kw_only=True, tag="catalog.StockReserved.v1"):

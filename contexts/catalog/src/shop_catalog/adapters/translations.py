@@ -53,7 +53,7 @@ TRANSLATIONS: dict[type[DomainEvent], Translation] = {
         {
             model.ProductCreated: contract.ProductCreated,
             model.ProductChanged: contract.ProductChanged,
-            model.StockHeld: contract.ProductChanged,
+            model.StockHeld: contract.StockHeld,
             model.StockAdjusted: contract.StockAdjusted,
         },
         identity="sku",

@@ -1,17 +1,14 @@
-"""The ``product_catalog`` read view, and the cache in front of its hottest reads.
+"""The ``product_catalog`` read view: its documents, projector, rebuild source and queries.
 
-The projector writes a product's newest state (newest ``aggregate_version`` wins) and then
-bumps the cache's generation, which retires every cached answer (single products and first
-pages alike): a change is served stale at most ``GENERATION_CHECK_S`` longer than the
-projection takes. Cached answers are shared: readers must not change them.
+The projector writes each product's newest state (newest ``aggregate_version`` wins), a batch
+of events at a time, and then retires what it made stale in the cache in front of the
+view's hottest reads (:mod:`shop_catalog.adapters.cache`): the products it changed, and the
+cached pages only when a change may move a product into or out of a list.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
@@ -20,28 +17,23 @@ from beanie import Document
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_catalog.adapters.cache import COLLECTION, CatalogCache, CatalogChanges
 from shop_catalog.adapters.sql import product_from_row, products
 from shop_catalog.adapters.translations import product_snapshot
-from shop_catalog_contract import ProductEvent, ProductSnapshot, VersionedProduct
-from shop_kernel.log import get_logger
-from shop_kernel.messaging.projection import apply_if_newer
+from shop_catalog_contract import (
+    ProductEvent,
+    ProductSnapshot,
+    StockAdjusted,
+    StockHeld,
+    VersionedProduct,
+)
+from shop_kernel.messaging.projection import ViewWrite, apply_newest
 from shop_kernel.mongo import ReadStore
 from shop_kernel.pages import keyset_page
-from shop_kernel.views import cache_generation_key
 
-log = get_logger(__name__)
-
-COLLECTION = "product_catalog"
-CACHE_TTL_S = 300
-# How often a process asks Redis for the cache's generation, and how many answers it holds.
-GENERATION_CHECK_S = 0.1
-LOCAL_ENTRIES = 10_000
-_CACHE = f"shop:cache:{COLLECTION}"
-_GENERATION = cache_generation_key(COLLECTION)
 # The view's indexes: active products by sku, and by name then sku.
 Index = list[tuple[str, int]]
 BY_SKU: Index = [("is_active", ASCENDING), ("_id", ASCENDING)]
@@ -111,92 +103,27 @@ def versioned(entry: dict[str, Any]) -> VersionedProduct:
     return msgspec.convert({**entry, "sku": entry["_id"]}, VersionedProduct)
 
 
-class ProductCache:
-    """Cached reads under a generation number that every projected change bumps.
-
-    A reader notes the generation before it reads the view and stores what it read under
-    that generation: a change projected meanwhile has moved on to the next one, so a stale
-    read is not served once this process has seen the new generation.
-
-    Two levels: this process's own (the hottest answers, no round trip at all) in front of
-    Redis (shared by every API replica). The process looks the generation up in Redis at
-    most every ``GENERATION_CHECK_S``, so a change may be served stale that much longer than
-    the projection takes; the views promise visibility within 1 s.
-    """
-
-    def __init__(self, redis: Redis, *, local_entries: int = LOCAL_ENTRIES) -> None:
-        self._redis = redis
-        self._local: OrderedDict[str, tuple[int, Any]] = OrderedDict()
-        self._local_entries = local_entries
-        self._generation: tuple[float, int] | None = None  # (looked up at, value)
-
-    async def generation(self) -> int | None:
-        """The current generation; None when Redis cannot say (then nothing is cached)."""
-        now = time.monotonic()
-        if self._generation is not None and now - self._generation[0] < GENERATION_CHECK_S:
-            return self._generation[1]
-        try:
-            raw = await self._redis.get(_GENERATION)
-        except RedisError as exc:
-            log.warning("catalog cache unavailable; reading the view", error=repr(exc))
-            self._generation = None
-            self._local.clear()
-            return None
-        generation = int(raw) if raw is not None else 0
-        if self._generation is not None and generation != self._generation[1]:
-            self._local.clear()  # everything held is of an older generation
-        self._generation = (now, generation)
-        return generation
-
-    async def get(self, generation: int | None, key: str) -> Any | None:
-        if generation is None:
-            return None
-        held = self._local.get(key)
-        if held is not None and held[0] == generation:
-            self._local.move_to_end(key)
-            return held[1]
-        try:
-            raw = await self._redis.get(f"{_CACHE}:{generation}:{key}")
-        except RedisError:
-            return None
-        if raw is None:
-            return None
-        value = msgspec.json.decode(raw)
-        self._hold(generation, key, value)
-        return value
-
-    async def keep(self, generation: int | None, key: str, value: Any) -> None:
-        if generation is None:
-            return
-        self._hold(generation, key, value)
-        with contextlib.suppress(RedisError):  # a read served without caching is fine
-            await self._set(generation, key, value)
-
-    def _hold(self, generation: int, key: str, value: Any) -> None:
-        self._local[key] = (generation, value)
-        self._local.move_to_end(key)
-        while len(self._local) > self._local_entries:
-            self._local.popitem(last=False)
-
-    async def _set(self, generation: int, key: str, value: Any) -> None:
-        await self._redis.set(
-            f"{_CACHE}:{generation}:{key}", msgspec.json.encode(value), ex=CACHE_TTL_S
-        )
-
-    async def forget_everything(self) -> None:
-        await self._redis.incr(_GENERATION)
-
-
 class ProductCatalogProjector:
     def __init__(self, store: ReadStore, redis: Redis) -> None:
         self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
-        self._cache = ProductCache(redis)
+        self._changes = CatalogChanges(redis)
 
-    async def __call__(self, event: ProductEvent) -> None:
-        product = event.product
-        await apply_if_newer(self._view, product.sku, event.aggregate_version, document(product))
-        # Also when the event was not newer: a redelivery after a failed bump must still bump.
-        await self._cache.forget_everything()
+    async def __call__(self, events: Sequence[ProductEvent]) -> None:
+        writes = [
+            ViewWrite(event.product.sku, event.aggregate_version, document(event.product))
+            for event in events
+        ]
+        projected = await apply_newest(self._view, writes)
+        # Also what was not newer: a redelivery after a failed retirement must still retire.
+        await self._changes.retire(
+            projected.newest, lists_too=any(not _stock_only(event) for event in events)
+        )
+
+
+def _stock_only(event: ProductEvent) -> bool:
+    """Whether the change is to the product's stock figures alone, which move no product
+    into or out of a list."""
+    return isinstance(event, StockHeld | StockAdjusted)
 
 
 class ProductCatalogSource:
@@ -225,29 +152,39 @@ class ProductCatalog:
 
     def __init__(self, store: ReadStore, redis: Redis) -> None:
         self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
-        self._cache = ProductCache(redis)
+        self._cache = CatalogCache(redis)
 
     async def get(self, sku: str) -> dict[str, Any] | None:
-        generation = await self._cache.generation()
-        cached = await self._cache.get(generation, f"product:{sku}")
+        cached = await self._cache.product(sku)
         if cached is not None:
             return cached
         document = await self._view.find_one({"_id": sku})
         if document is not None:
-            await self._cache.keep(generation, f"product:{sku}", document)
+            await self._cache.keep([document])
         return document
 
     async def search(
         self, *, q: str | None, limit: int, after: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        key = f"page:{limit}:{q or ''}"
-        generation = await self._cache.generation()
-        if after is None and (cached := await self._cache.get(generation, key)) is not None:
-            return cached["items"], cached["next"]
+        """A page of active products; a first page's skus come from the cache, and its
+        products from the cache as well (each as current as its own latest change)."""
+        key = f"{limit}:{q or ''}"
+        cached = await self._cache.page(key) if after is None else None
+        if cached is not None:
+            skus, next_cursor = cached
+            found = await self._cache.products(skus)
+            missing = [sku for sku in skus if sku not in found]
+            if missing:
+                read = [doc async for doc in self._view.find({"_id": {"$in": missing}})]
+                await self._cache.keep(read)
+                found.update((doc["_id"], doc) for doc in read)
+            # A product that left the list since stays out until the page is read anew.
+            return [found[sku] for sku in skus if found.get(sku, {}).get("is_active")], next_cursor
         read = await self._first(limit + 1, q=q, after=after)
         page, next_cursor = keyset_page(read, limit, key=lambda doc: doc["_id"])
         if after is None:
-            await self._cache.keep(generation, key, {"items": page, "next": next_cursor})
+            await self._cache.keep(page)
+            await self._cache.keep_page(key, [doc["_id"] for doc in page], next_cursor)
         return page, next_cursor
 
     async def _first(self, count: int, *, q: str | None, after: str | None) -> list[dict[str, Any]]:

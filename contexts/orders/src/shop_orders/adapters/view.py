@@ -25,7 +25,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_kernel.messaging.projection import apply_if_newer
+from shop_kernel.messaging.projection import ViewWrite, apply_newest
 from shop_kernel.mongo import ReadStore
 from shop_kernel.pages import keyset_page
 from shop_orders.adapters.sql import order_from_row, orders
@@ -90,9 +90,13 @@ class OrderViewProjector:
     def __init__(self, store: ReadStore) -> None:
         self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
 
-    async def __call__(self, event: OrderEvent) -> None:
-        await apply_if_newer(
-            self._view, str(event.order.id), event.aggregate_version, document(event.order)
+    async def __call__(self, events: Sequence[OrderEvent]) -> None:
+        await apply_newest(
+            self._view,
+            (
+                ViewWrite(str(event.order.id), event.aggregate_version, document(event.order))
+                for event in events
+            ),
         )
 
 

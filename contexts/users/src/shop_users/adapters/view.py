@@ -21,7 +21,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shop_kernel.messaging.projection import apply_if_newer
+from shop_kernel.messaging.projection import ViewWrite, apply_newest
 from shop_kernel.mongo import ReadStore
 from shop_kernel.pages import keyset_page
 from shop_users.adapters.sql import user_from_row, users
@@ -81,10 +81,13 @@ class UserDirectoryProjector:
         self._view: AsyncCollection[dict[str, Any]] = store.collection(COLLECTION)
         self._source = UserDirectorySource(engine)
 
-    async def __call__(self, event: UserState) -> None:
-        async for document in self._source.documents([str(event.user_id)]):
-            key, version = document.pop("_id"), document.pop("version")
-            await apply_if_newer(self._view, key, version, document)
+    async def __call__(self, events: Sequence[UserState]) -> None:
+        wanted = sorted({str(event.user_id) for event in events})
+        writes = [
+            ViewWrite(document.pop("_id"), document.pop("version"), document)
+            async for document in self._source.documents(wanted)
+        ]
+        await apply_newest(self._view, writes)
 
 
 class UserDirectorySource:

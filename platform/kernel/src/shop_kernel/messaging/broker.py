@@ -1,19 +1,25 @@
-"""Dramatiq's Redis broker as the backbone uses it: tuned for crash recovery, batched sends."""
+"""Dramatiq's Redis broker as the backbone uses it: tuned for crash recovery, batched sends,
+and consumers that wake when a message arrives instead of polling for it."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import dramatiq
+import redis
 import uvloop
 from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis
-from dramatiq.errors import ActorNotFound
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer  # pyright: ignore[reportPrivateUsage]
+from dramatiq.common import compute_backoff, current_millis
+from dramatiq.errors import ActorNotFound, ConnectionClosed
 from dramatiq.middleware import AsyncIO, TimeLimit
+from redis.client import PubSub
 from redis.commands.core import Script
 
 from shop_kernel.messaging.dead_letters import FailureReasons
@@ -89,6 +95,101 @@ class BackboneBroker(RedisBroker):
         except ActorNotFound:
             return _StandIn(actor_name)
 
+    @property
+    def consumer_class(self) -> Any:
+        return WokenConsumer
+
+    def enqueue(self, message: dramatiq.Message[Any], *, delay: int | None = None) -> Any:
+        """Enqueue as Dramatiq does, then wake the queue's idle consumers."""
+        enqueued = cast("dramatiq.Message[Any]", super().enqueue(message, delay=delay))  # pyright: ignore[reportUnknownMemberType]
+        redis_of(self).publish(wake_channel(self.namespace, enqueued.queue_name), b"")  # pyright: ignore[reportUnknownMemberType]
+        return enqueued
+
+
+def wake_channel(namespace: str, queue_name: str) -> str:
+    """Where an enqueue tells a queue's idle consumers to fetch (a delay queue has its own)."""
+    return f"{namespace}:wake:{queue_name}"
+
+
+# How long an idle consumer of a queue waits for a wake-up before it asks Redis anyway (for
+# a message a wake-up missed: one recovered from a dead worker, or sent while its connection
+# was down). A delay queue's consumer waits at most its worker's timeout, since the delayed
+# messages it holds fall due in between.
+WAKE_FALLBACK_S = 1.0
+
+
+class WokenConsumer(_RedisConsumer):
+    """A consumer that, with nothing to fetch, waits for the next enqueue's wake-up (a Redis
+    pub/sub message on :func:`wake_channel`) rather than sleeping: a message is taken the
+    moment it arrives, however idle the queue was, and an idle queue costs Redis a fetch a
+    second, not one every 100 ms.
+
+    The subscription is made before the first fetch and kept, so a wake-up published after
+    a fetch came back empty is waiting when the consumer listens; one published before the
+    fetch only makes the next wait end at once.
+    """
+
+    def __init__(self, broker: RedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)  # pyright: ignore[reportUnknownMemberType]
+        self._client = redis_of(broker)
+        self._channel = wake_channel(broker.namespace, queue_name)
+        self._wakeups: PubSub | None = None
+        delayed = queue_name.endswith(".DQ")
+        self._longest_wait_s = timeout / 1000 if delayed else max(WAKE_FALLBACK_S, timeout / 1000)
+
+    def __next__(self) -> MessageProxy | None:
+        # Dramatiq's consumer is untyped: its state is read and written through ``own``.
+        own: Any = self
+        try:
+            while True:
+                if own.message_cache:
+                    data = own.message_cache.pop(0)
+                    if data is None:  # pragma: no cover - Dramatiq's own guard (its #266)
+                        continue
+                    own.misses = 0
+                    message: dramatiq.Message[Any] = dramatiq.Message.decode(data)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+                    own.queued_message_ids.add(message.message_id)
+                    return MessageProxy(message)
+                room: int = own.prefetch - own.outstanding_message_count
+                if room <= 0:  # as many in hand as it may hold: wait for them, as Dramatiq does
+                    own.misses, backoff_ms = compute_backoff(own.misses, max_backoff=own.timeout)
+                    time.sleep(backoff_ms / 1000)
+                    return None
+                wakeups = self._listening()
+                own.message_cache = own.broker.do_fetch(own.queue_name, room)
+                if not own.message_cache:
+                    _wait_for_a_wakeup(wakeups, self._longest_wait_s)
+                    return None
+        except redis.ConnectionError as exc:
+            self._stop_listening()
+            raise ConnectionClosed(exc) from None
+
+    def _listening(self) -> PubSub:
+        if self._wakeups is None:
+            wakeups = self._client.pubsub(ignore_subscribe_messages=True)  # pyright: ignore[reportUnknownMemberType]
+            wakeups.subscribe(self._channel)  # pyright: ignore[reportUnknownMemberType]
+            self._wakeups = wakeups
+        return self._wakeups
+
+    def _stop_listening(self) -> None:
+        if self._wakeups is not None:
+            with contextlib.suppress(redis.RedisError):
+                self._wakeups.close()
+            self._wakeups = None
+
+    def close(self) -> None:
+        self._stop_listening()
+        super().close()  # pyright: ignore[reportUnknownMemberType]
+
+
+def _wait_for_a_wakeup(wakeups: PubSub, longest_s: float) -> None:
+    """Until a wake-up comes (taking every one already waiting: one fetch serves them all)
+    or ``longest_s`` has passed."""
+    if wakeups.get_message(timeout=longest_s) is None:  # pyright: ignore[reportUnknownMemberType]
+        return
+    while wakeups.get_message(timeout=0) is not None:  # pyright: ignore[reportUnknownMemberType]
+        continue
+
 
 class UvloopAsyncIO(AsyncIO):
     """Dramatiq's event loop thread for async actors, running uvloop's loop.
@@ -121,6 +222,9 @@ def enqueue_many(broker: RedisBroker, messages: Sequence[dramatiq.Message[Any]])
         for m in messages
     ]
     with redis_of(broker).pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]
+        for queue_name in sorted({message.queue_name for message in prepared}):
+            # After the enqueues in the pipeline's order: woken consumers find them.
+            pipe.publish(wake_channel(broker.namespace, queue_name), b"")  # pyright: ignore[reportUnknownMemberType]
         for message in prepared:
             broker.emit_before("enqueue", message, None)
             dispatch(

@@ -16,6 +16,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from redis.asyncio import Redis as AsyncRedis
 
+from shop_kernel.messaging.registry import event_types_of, subscriber_of
 from shop_kernel.messaging.retries import (
     LAST_ERROR,
     OUTAGE_RETRIES_OPTION,
@@ -94,8 +95,8 @@ def dead_letters(broker: RedisBroker, queues: Iterable[str] | None = None) -> li
                 DeadLetter(
                     id=redis_id,
                     queue=queue,
-                    subscriber=message.actor_name,
-                    event_type=str(message.options.get("event_type", "?")),
+                    subscriber=subscriber_of(message.actor_name),
+                    event_type=event_types_of(message.options),
                     error=reason.decode() if reason else _last_error(message.options),
                     attempts=_attempts(message.options),
                     failed_at=datetime.fromtimestamp(score / 1000, UTC),

@@ -19,6 +19,7 @@ from dramatiq.middleware import SkipMessage
 
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.metrics import DEFERRALS
+from shop_kernel.messaging.registry import EVENT_TYPES
 from shop_kernel.messaging.retries import LAST_ERROR
 
 log = get_logger(__name__)
@@ -39,13 +40,15 @@ class DeferUnfamiliar(dramatiq.Middleware):
     def before_process_message(
         self, broker: dramatiq.Broker, message: dramatiq.MessageProxy
     ) -> None:
-        actor, event_type = message.actor_name, message.options.get("event_type")
+        actor = message.actor_name
+        carried = message.options.get(EVENT_TYPES) or [message.options.get("event_type")]
         types = self._handled.get(actor)
         if types is None and actor in cast("Any", broker).actors:
             return  # an actor of this worker's own that is not a subscriber
-        if types is not None and (event_type is None or event_type in types):
+        unknown = [t for t in carried if t is not None and types is not None and t not in types]
+        if types is not None and not unknown:
             return
-        self._defer(broker, message, event_type)
+        self._defer(broker, message, unknown[0] if unknown else carried[0])
 
     def _defer(
         self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, event_type: Any

@@ -1,24 +1,31 @@
-"""Running a subscriber for one delivered event: decode, then handle once or project.
+"""Running a subscriber for the events of one message: decode, then handle once or project.
 
-A handler's delivery opens a unit of work and writes the inbox row (subscriber, event_id) in
-it: a redelivered event finds its row and changes nothing. The handler is given that unit of
-work and passes it to its use case, so the change, its events and the inbox row commit
-together; a subscription declared with a transaction of its own gets a new unit of work
-instead (its commits are its own), while the inbox row still commits with the delivery's.
-Projectors need no inbox; they apply an event only
-if it is newer than what the view holds. Each subscriber has a circuit: after an outage its
-messages wait for one probe at a time (see :mod:`shop_kernel.messaging.circuit`).
+A message carries one event, or a batch of them for a subscriber that takes batches (see
+:attr:`Route.batched`): the relay puts what one of its batches has for such a subscriber in
+one message, so a backlog costs a transaction (or a ``bulk_write``) per batch, not per event.
+
+A handler's delivery opens a unit of work and writes the inbox rows (subscriber, event_id) of
+its events in it, in one statement: an event redelivered finds its row and changes nothing.
+The handler is given that unit of work for each new event in turn and passes it to its use
+case, so the changes, their events and the inbox rows commit together; a subscription
+declared with a transaction of its own gets a new unit of work instead (its commits are its
+own; it takes its events one by one), while the inbox row still commits with the delivery's.
+Projectors need no inbox; they apply an event only if it is newer than what the view holds.
+Each subscriber has a circuit: after an outage its messages wait for one probe at a time
+(see :mod:`shop_kernel.messaging.circuit`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, Uuid, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
+from shop_kernel.driver import Compiled
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.circuit import Circuit
 from shop_kernel.messaging.events import EventRegistry, IntegrationEvent
@@ -29,10 +36,16 @@ from shop_kernel.unit_of_work import Transactions
 
 log = get_logger(__name__)
 
-# Built once: a statement object memoises its cache key, so each delivery only binds values.
-CLAIM = (
+# The inbox rows of a message's events, in one statement: those it returns are new.
+CLAIM = Compiled(
     insert(inbox)
-    .values(subscriber=bindparam("subscriber"), event_id=bindparam("event_id"))
+    .from_select(
+        ["subscriber", "event_id"],
+        select(
+            cast(bindparam("subscriber"), Text),
+            func.unnest(bindparam("event_ids", type_=ARRAY(Uuid))),
+        ),
+    )
     .on_conflict_do_nothing()
     .returning(inbox.c.event_id)
 )
@@ -50,9 +63,10 @@ class Delivery:
         self._build = build
         self._circuits: dict[str, Circuit] = {}
 
-    async def deliver(self, route: Route, payload: str) -> bool:
-        """Return False when the event had already been handled by this subscriber."""
-        event = self._registry.decode(payload)
+    async def deliver(self, route: Route, payloads: Sequence[str]) -> int:
+        """Handle (or project) the events of one message; return how many this subscriber
+        had not handled before (a projector's: all of them)."""
+        events = [self._registry.decode(payload) for payload in payloads]
         reactor = self._build(route.subscription.reactor)
         circuit = self._circuits.get(route.subscriber)
         if circuit is None:
@@ -60,33 +74,42 @@ class Delivery:
         circuit.enter()
         try:
             if route.subscription.kind == "projector":
-                await reactor(event)
-                applied = True
+                await reactor(events)
+                applied = events
             else:
-                applied = await self._handle_once(route, event, reactor)
+                applied = await self._handle_once(route, events, reactor)
         except BaseException as failure:
             circuit.failed(failure)
             raise
         circuit.succeeded()
-        if applied:
-            lag = (datetime.now(UTC) - event.occurred_at).total_seconds()
-            DELIVERY_LAG_SECONDS.labels(route.subscriber, route.subscription.kind).observe(lag)
-        return applied
+        now = datetime.now(UTC)
+        lag = DELIVERY_LAG_SECONDS.labels(route.subscriber, route.subscription.kind)
+        for event in applied:
+            lag.observe((now - event.occurred_at).total_seconds())
+        return len(applied)
 
-    async def _handle_once(self, route: Route, event: IntegrationEvent, handler: Any) -> bool:
+    async def _handle_once(
+        self, route: Route, events: Sequence[IntegrationEvent], handler: Any
+    ) -> list[IntegrationEvent]:
         transactions = self._transactions()
+        unique = list({event.event_id: event for event in events}.values())
         async with transactions.unit_of_work() as uow:
-            claimed = await uow.connection.execute(
-                CLAIM, {"subscriber": route.subscriber, "event_id": event.event_id}
+            claimed = await CLAIM.rows(
+                await uow.driver(),
+                subscriber=route.subscriber,
+                event_ids=[event.event_id for event in unique],
             )
-            if claimed.first() is None:
-                log.info(
-                    "event already handled",
-                    subscriber=route.subscriber,
-                    event_id=str(event.event_id),
-                )
-                return False
+            new: set[uuid.UUID] = {row["event_id"] for row in claimed}
+            for event in unique:
+                if event.event_id not in new:
+                    log.info(
+                        "event already handled",
+                        subscriber=route.subscriber,
+                        event_id=str(event.event_id),
+                    )
+            fresh = [event for event in unique if event.event_id in new]
             own = route.subscription.transaction == "own"
-            await handler(event, transactions.unit_of_work() if own else uow)
+            for event in fresh:
+                await handler(event, transactions.unit_of_work() if own else uow)
             await uow.commit()
-        return True
+        return fresh

@@ -100,10 +100,9 @@ class EventRegistry:
         )
 
     def decode(self, payload: bytes | str) -> IntegrationEvent:
-        try:
-            tag = msgspec.json.decode(payload, type=_Envelope).type
-        except msgspec.DecodeError as exc:
-            raise EventDecodeError(f"not an event envelope: {exc}") from exc
+        tag = tag_of(payload)
+        if tag is None:
+            raise EventDecodeError("not an event envelope")
         event_type = self._types.get(tag)
         if event_type is None:
             raise EventDecodeError(f"unknown event type {tag!r}")
@@ -112,6 +111,14 @@ class EventRegistry:
         except msgspec.DecodeError as exc:
             raise EventDecodeError(f"{tag}: {exc}") from exc
         return event.upcast() if isinstance(event, LegacyEvent) else event
+
+
+def tag_of(payload: bytes | str) -> str | None:
+    """The tag a payload's envelope names, if it has one."""
+    try:
+        return msgspec.json.decode(payload, type=_Envelope).type
+    except msgspec.DecodeError:
+        return None
 
 
 def encode_event(event: IntegrationEvent) -> bytes:

@@ -51,6 +51,22 @@ from shop_kernel.messaging.tables import (
 log = get_logger(__name__)
 
 HEARTBEAT_S = 30.0
+# The option of a batch message that names its events' types, one per argument.
+EVENT_TYPES = "event_types"
+BATCH_SUFFIX = ".batch"  # of the actor a subscriber's batches go to
+
+
+def event_types_of(options: Mapping[str, Any]) -> str:
+    """The event type a message carries, or the types of a batch's events (each once)."""
+    batch = options.get(EVENT_TYPES)
+    if batch:
+        return ", ".join(sorted(set(batch)))
+    return str(options.get("event_type", "?"))
+
+
+def subscriber_of(actor_name: str) -> str:
+    """The subscriber an actor delivers to (its own, or its batches' actor)."""
+    return actor_name.removesuffix(BATCH_SUFFIX)
 # The key of the lock that registrations take exclusively and relays' routing shared.
 ROUTES_LOCK = 0x5307_0001
 
@@ -63,6 +79,7 @@ class RouteEntry:
     subscriber: str
     queue_name: str
     actor_name: str
+    batch: bool = False  # the actor takes several events a message
 
 
 @dataclass(frozen=True)
@@ -149,7 +166,7 @@ async def load_routes(connection: AsyncConnection, ttl: timedelta, generation: i
         await connection.execute(
             select(
                 release_routes.c.event_type, release_routes.c.subscriber,
-                release_routes.c.queue_name, release_routes.c.actor_name,
+                release_routes.c.queue_name, release_routes.c.actor_name, release_routes.c.batch,
             ).where(release_routes.c.release.in_(live)).distinct()
         )
     ).all()  # fmt: skip
@@ -159,9 +176,9 @@ async def load_routes(connection: AsyncConnection, ttl: timedelta, generation: i
         )
     ).scalars()
     grouped: dict[str, list[RouteEntry]] = {}
-    for event_type, subscriber, queue_name, actor_name in rows:
+    for event_type, subscriber, queue_name, actor_name, batch in rows:
         grouped.setdefault(event_type, []).append(
-            RouteEntry(event_type, subscriber, queue_name, actor_name)
+            RouteEntry(event_type, subscriber, queue_name, actor_name, batch)
         )
     return RouteTable(
         generation,

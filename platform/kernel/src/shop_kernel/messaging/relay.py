@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import dramatiq
 import psycopg
@@ -29,8 +30,10 @@ from shop_kernel.log import get_logger
 from shop_kernel.messaging.metrics import RELAY_BATCH_EVENTS, RELAY_BATCH_SECONDS
 from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.registry import (
+    EVENT_TYPES,
     GENERATION,
     Release,
+    RouteEntry,
     RouteTable,
     hold_routes,
     load_routes,
@@ -44,6 +47,8 @@ Enqueue = Callable[[Sequence[dramatiq.Message[None]]], None]
 # How often a relay reloads the routes even when no release came or went: a release whose
 # processes all stopped answering drops out of the routes this much after its TTL.
 ROUTES_REFRESH_S = 30.0
+# At most this many events in one message to a subscriber that takes batches.
+EVENTS_PER_MESSAGE = 100
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class Relay:
         batch_size: int = 500,
         poll_interval: float = 0.25,
         routes_refresh_s: float = ROUTES_REFRESH_S,
+        events_per_message: int = EVENTS_PER_MESSAGE,
     ) -> None:
         self._engine = engine
         self._listen_url = libpq_url(listen_url)
@@ -76,6 +82,7 @@ class Relay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._routes_refresh_s = routes_refresh_s
+        self._events_per_message = events_per_message
         self._table: RouteTable | None = None
         self._loaded_at = 0.0
 
@@ -129,17 +136,7 @@ class Relay:
             if unknown:
                 await self._park(connection, [(row.id, row.event_type) for row in unknown])
                 rows = [row for row in rows if table.knows(row.event_type)]
-            messages: list[dramatiq.Message[None]] = [
-                dramatiq.Message[None](
-                    queue_name=route.queue_name,
-                    actor_name=route.actor_name,
-                    args=(row.payload,),
-                    kwargs={},
-                    options={"request_id": row.request_id, "event_type": row.event_type},
-                )
-                for row in rows
-                for route in table.of(row.event_type)
-            ]
+            messages = _messages(rows, table, self._events_per_message)
             await asyncio.to_thread(self._enqueue, messages)
         batch = RelayBatch(
             len(returned), len(rows), len(messages), time.perf_counter() - started, len(unknown)
@@ -202,3 +199,44 @@ class Relay:
             except Exception as exc:  # noqa: BLE001 - polling carries on; listening comes back
                 log.warning("relay cannot listen for notifications; polling", error=repr(exc))
                 await asyncio.sleep(2.0)
+
+
+def _messages(
+    rows: Sequence[Any], table: RouteTable, per_message: int
+) -> list[dramatiq.Message[None]]:
+    """One message per (event, subscriber), but for the subscribers that take batches: one
+    per ``per_message`` of their events in this batch, in the order they were committed."""
+    messages: list[dramatiq.Message[None]] = []
+    batches: dict[RouteEntry, list[Any]] = {}
+    for row in rows:
+        for route in table.of(row.event_type):
+            if route.batch:
+                # Keyed by where they go: a subscriber's event types share its actor.
+                key = RouteEntry("", route.subscriber, route.queue_name, route.actor_name, True)
+                batches.setdefault(key, []).append(row)
+                continue
+            messages.append(
+                dramatiq.Message[None](
+                    queue_name=route.queue_name,
+                    actor_name=route.actor_name,
+                    args=(row.payload,),
+                    kwargs={},
+                    options={"request_id": row.request_id, "event_type": row.event_type},
+                )
+            )
+    for route, batched in batches.items():
+        for start in range(0, len(batched), per_message):
+            chunk = batched[start : start + per_message]
+            messages.append(
+                dramatiq.Message[None](
+                    queue_name=route.queue_name,
+                    actor_name=route.actor_name,
+                    args=tuple(row.payload for row in chunk),
+                    kwargs={},
+                    options={
+                        "request_id": chunk[0].request_id,
+                        EVENT_TYPES: [row.event_type for row in chunk],
+                    },
+                )
+            )
+    return messages

@@ -20,6 +20,7 @@ from dramatiq.errors import ActorNotFound
 
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.metrics import OUTAGE_RETRIES
+from shop_kernel.messaging.registry import event_types_of, subscriber_of
 from shop_kernel.outages import is_outage
 
 log = get_logger(__name__)
@@ -68,8 +69,8 @@ class BackboneRetries(dramatiq.Middleware):
             return
         options = message.options
         where: dict[str, Any] = {
-            "subscriber": message.actor_name,
-            "event_type": options.get("event_type"),
+            "subscriber": subscriber_of(message.actor_name),
+            "event_type": event_types_of(options),
             "message_id": message.message_id,
             "error": error_of(exception),
         }

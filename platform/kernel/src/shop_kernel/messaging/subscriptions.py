@@ -12,10 +12,12 @@ its handler gets a unit of work of its own, whose commits do not wait for the de
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from shop_kernel.messaging.events import IntegrationEvent, event_tag
+from shop_kernel.messaging.registry import BATCH_SUFFIX
 from shop_kernel.unit_of_work import UnitOfWork
 
 E_contra = TypeVar("E_contra", bound=IntegrationEvent, contravariant=True)
@@ -30,9 +32,11 @@ class EventHandler(Protocol[E_contra]):
 
 
 class EventProjector(Protocol[E_contra]):
-    """Keeps a read view current; idempotent by the event's aggregate_version."""
+    """Keeps a read view current from a batch of events (in the order they were committed,
+    as far as one relay batch goes); idempotent by each event's aggregate_version, so a batch
+    may repeat events, bring them out of order, or overlap another batch."""
 
-    async def __call__(self, event: E_contra) -> None: ...
+    async def __call__(self, events: Sequence[E_contra]) -> None: ...
 
 
 Kind = Literal["handler", "projector"]
@@ -77,6 +81,19 @@ class Route:
     @property
     def actor_name(self) -> str:
         return self.subscriber
+
+    @property
+    def batched(self) -> bool:
+        """Whether the subscriber takes several events a message: a projector, and a handler
+        working in its delivery's transaction (one transaction, one inbox statement for the
+        batch). A subscription with a transaction of its own (a mail) takes them one by one."""
+        return self.subscription.kind == "projector" or self.subscription.transaction == "delivery"
+
+    @property
+    def batch_actor_name(self) -> str:
+        """The actor of its batches: a release before batches has none of that name, so its
+        workers hand such messages back rather than read several events as one."""
+        return f"{self.subscriber}{BATCH_SUFFIX}"
 
     @property
     def queue_name(self) -> str:

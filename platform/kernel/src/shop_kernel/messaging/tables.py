@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    false,
     func,
     text,
 )
@@ -102,6 +104,8 @@ release_routes = Table(
     Column("subscriber", Text, nullable=False),
     Column("queue_name", Text, nullable=False),
     Column("actor_name", Text, nullable=False),
+    # Its actor takes several events a message (the relay sends them so).
+    Column("batch", Boolean, nullable=False, server_default=false()),
     PrimaryKeyConstraint("release", "event_type", "subscriber", name="release_routes_pkey"),
 )
 
