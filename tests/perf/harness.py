@@ -801,12 +801,12 @@ def backlog_drain(shop: Shop, queues: list[str]) -> Scenario:
 
 
 @contextmanager
-def profiled(shop: Shop, path: Path | None) -> Iterator[None]:
-    """py-spy sampling the API's Python process while the block runs (collapsed stacks)."""
+def profiled(server: subprocess.Popen[bytes], path: Path | None) -> Iterator[None]:
+    """py-spy sampling the server's Python process while the block runs (collapsed stacks)."""
     if path is None:
         yield
         return
-    python = server_tree(shop.api)[-1]  # uv, then the Python process it started
+    python = server_tree(server)[-1]  # uv, then the Python process it started
     spy = subprocess.Popen(
         ["py-spy", "record", "--pid", str(python.pid), "--format", "raw", "--output", str(path),
          "--rate", "250", "--nonblocking"],
@@ -1034,25 +1034,24 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
         for key, scenario in writes:
             if key in wanted:
                 scenarios.append(await scenario(shop, plan, SERVICE))
+                if made := await profile(shop, plan, args, scenarios[-1]):
+                    profiles[made[0]] = made[1]
         if wanted & {"c", "d", "h"}:
             async with control(shop):
                 for key, scenario in writes:
                     if key in wanted:
                         scenarios.append(await scenario(shop, plan, CONTROL))
+                        if made := await profile(shop, plan, args, scenarios[-1], CONTROL):
+                            profiles[made[0]] = made[1]
         events = outbox_size(shop.stores)
         scenarios.append(backlog_drain(shop, Backbone.of(CONTEXTS).queues))
         scenarios[-1].notes["outbox_rows_in_total"] = events
     if "e" in wanted:
         scenarios.append(await checkouts(shop, plan))
     by_key = {scenario.key: scenario for scenario in scenarios}
-    if args.profile:
-        for scenario in (by_key.get("b1"), by_key.get("b2"), by_key.get("d")):
-            if scenario is not None and scenario.knee:
-                path = args.out / f"profile-{scenario.key}.txt"
-                flow = await _profile_flow(shop, scenario)
-                with profiled(shop, path):
-                    await step(shop, flow, scenario.knee["rate"], plan.step_s)
-                profiles[scenario.key] = where_time_goes(path)
+    for key in ("b1", "b2"):
+        if made := await profile(shop, plan, args, by_key.get(key)):
+            profiles[made[0]] = made[1]
     rss = {"api": rss_mb(shop.api), "worker": rss_mb(shop.worker)}
     if "i" in wanted:  # last: its own worker programs, with the shop's stopped
         if shop.worker is not None:
@@ -1154,16 +1153,51 @@ async def backbone_alone(shop: Shop, plan: Plan) -> list[Scenario]:
     return [transactions, alone]
 
 
-async def _profile_flow(shop: Shop, scenario: Scenario) -> Flow:
-    if scenario.key == "d":
-        carts = await drafts(shop, 64)
+async def _profile_flow(shop: Shop, key: str, target: Target = SERVICE) -> Flow:
+    """The requests of scenario ``key`` as its profile repeats them."""
+    if key in {"c", "d", "h"}:
+        carts = await drafts(shop, 4000 if key == "h" else 64, target, items=1)
+        prefix = target.prefix
+        if key == "c":
+            body = msgspec.json.encode({"items": [{"sku": shop.skus[1], "quantity": 1}]})
+
+            def keyed(n: int) -> dict[str, str]:
+                return {**carts[n % 64][1], "Idempotency-Key": uuid.uuid4().hex}
+
+            return plain(
+                lambda n: Request("POST", f"{prefix}/orders", keyed(n), body, frozenset({201}))
+            )
+        if key == "h":
+            return plain(lambda n: Request("POST", f"{prefix}/orders/{carts[n][0]}/confirm",
+                                           carts[n][1], None, frozenset({200, 202})))  # fmt: skip
         body = msgspec.json.encode({"sku": shop.skus[0], "quantity": 1})
-        return plain(lambda n: Request("POST", f"/orders/{carts[n % 64][0]}/items",
-                                       {**JSON, **carts[n % 64][1]}, body))  # fmt: skip
-    if scenario.key == "b1":
+        return plain(lambda n: Request("POST", f"{prefix}/orders/{carts[n % 64][0]}/items",
+                                       carts[n % 64][1], body))  # fmt: skip
+    if key == "b1":
         return plain(lambda _n: Request("GET", f"/products/{shop.skus[1]}"))
     rng = random.Random(3)
     return plain(lambda _n: Request("GET", f"/products/{rng.choice(shop.skus)}"))
+
+
+async def profile(
+    shop: Shop,
+    plan: Plan,
+    args: argparse.Namespace,
+    scenario: Scenario | None,
+    target: Target = SERVICE,
+) -> tuple[str, list[tuple[str, float]]] | None:
+    """py-spy the server at the scenario's knee (its requests again, at least 10 s)."""
+    if scenario is None or not scenario.knee or not args.profile:
+        return None
+    path = args.out / f"profile-{scenario.key}.txt"
+    flow = await _profile_flow(shop, scenario.key[0], target)
+    server = shop.control if target is CONTROL else shop.api
+    assert server is not None
+    rate = scenario.knee["rate"]
+    seconds = max(plan.step_s, 10.0) if scenario.key[0] != "h" else min(10.0, 3900 / rate)
+    with profiled(server, path):
+        await step(shop, flow, rate, seconds, target)
+    return scenario.key, where_time_goes(path)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -1194,7 +1228,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run of under 2 minutes")
     parser.add_argument("--out", type=Path, default=Path("perf-results"))
     parser.add_argument("--profile", action="store_true",
-                        help="py-spy the API at the knees of b1, b2 and d")  # fmt: skip
+                        help="py-spy the API at the knees of b1, b2, c, d and h, and the control "
+                             "at those of c0, d0 and h0")  # fmt: skip
     parser.add_argument("--only", help="scenario letters to run, comma-separated (default all)")
     parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn",
                         help="the API's ASGI server (uvicorn is what `shop api` runs)")  # fmt: skip

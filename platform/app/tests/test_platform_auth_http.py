@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from shop_kernel.auth import Authenticator, Principal, admin_only
+from shop_kernel.di import replace
 from shop_kernel.settings import Settings
 from shop_platform.app import create_app
 from shop_users.adapters.tokens import PrincipalRecord, TokenAuthenticator, Tokens
@@ -88,7 +89,7 @@ async def shop(shop_settings: Settings) -> AsyncIterator[Shop]:
         container: punq.Container = app.state.container
         tokens: Tokens = container.resolve(Tokens)
         # The users context's authenticator over accounts of the test's (the last one wins).
-        container.register(Authenticator, instance=TokenAuthenticator(tokens, principals))
+        replace(container, Authenticator, TokenAuthenticator(tokens, principals))
         yield Shop(app, client, principals, tokens)
     await _forget_rate_limits(settings.redis_url)
 

@@ -86,9 +86,7 @@ class LosesTheFirstInsert:
             others = [r for r in requests if r._filter["_id"] != self._competitor["_id"]]
             result = await self._collection.bulk_write(others, **kwargs) if others else None
             index = next(
-                i
-                for i, r in enumerate(requests)
-                if r._filter["_id"] == self._competitor["_id"]
+                i for i, r in enumerate(requests) if r._filter["_id"] == self._competitor["_id"]
             )
             raise BulkWriteError({
                 "writeErrors": [{"index": index, "code": 11000, "errmsg": "E11000 duplicate key"}],

@@ -51,6 +51,16 @@ class Compiled:
         except psycopg.Error as error:
             raise as_sqlalchemy_error(sql, bound, error) from error
 
+    async def run(self, connection: psycopg.AsyncConnection[Any], **params: Any) -> int:
+        """A statement that answers no rows: how many it changed."""
+        sql, bound = self.bound(params)
+        try:
+            async with connection.cursor() as cursor:
+                await cursor.execute(sql, bound)
+                return cursor.rowcount
+        except psycopg.Error as error:
+            raise as_sqlalchemy_error(sql, bound, error) from error
+
     async def first(
         self, connection: psycopg.AsyncConnection[Any], **params: Any
     ) -> dict[str, Any] | None:

@@ -24,18 +24,20 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any, cast
 
+import msgspec
 import punq
 from litestar import Request
 from litestar.di import Provide
 from litestar.exceptions import ClientException, HTTPException
 from litestar.params import HeaderParameter
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
-from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shop_kernel.auth import Principal
 from shop_kernel.di import resolved
+from shop_kernel.driver import Compiled
 from shop_kernel.messaging.tables import idempotency_keys
 from shop_kernel.unit_of_work import Transactions, UnitOfWork
 
@@ -55,11 +57,13 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:lock)")
-_KEPT = select(idempotency_keys).where(
-    idempotency_keys.c.caller == bindparam("caller"),
-    idempotency_keys.c.key_digest == bindparam("key_digest"),
-    idempotency_keys.c.expires_at > func.now(),
+_TRY_LOCK = Compiled(select(func.pg_try_advisory_xact_lock(bindparam("lock")).label("locked")))
+_KEPT = Compiled(
+    select(idempotency_keys).where(
+        idempotency_keys.c.caller == bindparam("caller"),
+        idempotency_keys.c.key_digest == bindparam("key_digest"),
+        idempotency_keys.c.expires_at > func.now(),
+    )
 )
 _NEW_ANSWER = insert(idempotency_keys).values(
     caller=bindparam("caller"),
@@ -71,20 +75,22 @@ _NEW_ANSWER = insert(idempotency_keys).values(
     subject=bindparam("subject"),
     expires_at=func.now() + KEEP,
 )
-_KEEP = _NEW_ANSWER.on_conflict_do_update(  # only an expired answer can be there: it is replaced
-    constraint="idempotency_keys_pkey",
-    set_={
-        column: _NEW_ANSWER.excluded[column]
-        for column in (
-            "fingerprint",
-            "status",
-            "headers",
-            "body",
-            "subject",
-            "created_at",
-            "expires_at",
-        )
-    },
+_KEEP = Compiled(
+    _NEW_ANSWER.on_conflict_do_update(  # only an expired answer can be there: it is replaced
+        constraint="idempotency_keys_pkey",
+        set_={
+            column: _NEW_ANSWER.excluded[column]
+            for column in (
+                "fingerprint",
+                "status",
+                "headers",
+                "body",
+                "subject",
+                "created_at",
+                "expires_at",
+            )
+        },
+    )
 )
 
 
@@ -150,11 +156,15 @@ class KeyedTransaction:
     async def _begin(self) -> AsyncConnection:
         connection = await self._engine.connect()
         try:
-            await connection.begin()
-            if not await _lock(connection, self._slot["caller"], self._slot["key_digest"]):
+            driver = await _driver(connection)
+            lock = lock_id(self._slot["caller"], self._slot["key_digest"])
+            locked = await _TRY_LOCK.first(driver, lock=lock)
+            if locked is None or not locked["locked"]:
                 self.refused = True
             else:
-                self.kept = await _kept(connection, self._slot)
+                # A statement of its own, begun after the lock is held: it sees an answer
+                # its holder committed just before letting go.
+                self.kept = await _KEPT.first(driver, **self._slot)
                 self.refused = self.kept is not None
             if self.refused:
                 raise KeyInUse
@@ -165,8 +175,13 @@ class KeyedTransaction:
 
     async def keep(self, answer: dict[str, Any]) -> None:
         connection = await self.connection()
-        await connection.execute(_KEEP, {**self._slot, **answer})
-        await connection.commit()
+        driver = await _driver(connection)
+        headers = msgspec.json.encode(answer["headers"]).decode()  # the statement casts it
+        await _KEEP.run(driver, **self._slot, **{**answer, "headers": headers})
+        if connection.in_transaction():  # a statement went through SQLAlchemy
+            await connection.commit()
+        else:
+            await driver.commit()
 
     async def close(self) -> None:
         if self._begun is not None:
@@ -200,12 +215,8 @@ def idempotent(app: ASGIApp) -> ASGIApp:
         }
         fingerprint = hashlib.sha256(body).hexdigest()
         engine = _transactions(scope).engine
-        # A repeat is answered at once, without running anything (one short read).
-        async with engine.connect() as connection:
-            kept = await _kept(connection, slot)
-        if kept is not None:
-            await _answer_from(kept, fingerprint, send)
-            return
+        # A repeat finds the first answer when its transaction begins, under the key's lock,
+        # and is answered from it: its handler's change is never committed.
         transaction = KeyedTransaction(engine, slot)
         answer = _Answer()
         cast("dict[str, Any]", scope)[_KEYED] = transaction
@@ -228,13 +239,8 @@ def idempotent(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-async def _kept(connection: AsyncConnection, slot: dict[str, str]) -> dict[str, Any] | None:
-    row = (await connection.execute(_KEPT, slot)).first()
-    return None if row is None else dict(row._mapping)  # pyright: ignore[reportPrivateUsage]
-
-
-async def _lock(connection: AsyncConnection, caller: str, digest: str) -> bool:
-    return bool((await connection.execute(_TRY_LOCK, {"lock": lock_id(caller, digest)})).scalar())
+async def _driver(connection: AsyncConnection) -> Any:
+    return (await connection.get_raw_connection()).driver_connection
 
 
 async def _answer_from(kept: dict[str, Any], fingerprint: str, send: Send) -> None:

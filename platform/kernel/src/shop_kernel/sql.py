@@ -22,6 +22,7 @@ import msgspec
 import psycopg
 from psycopg.abc import PQGen
 from psycopg.conninfo import make_conninfo
+from psycopg.types.json import set_json_loads
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -149,6 +150,8 @@ def create_engine(
     async def connect() -> AnsweringConnection:
         connection = await AnsweringConnection.connect(conninfo)
         connection.answer_within = answer_within
+        # JSON columns (an order's lines) are read by msgspec, not the standard library.
+        set_json_loads(msgspec.json.decode, connection)
         return connection
 
     return create_async_engine(

@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, LiteralString, Protocol, Self, cast
 
 import psycopg
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shop_kernel.domain import AggregateRoot, DomainEvent
 from shop_kernel.messaging.events import IntegrationEvent
@@ -53,9 +53,10 @@ class _Level:
     """One level of an open unit of work: the transaction itself (no savepoint) or a
     savepoint in it, with the aggregates and events that level will commit."""
 
-    savepoint: AsyncTransaction | None
+    savepoint: str | None  # its name; None for the transaction itself
     seen: list[AggregateRoot] = field(default_factory=list[AggregateRoot])
     published: list[IntegrationEvent] = field(default_factory=list[IntegrationEvent])
+    open: bool = True  # neither committed nor rolled back yet
 
 
 class UnitOfWork:
@@ -85,21 +86,23 @@ class UnitOfWork:
         return bool(self._levels)
 
     async def __aenter__(self) -> Self:
-        if self._connection is not None:
-            self._levels.append(_Level(await self._connection.begin_nested()))
-        elif self._within is not None:
-            connection = await self._within.connection()
-            self._levels.append(_Level(await connection.begin_nested()))
-            self._connection = connection
-        else:
-            connection = await self._engine.connect()
-            try:
-                await connection.begin()
-            except BaseException:
-                await connection.close()
-                raise
-            self._levels.append(_Level(None))
-            self._connection = connection
+        # The transaction begins with its first statement (the driver's implicit BEGIN);
+        # savepoints are the driver's too: no SQLAlchemy round of its own for either.
+        if self._connection is None:
+            if self._within is not None:
+                self._connection = await self._within.connection()
+            else:
+                self._connection = await self._engine.connect()
+                self._levels.append(_Level(None))
+                return self
+        name = f"uow_{len(self._levels) + 1}"
+        try:
+            await (await self.driver()).execute(_statement("SAVEPOINT", name))
+        except BaseException:
+            if not self._levels:  # joined someone else's transaction: it stays theirs
+                self._connection = self._driver = None
+            raise
+        self._levels.append(_Level(name))
         return self
 
     async def __aexit__(
@@ -108,19 +111,17 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        level = self._levels.pop()
-        connection = self.connection
-        if not self._levels:
-            self._connection = self._driver = None
-        if level.savepoint is not None:
-            if level.savepoint.is_active:
-                await level.savepoint.rollback()
-            return
+        level = self._levels[-1]
         try:
-            if connection.in_transaction():
-                await connection.rollback()
+            if level.open:
+                await self._undo(level)
         finally:
-            await connection.close()
+            self._levels.pop()
+            connection = self.connection
+            if not self._levels:
+                self._connection = self._driver = None
+                if level.savepoint is None:
+                    await connection.close()
 
     def _level(self) -> _Level:
         if not self._levels:
@@ -183,20 +184,36 @@ class UnitOfWork:
             events += self._translated(aggregate, aggregate.pull_events())
         if events:
             await run_write(await self.driver(), None, events=events)
+        level.open = False
         if level.savepoint is not None:
-            await level.savepoint.commit()
-        else:
+            await (await self.driver()).execute(_statement("RELEASE SAVEPOINT", level.savepoint))
+        elif self.connection.in_transaction():  # a statement went through SQLAlchemy
             await self.connection.commit()
+        else:
+            await (await self.driver()).commit()
 
     async def rollback(self) -> None:
         level = self._level()
         level.published = []
         for aggregate in level.seen:
             aggregate.pull_events()
+        await self._undo(level)
+
+    async def _undo(self, level: _Level) -> None:
+        level.open = False
         if level.savepoint is not None:
-            await level.savepoint.rollback()
-        else:
+            await (await self.driver()).execute(
+                _statement("ROLLBACK TO SAVEPOINT", level.savepoint)
+            )
+        elif self.connection.in_transaction():
             await self.connection.rollback()
+        else:
+            await (await self.driver()).rollback()
+
+
+def _statement(verb: str, savepoint: str) -> LiteralString:
+    """A savepoint statement: its name is the unit of work's own (``uow_<depth>``)."""
+    return cast("LiteralString", f"{verb} {savepoint}")
 
 
 class Transactions:

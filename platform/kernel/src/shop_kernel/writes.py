@@ -135,11 +135,10 @@ def _sql(shape: _Shape) -> Compiled:
     return Compiled(statement)
 
 
-def _wire(table: Table, column: str, value: Any) -> Any:
-    """A value as the driver takes it: JSON columns get their text (the SQL casts it)."""
-    if isinstance(table.c[column].type, JSON | JSONB):
-        return msgspec.json.encode(value).decode()
-    return value
+@functools.lru_cache(maxsize=256)
+def _json_columns(table: Table) -> frozenset[str]:
+    """The table's JSON columns: the driver is given their text (the SQL casts it)."""
+    return frozenset(c.name for c in table.columns if isinstance(c.type, JSON | JSONB))
 
 
 async def run_write(
@@ -163,7 +162,11 @@ async def run_write(
     shape = _Shape(outbox if table is None else table, mode, columns, keys, len(events))
     params: dict[str, Any] = {}
     if table is not None:
-        params |= {f"v_{c}": _wire(table, c, value) for c, value in (values or {}).items()}
+        json_columns = _json_columns(table)
+        params |= {
+            f"v_{c}": msgspec.json.encode(value).decode() if c in json_columns else value
+            for c, value in (values or {}).items()
+        }
         params |= {f"k_{k}": value for k, value in (key or {}).items()}
         if read_at is not None:
             params["read_at"] = read_at

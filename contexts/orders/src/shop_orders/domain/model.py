@@ -146,10 +146,10 @@ class Order(AggregateRoot):
 
     @property
     def total(self) -> Money:
-        total = Money.zero(self.currency)
-        for line in self.lines:
-            total = total + line.line_total
-        return total
+        # The lines' amounts summed, then made Money once (which holds it to 64 bits).
+        return Money(
+            sum(line.unit_price.amount * line.quantity for line in self.lines), self.currency
+        )
 
     def line(self, sku: str) -> OrderLine:
         for line in self.lines:

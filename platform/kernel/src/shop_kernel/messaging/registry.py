@@ -67,6 +67,8 @@ def event_types_of(options: Mapping[str, Any]) -> str:
 def subscriber_of(actor_name: str) -> str:
     """The subscriber an actor delivers to (its own, or its batches' actor)."""
     return actor_name.removesuffix(BATCH_SUFFIX)
+
+
 # The key of the lock that registrations take exclusively and relays' routing shared.
 ROUTES_LOCK = 0x5307_0001
 
