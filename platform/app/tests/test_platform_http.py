@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -157,10 +158,14 @@ async def test_the_access_log_line_carries_the_request_id_of_the_response(
 ) -> None:
     capture = structlog.testing.LogCapture()
     structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    access_logger = logging.getLogger("shop.access")
+    level = access_logger.level
+    access_logger.setLevel(logging.INFO)  # whatever the level the tests run at
     try:
         response = await shop_client.get("/no/such/thing", headers={"X-Request-ID": "trace-me"})
     finally:
         structlog.reset_defaults()
+        access_logger.setLevel(level)
     access = [line for line in capture.entries if line["event"] == "request"]
     assert response.headers["x-request-id"] == "trace-me"
     assert access == [

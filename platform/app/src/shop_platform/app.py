@@ -33,6 +33,7 @@ from shop_platform.http import auth
 from shop_platform.http.body_limit import body_limit_middleware
 from shop_platform.http.content_type import require_json
 from shop_platform.http.health import HealthController
+from shop_platform.http.metrics import RequestMetrics
 from shop_platform.http.openapi import Access, complete
 from shop_platform.http.options import answer_options
 from shop_platform.http.problems import EXCEPTION_HANDLERS  # pyright: ignore[reportUnknownVariableType]
@@ -139,7 +140,9 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
                 public_routes=PUBLIC_ROUTES,
                 open_reads=OPEN_READS,
             ),
-            PrometheusConfig(app_name="shop", group_path=True, exclude=OPS_PATHS).middleware,
+            PrometheusConfig(
+                app_name="shop", group_path=True, exclude=OPS_PATHS, middleware_class=RequestMetrics
+            ).middleware,
             answer_options,  # before any guard: Allow names every method of the path
             *rate_limit_middleware(rate_limits(settings), redis=redis),
         ],

@@ -17,6 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 
 _DIALECT = PGDialect_psycopg()
@@ -66,6 +67,13 @@ class Compiled:
     ) -> dict[str, Any] | None:
         rows = await self.rows(connection, **params)
         return rows[0] if rows else None
+
+
+def driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under an open SQLAlchemy connection (already checked out of
+    the pool, so no round of SQLAlchemy's async bridge is needed to reach it)."""
+    driver: Any = connection.sync_connection.connection.driver_connection  # pyright: ignore[reportOptionalMemberAccess]
+    return cast("psycopg.AsyncConnection[Any]", driver)
 
 
 def as_sqlalchemy_error(

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shop_kernel.auth import Principal
 from shop_kernel.di import resolved
-from shop_kernel.driver import Compiled
+from shop_kernel.driver import Compiled, driver_of
 from shop_kernel.messaging.tables import idempotency_keys
 from shop_kernel.unit_of_work import Transactions, UnitOfWork
 
@@ -156,7 +156,7 @@ class KeyedTransaction:
     async def _begin(self) -> AsyncConnection:
         connection = await self._engine.connect()
         try:
-            driver = await _driver(connection)
+            driver = driver_of(connection)
             lock = lock_id(self._slot["caller"], self._slot["key_digest"])
             locked = await _TRY_LOCK.first(driver, lock=lock)
             if locked is None or not locked["locked"]:
@@ -175,7 +175,7 @@ class KeyedTransaction:
 
     async def keep(self, answer: dict[str, Any]) -> None:
         connection = await self.connection()
-        driver = await _driver(connection)
+        driver = driver_of(connection)
         headers = msgspec.json.encode(answer["headers"]).decode()  # the statement casts it
         await _KEEP.run(driver, **self._slot, **{**answer, "headers": headers})
         if connection.in_transaction():  # a statement went through SQLAlchemy
@@ -239,8 +239,6 @@ def idempotent(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-async def _driver(connection: AsyncConnection) -> Any:
-    return (await connection.get_raw_connection()).driver_connection
 
 
 async def _answer_from(kept: dict[str, Any], fingerprint: str, send: Send) -> None:

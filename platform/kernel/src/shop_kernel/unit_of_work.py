@@ -26,6 +26,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shop_kernel.domain import AggregateRoot, DomainEvent
+from shop_kernel.driver import driver_of
 from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.writes import Mode, run_write
 
@@ -142,9 +143,7 @@ class UnitOfWork:
         """The transaction's own psycopg connection, for statements compiled once
         (``shop_kernel.writes``, ``shop_kernel.sql.Compiled``): no SQLAlchemy work per call."""
         if self._driver is None:
-            raw = await self.connection.get_raw_connection()
-            self._driver = raw.driver_connection
-        assert self._driver is not None
+            self._driver = driver_of(self.connection)
         return self._driver
 
     async def write(

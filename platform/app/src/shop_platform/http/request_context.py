@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -11,6 +12,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from shop_kernel.log import bind_request_id, clear_request_context, get_logger
 
 log = get_logger("shop.access")
+_access = logging.getLogger("shop.access")
 
 _HEADER = b"x-request-id"
 _SANE_ID = re.compile(rb"\A[A-Za-z0-9._:-]{1,128}\Z")
@@ -42,14 +44,16 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_with_id)
         finally:
             path = scope["path"]
-            emit = log.debug if path in _QUIET_PATHS and status < 500 else log.info
-            emit(
-                "request",
-                method=scope["method"],
-                path=path,
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            level = logging.DEBUG if path in _QUIET_PATHS and status < 500 else logging.INFO
+            if _access.isEnabledFor(level):  # a line below the level costs nothing more
+                log.log(
+                    level,
+                    "request",
+                    method=scope["method"],
+                    path=path,
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
             clear_request_context()
 
     return middleware
