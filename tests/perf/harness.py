@@ -900,8 +900,16 @@ def _knee(by_key: dict[str, Scenario], key: str, field_name: str) -> float | Non
 
 
 def _cpu_ratio(by_key: dict[str, Scenario], key: str) -> float | None:
+    """The service's CPU per request at its knee over the control's at the same rate (or,
+    if that step is missing, at the control's own knee)."""
     mine = _knee(by_key, key, "api_cpu_ms_per_request")
-    control = _knee(by_key, f"{key}0", "api_cpu_ms_per_request")
+    scenario = by_key.get(f"{key}0")
+    same_rate = None if scenario is None else scenario.notes.get("at_service_knee")
+    control = (
+        same_rate["api_cpu_ms_per_request"]
+        if same_rate
+        else _knee(by_key, f"{key}0", "api_cpu_ms_per_request")
+    )
     return None if mine is None or not control else round(mine / control, 2)
 
 
@@ -1041,13 +1049,14 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
                 for key, scenario in writes:
                     if key in wanted:
                         scenarios.append(await scenario(shop, plan, CONTROL))
+                        await at_the_same_rate(shop, plan, scenarios, key)
                         if made := await profile(shop, plan, args, scenarios[-1], CONTROL):
                             profiles[made[0]] = made[1]
         if "f" in wanted:
             events = outbox_size(shop.stores)
             scenarios.append(backlog_drain(shop, Backbone.of(CONTEXTS).queues))
             scenarios[-1].notes["outbox_rows_in_total"] = events
-        else:  # what the writes left is drained, unmeasured, before anything else runs
+        else:  # the worker again: what the writes left drains meanwhile, unmeasured
             shop.worker = shop.stores.start(command=WORKER, cpus=os.sched_getaffinity(0))
     if "e" in wanted:
         scenarios.append(await checkouts(shop, plan))
@@ -1117,6 +1126,19 @@ async def control(shop: Shop) -> AsyncIterator[None]:
         await shop.control_session.close()
         stop_server(shop.control)
         shop.control = shop.control_session = None
+
+
+async def at_the_same_rate(shop: Shop, plan: Plan, scenarios: list[Scenario], key: str) -> None:
+    """The control once more, at the rate of the service's knee: CPU per request is compared
+    at the same load (at a lower rate a server's fixed work weighs more on each request)."""
+    service = next((s for s in scenarios if s.key == key), None)
+    control = scenarios[-1]
+    if service is None or not service.knee:
+        return
+    rate = service.knee["rate"]
+    flow = await _profile_flow(shop, key, CONTROL)
+    seconds = plan.step_s if key != "h" else min(plan.step_s, 3900 / rate)
+    control.notes["at_service_knee"] = (await step(shop, flow, rate, seconds, CONTROL)).summary()
 
 
 async def backbone_alone(shop: Shop, plan: Plan) -> list[Scenario]:

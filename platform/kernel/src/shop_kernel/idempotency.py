@@ -239,8 +239,6 @@ def idempotent(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-
-
 async def _answer_from(kept: dict[str, Any], fingerprint: str, send: Send) -> None:
     if kept["fingerprint"] != fingerprint:
         raise HTTPException(

@@ -13,6 +13,7 @@ server that stops answering altogether by the connection itself (:class:`Answeri
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
@@ -44,6 +45,7 @@ from shop_kernel.settings import Settings, SettingsError, env_name
 from shop_kernel.unit_of_work import UnitOfWork
 
 RV = TypeVar("RV")
+_STATE = "shop_state"  # a column's info marks it as a field of the state the table holds
 A = TypeVar("A", bound=AggregateRoot)
 
 
@@ -205,7 +207,8 @@ def state_columns(
     assert isinstance(info, msgspec.inspect.StructType)
     return [
         Column(field.name, _column_type(field.type), primary_key=field.name == key,
-               nullable=_nullable(field.type), server_default=_server_default(field.default))
+               nullable=_nullable(field.type), server_default=_server_default(field.default),
+               info={_STATE: True})
         for field in info.fields
         if field.name not in apart
     ]  # fmt: skip
@@ -221,13 +224,28 @@ def _server_default(default: Any) -> str | None:
     return None
 
 
-def state_values(
-    state: msgspec.Struct, table: Table, *, apart: Collection[str] = ()
-) -> dict[str, Any]:
-    """The values of ``state`` for the columns of ``table`` named like its fields, but for
-    those it stores ``apart`` (nested values as JSON, ids and times as themselves)."""
-    values = msgspec.to_builtins(state, builtin_types=(uuid.UUID, datetime, date))
-    return {name: value for name, value in values.items() if name in table.c and name not in apart}
+def state_values(state: object, table: Table, *, apart: Collection[str] = ()) -> dict[str, Any]:
+    """The values for the columns of ``table`` made by :func:`state_columns`, but for those
+    it stores ``apart``: each from the attribute of its name of ``state`` (a snapshot, or
+    the aggregate itself, as a snapshot is made from it), nested values as JSON, ids and
+    times as themselves."""
+    return {
+        name: _column_value(getattr(state, name)) for name in _state_names(table, frozenset(apart))
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def _state_names(table: Table, apart: frozenset[str]) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.info.get(_STATE) and c.name not in apart)
+
+
+_SCALARS = (str, int, float, bool, uuid.UUID, datetime, date, type(None))
+
+
+def _column_value(value: Any) -> Any:
+    if isinstance(value, _SCALARS):
+        return value
+    return msgspec.to_builtins(value, builtin_types=(uuid.UUID, datetime, date))
 
 
 Columns = Row[Any] | Mapping[str, Any]  # a row of SQLAlchemy's, or of the driver's

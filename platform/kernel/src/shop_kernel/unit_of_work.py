@@ -74,6 +74,10 @@ class UnitOfWork:
         self._connection: AsyncConnection | None = None
         self._driver: psycopg.AsyncConnection[Any] | None = None
         self._levels: list[_Level] = []
+        # The depth of a savepoint that is done with (committed, or rolled back to) but not
+        # released yet: its release is sent with the next savepoint at that depth, or left
+        # to the transaction's end, which covers it (one round trip less per nested level).
+        self._unreleased: int | None = None
 
     @property
     def connection(self) -> AsyncConnection:
@@ -96,14 +100,20 @@ class UnitOfWork:
                 self._connection = await self._engine.connect()
                 self._levels.append(_Level(None))
                 return self
-        name = f"uow_{len(self._levels) + 1}"
+        depth = len(self._levels) + 1
+        statement = f"SAVEPOINT uow_{depth}"
+        if self._unreleased is not None and self._unreleased >= depth:
+            # Released together with the new one's making (two statements, one round trip):
+            # a transaction holds few savepoints, however many levels it nests in turn.
+            statement = f"RELEASE SAVEPOINT uow_{depth}; {statement}"
+            self._unreleased = None
         try:
-            await (await self.driver()).execute(_statement("SAVEPOINT", name))
+            await (await self.driver()).execute(cast("LiteralString", statement))
         except BaseException:
             if not self._levels:  # joined someone else's transaction: it stays theirs
                 self._connection = self._driver = None
             raise
-        self._levels.append(_Level(name))
+        self._levels.append(_Level(f"uow_{depth}"))
         return self
 
     async def __aexit__(
@@ -121,6 +131,7 @@ class UnitOfWork:
             connection = self.connection
             if not self._levels:
                 self._connection = self._driver = None
+                self._unreleased = None  # the transaction's end covers it (or its owner's)
                 if level.savepoint is None:
                     await connection.close()
 
@@ -185,7 +196,7 @@ class UnitOfWork:
             await run_write(await self.driver(), None, events=events)
         level.open = False
         if level.savepoint is not None:
-            await (await self.driver()).execute(_statement("RELEASE SAVEPOINT", level.savepoint))
+            self._done_with_savepoint()  # its changes count from here: nothing to send
         elif self.connection.in_transaction():  # a statement went through SQLAlchemy
             await self.connection.commit()
         else:
@@ -204,10 +215,17 @@ class UnitOfWork:
             await (await self.driver()).execute(
                 _statement("ROLLBACK TO SAVEPOINT", level.savepoint)
             )
+            self._done_with_savepoint()  # rolled back to, it is still there
         elif self.connection.in_transaction():
             await self.connection.rollback()
         else:
             await (await self.driver()).rollback()
+
+    def _done_with_savepoint(self) -> None:
+        """The innermost level's savepoint is done with; those deeper are gone or covered
+        by its release."""
+        depth = len(self._levels)  # the innermost level's savepoint is uow_<depth>
+        self._unreleased = depth if self._unreleased is None else min(self._unreleased, depth)
 
 
 def _statement(verb: str, savepoint: str) -> LiteralString:

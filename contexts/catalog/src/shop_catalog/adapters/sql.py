@@ -27,7 +27,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import IntegrityError
 
-from shop_catalog.adapters.translations import product_snapshot
 from shop_catalog.domain.model import (
     Product,
     Shortfall,
@@ -100,7 +99,7 @@ def product_from_row(row: Row[Any]) -> Product:
 
 def _product_values(product: Product) -> dict[str, Any]:
     return {
-        **state_values(product_snapshot(product), products, apart=APART),
+        **state_values(product, products, apart=APART),
         "price_amount": product.price.amount,
         "currency": product.price.currency,
         "on_hand": product.on_hand,

@@ -35,7 +35,6 @@ from shop_kernel.sql import (
     update_versioned,
 )
 from shop_kernel.unit_of_work import UnitOfWork
-from shop_orders.adapters.translations import order_snapshot
 from shop_orders.domain.model import Order, OrderStatus
 from shop_orders_contract import OrderSnapshot
 
@@ -82,7 +81,7 @@ def order_from_row(row: Columns) -> Order:
 
 def _values(order: Order) -> dict[str, Any]:
     return {
-        **state_values(order_snapshot(order), orders, apart=APART),
+        **state_values(order, orders, apart=APART),
         "currency": order.currency,
         "lines": [
             {"sku": line.sku, "name": line.name, "unit_price": line.unit_price.amount,
