@@ -19,7 +19,7 @@ from dramatiq.middleware import SkipMessage
 
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.metrics import DEFERRALS
-from shop_kernel.messaging.registry import EVENT_TYPES
+from shop_kernel.messaging.registry import EVENT_TYPES, subscriber_of
 from shop_kernel.messaging.retries import LAST_ERROR
 
 log = get_logger(__name__)
@@ -64,7 +64,7 @@ class DeferUnfamiliar(dramatiq.Middleware):
             message.fail()
             raise SkipMessage
         _, delay = compute_backoff(deferrals - 1, factor=FIRST_DELAY_MS, max_backoff=MAX_DELAY_MS)
-        DEFERRALS.labels(message.actor_name).inc()
+        DEFERRALS.labels(subscriber_of(message.actor_name)).inc()
         emit = log.info if deferrals == 1 else log.debug
         emit("message for another release handed back", deferrals=deferrals, **where)
         broker.enqueue(cast("dramatiq.Message[Any]", message), delay=delay)  # pyright: ignore[reportUnknownMemberType]

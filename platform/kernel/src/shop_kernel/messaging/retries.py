@@ -134,7 +134,7 @@ class BackboneRetries(dramatiq.Middleware):
         _, delay = compute_backoff(
             attempt - 1, factor=self.min_backoff_ms, max_backoff=self.outage_max_backoff_ms
         )
-        OUTAGE_RETRIES.labels(message.actor_name).inc()
+        OUTAGE_RETRIES.labels(subscriber_of(message.actor_name)).inc()
         # The subscriber's circuit says when an outage begins and ends, once; per message
         # this would only repeat it.
         log.debug(
