@@ -21,17 +21,35 @@ from shop_devkit.app_plugin import TEST_PASSWORD, ShopProcess, eventually, wait_
 from shop_devkit.embedded import free_port
 from shop_devkit.mail import MailServer
 from shop_devkit.plugin import MakeDatabase
+from shop_devkit.traces import TraceCollector
 from shop_platform.contexts import migration_targets
 
 pytestmark = pytest.mark.slow
 
 ADMIN = ("story-admin@example.com", TEST_PASSWORD)
+# What the worker traced of a checkout: the reservation, the confirmation, its view, its email.
+CHECKOUT_SPANS = {
+    "handle catalog.ReserveStock",
+    "handle orders.ConfirmOrder",
+    "project orders.OrderViewProjector",
+    "handle notifications.OrderMail",
+}
+
+
+@pytest.fixture
+def traces() -> Iterator[TraceCollector]:
+    collector = TraceCollector()
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
 
 
 @pytest.fixture
 def shop_processes(
     make_database: MakeDatabase, redis_url: str, mongodb_server_url: str,
-    mail_server: MailServer, tmp_path: Path,
+    mail_server: MailServer, traces: TraceCollector, tmp_path: Path,
 ) -> Iterator[tuple[str, MailServer]]:  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
     env.update(
@@ -40,6 +58,7 @@ def shop_processes(
         SHOP_SMTP_URL=mail_server.url, SHOP_DATA_DIR=str(tmp_path / "data"),
         SHOP_BOOTSTRAP_ADMIN_EMAIL=ADMIN[0], SHOP_BOOTSTRAP_ADMIN_PASSWORD=ADMIN[1],
         SHOP_LOG_FORMAT="json", SHOP_WORKER_THREADS="4", SHOP_WORKER_METRICS_PORT=str(free_port()),
+        SHOP_OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
     )  # fmt: skip
     port = free_port()
     processes = [
@@ -62,7 +81,7 @@ def until(check: Callable[[], Awaitable[bool]], what: str) -> Awaitable[None]:
 
 
 async def test_a_customer_story_from_welcome_to_erasure(
-    shop_processes: tuple[str, MailServer],
+    shop_processes: tuple[str, MailServer], traces: TraceCollector
 ) -> None:
     url, mail = shop_processes
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -121,6 +140,21 @@ async def test_a_customer_story_from_welcome_to_erasure(
             return check
 
         await until(status_is("confirmed"), "the order confirmed")
+
+        # Traced across the processes, exported over OTLP: the confirmation's request (the
+        # API's) and its projection and email (the worker's) are one trace.
+        async def one_trace() -> bool:
+            spans = traces.spans()
+            request = next((s for s in spans if s.service == "shop-api"
+                            and s.name.startswith("POST /orders/")
+                            and s.name.endswith("/confirm")), None)  # fmt: skip
+            if request is None:
+                return False
+            worker = {s.name for s in spans
+                      if s.trace_id == request.trace_id and s.service == "shop-worker"}  # fmt: skip
+            return worker >= CHECKOUT_SPANS
+
+        await until(one_trace, "the checkout's spans of both processes in one trace")
 
         async def reserved(levels: tuple[int, int]) -> bool:
             return (

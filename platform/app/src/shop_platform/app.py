@@ -12,12 +12,14 @@ from litestar import Litestar
 from litestar._openapi.plugin import OpenAPIPlugin  # serves the schema dict it caches
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from redis.asyncio import Redis
 
+from shop_kernel import tracing
 from shop_kernel.auth import Authenticator
 from shop_kernel.di import resolved
 from shop_kernel.idempotency import unit_of_work
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         configure_logging(settings, process="api")
     targets = migration_targets()
     backbone = Backbone.of(CONTEXTS)
+    traced = _tracing_middleware(settings)
 
     @asynccontextmanager
     async def stores(app: Litestar) -> AsyncGenerator[None]:
@@ -134,6 +137,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             "uow": unit_of_work,
         },
         middleware=[
+            *traced,  # outermost: the request's span is current while everything else runs
             auth.bearer_auth(
                 authenticator,
                 public_prefixes=OPS_PATHS,
@@ -171,6 +175,21 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         body_limit_middleware(app.asgi_handler, settings.request_max_body_size)
     )
     return app
+
+
+def _tracing_middleware(settings: Settings) -> list[DefineMiddleware]:
+    """A server span per request (Litestar's OpenTelemetry middleware) when tracing is on:
+    configured for this process now, unless it already is (a test's in-memory exporter).
+    Nothing when it is off. The ops paths are not traced."""
+    provider = tracing.tracer_provider() or tracing.configure_tracing(settings, role="api")
+    if provider is None:
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig  # noqa: PLC0415 - only when on
+
+    config = OpenTelemetryConfig(
+        tracer_provider=provider, exclude=[f"^{path}" for path in OPS_PATHS]
+    )
+    return [config.middleware]
 
 
 async def _keep_gauges_current(

@@ -10,16 +10,25 @@ from typing import Any
 
 import dramatiq
 import punq
+from dramatiq.asyncio import async_to_sync
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import CurrentMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_kernel import tracing
 from shop_kernel.di import instantiated, resolved
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.broker import create_broker, enqueue_many
 from shop_kernel.messaging.deferral import DeferUnfamiliar
 from shop_kernel.messaging.delivery import Delivery
 from shop_kernel.messaging.events import EventDecodeError, EventRegistry, tag_of
-from shop_kernel.messaging.registry import Registration, Release, RouteEntry
+from shop_kernel.messaging.registry import (
+    TRACEPARENT,
+    TRACEPARENTS,
+    Registration,
+    Release,
+    RouteEntry,
+)
 from shop_kernel.messaging.relay import Relay
 from shop_kernel.messaging.retries import error_of
 from shop_kernel.messaging.subscriptions import Route
@@ -70,6 +79,9 @@ class Backbone:
             from shop_platform.worker_metrics import WorkerPrometheus  # noqa: PLC0415
 
             broker.add_middleware(WorkerPrometheus())
+        if tracing.enabled():
+            # A delivery reads its events' traceparents from its message's options.
+            broker.add_middleware(CurrentMessage())
         # Last, so that every other middleware has seen the message it may hand back.
         broker.add_middleware(
             DeferUnfamiliar(self.handled, max_age_ms=int(settings.event_outage_max_age * 1000))
@@ -167,9 +179,9 @@ def _deliverer(
 
     delivery = Delivery(registry, transactions, reactor)
 
-    async def deliver(*payloads: str) -> None:
+    async def deliver_traced(payloads: tuple[str, ...], traceparents: list[str | None]) -> None:
         try:
-            await delivery.deliver(route, payloads)
+            await delivery.deliver(route, payloads, traceparents)
         except Exception as failure:
             if len(payloads) == 1 or is_outage(failure):
                 raise  # retried as it is: an outage waits, a failure spends the budget
@@ -182,11 +194,34 @@ def _deliverer(
             singles = [
                 dramatiq.Message[None](
                     queue_name=route.queue_name, actor_name=route.actor_name,
-                    args=(payload,), kwargs={}, options={"event_type": tag_of(payload)},
+                    args=(payload,), kwargs={},
+                    options={"event_type": tag_of(payload), TRACEPARENT: traceparent},
                 )
-                for payload in payloads
+                for payload, traceparent in zip(
+                    payloads, [*traceparents, *[None] * len(payloads)], strict=False
+                )
             ]  # fmt: skip
             await asyncio.to_thread(enqueue_many, broker, singles)
 
+    run = async_to_sync(deliver_traced)
+
+    # The actor runs on a worker thread, where the message being processed is known; its
+    # coroutine runs on the event loop's thread, which is given what it needs of it.
+    def deliver(*payloads: str) -> None:
+        run(payloads, _traceparents(len(payloads)) if tracing.enabled() else [])
+
     deliver.__name__ = route.actor_name.replace(".", "_")
     return deliver
+
+
+def _traceparents(count: int) -> list[str | None]:
+    """The traceparents of the current message's events: a batch's, one each, or the one
+    of a single event's message (none from a release that did not trace)."""
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return []
+    options = message.options
+    batch: list[str | None] | None = options.get(TRACEPARENTS)
+    if batch is not None:
+        return batch
+    return [options.get(TRACEPARENT)] * min(count, 1)

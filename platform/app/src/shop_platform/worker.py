@@ -20,6 +20,7 @@ import punq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 
+from shop_kernel import tracing
 from shop_kernel.di import instantiated
 from shop_kernel.log import configure_logging, get_logger
 from shop_kernel.messaging.registry import stay_registered
@@ -108,6 +109,7 @@ class WorkerResources(dramatiq.Middleware):
             loop_thread.loop.call_soon_threadsafe(self._close.set)
         if self._running is not None:
             self._running.result(timeout=STORES_CLOSE_TIMEOUT_S)
+        tracing.flush()  # the spans of the last messages leave before the process does
         log.info("worker stores closed")
 
     def _schedules(self, container: punq.Container) -> list[Scheduled]:
@@ -173,6 +175,7 @@ def setup(*_: Any) -> None:
     """Dramatiq's entry point: make the process's broker from the environment's settings."""
     settings = settings_from_env()
     configure_logging(settings, process="worker")
+    tracing.configure_tracing(settings, role="worker")  # before the broker: it asks
     metrics = METRICS_DIR in os.environ  # set by `shop worker` before any process starts
     dramatiq.set_broker(build_broker(settings, metrics=metrics))
 

@@ -202,12 +202,16 @@ class Settings(SettingsSection, frozen=True, kw_only=True, forbid_unknown_fields
     trusted_proxies: str = ""
     # Where people reach the shop: the links in emails (a password reset) start with it.
     public_url: Annotated[str, msgspec.Meta(max_length=500)] = "http://localhost:8000"
+    # Where traces go (OTLP over HTTP; spans are sent to <endpoint>/v1/traces); unset, the
+    # service traces nothing (shop_kernel.tracing).
+    otel_exporter_otlp_endpoint: Annotated[str, msgspec.Meta(max_length=500)] | None = None
     # Each context's own settings, by the name of its section's type (``section``).
     sections: dict[str, Any] = msgspec.field(default_factory=dict[str, Any])
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_public_url()
+        self._check_otlp_endpoint()
         if self.db_connect_timeout < 2 or int(self.db_connect_timeout) != self.db_connect_timeout:
             raise SettingsError(
                 f"{env_name('db_connect_timeout')}: whole seconds, at least 2 (what libpq "
@@ -226,6 +230,17 @@ class Settings(SettingsSection, frozen=True, kw_only=True, forbid_unknown_fields
             raise SettingsError(
                 f"{env_name('public_url')}: an http:// or https:// URL with a host and no "
                 f"query or fragment, like https://shop.example.com, got {shown(self.public_url)}"
+            )
+
+    def _check_otlp_endpoint(self) -> None:
+        endpoint = self.otel_exporter_otlp_endpoint
+        if endpoint is None:
+            return
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise SettingsError(
+                f"{env_name('otel_exporter_otlp_endpoint')}: an http:// or https:// URL of an "
+                f"OTLP collector, like http://collector:4318, got {shown(endpoint)}"
             )
 
     @classmethod

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import UpdateBase
 
+from shop_kernel import tracing
 from shop_kernel.driver import Compiled
 from shop_kernel.log import current_request_id
 from shop_kernel.messaging.events import IntegrationEvent, event_tag
@@ -66,7 +67,7 @@ def _event_params(number: int, event: IntegrationEvent) -> dict[str, Any]:
         f"e{number}_aggregate_version": event.aggregate_version,
         f"e{number}_payload": msgspec.json.encode(event).decode(),
         f"e{number}_request_id": current_request_id(),
-        f"e{number}_traceparent": None,
+        f"e{number}_traceparent": tracing.current_traceparent(),
     }
 
 

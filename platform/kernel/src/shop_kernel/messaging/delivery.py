@@ -13,22 +13,29 @@ own; it takes its events one by one), while the inbox row still commits with the
 Projectors need no inbox; they apply an event only if it is newer than what the view holds.
 Each subscriber has a circuit: after an outage its messages wait for one probe at a time
 (see :mod:`shop_kernel.messaging.circuit`).
+
+When tracing is on, each event's handling (or projection) is a span under the relay's span
+for it (the ``traceparents`` of its message, one per event), so a batch's events each stay in
+their own trace; what a handler writes carries that span's ``traceparent`` on.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Text, Uuid, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
+from shop_kernel import tracing
 from shop_kernel.driver import Compiled
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.circuit import Circuit
-from shop_kernel.messaging.events import EventRegistry, IntegrationEvent
+from shop_kernel.messaging.events import EventRegistry, IntegrationEvent, event_tag
 from shop_kernel.messaging.metrics import DELIVERY_LAG_SECONDS
 from shop_kernel.messaging.subscriptions import Route
 from shop_kernel.messaging.tables import inbox
@@ -63,10 +70,14 @@ class Delivery:
         self._build = build
         self._circuits: dict[str, Circuit] = {}
 
-    async def deliver(self, route: Route, payloads: Sequence[str]) -> int:
+    async def deliver(
+        self, route: Route, payloads: Sequence[str], traceparents: Sequence[str | None] = ()
+    ) -> int:
         """Handle (or project) the events of one message; return how many this subscriber
-        had not handled before (a projector's: all of them)."""
+        had not handled before (a projector's: all of them). ``traceparents``, when tracing,
+        are the events' own, in the same order."""
         events = [self._registry.decode(payload) for payload in payloads]
+        parents = dict(zip((event.event_id for event in events), traceparents, strict=False))
         reactor = self._build(route.subscription.reactor)
         circuit = self._circuits.get(route.subscriber)
         if circuit is None:
@@ -74,10 +85,12 @@ class Delivery:
         circuit.enter()
         try:
             if route.subscription.kind == "projector":
+                started = time.time_ns()
                 await reactor(events)
+                _projected_spans(route, events, parents, started)
                 applied = events
             else:
-                applied = await self._handle_once(route, events, reactor)
+                applied = await self._handle_once(route, events, reactor, parents)
         except BaseException as failure:
             circuit.failed(failure)
             raise
@@ -89,7 +102,11 @@ class Delivery:
         return len(applied)
 
     async def _handle_once(
-        self, route: Route, events: Sequence[IntegrationEvent], handler: Any
+        self,
+        route: Route,
+        events: Sequence[IntegrationEvent],
+        handler: Any,
+        parents: dict[uuid.UUID, str | None],
     ) -> list[IntegrationEvent]:
         transactions = self._transactions()
         unique = list({event.event_id: event for event in events}.values())
@@ -110,6 +127,36 @@ class Delivery:
             fresh = [event for event in unique if event.event_id in new]
             own = route.subscription.transaction == "own"
             for event in fresh:
-                await handler(event, transactions.unit_of_work() if own else uow)
+                with tracing.span(
+                    f"handle {route.subscriber}", parents=[parents.get(event.event_id)],
+                    kind=SpanKind.CONSUMER, attributes=_attributes(route, event),
+                ):  # fmt: skip
+                    await handler(event, transactions.unit_of_work() if own else uow)
             await uow.commit()
         return fresh
+
+
+def _attributes(route: Route, event: IntegrationEvent) -> dict[str, str]:
+    return {
+        "shop.subscriber": route.subscriber,
+        "shop.event_type": event_tag(type(event)),
+        "shop.event_id": str(event.event_id),
+    }
+
+
+def _projected_spans(
+    route: Route,
+    events: Sequence[IntegrationEvent],
+    parents: dict[uuid.UUID, str | None],
+    started: int,
+) -> None:
+    """A span per projected event, each in its own trace, over the batch's one write."""
+    if not tracing.enabled():
+        return
+    for event in events:
+        span = tracing.start_span(
+            f"project {route.subscriber}", parent=parents.get(event.event_id),
+            kind=SpanKind.CONSUMER, start_time=started, attributes=_attributes(route, event),
+        )  # fmt: skip
+        if span is not None:
+            span.end()

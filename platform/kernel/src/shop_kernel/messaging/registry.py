@@ -53,6 +53,9 @@ log = get_logger(__name__)
 HEARTBEAT_S = 30.0
 # The option of a batch message that names its events' types, one per argument.
 EVENT_TYPES = "event_types"
+# The options that carry the W3C traceparent of a message's event, or of a batch's events.
+TRACEPARENT = "traceparent"
+TRACEPARENTS = "traceparents"
 BATCH_SUFFIX = ".batch"  # of the actor a subscriber's batches go to
 
 

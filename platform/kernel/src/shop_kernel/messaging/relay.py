@@ -16,22 +16,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import dramatiq
 import psycopg
+from opentelemetry.trace import Span, SpanKind
 from sqlalchemy import Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shop_kernel import tracing
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.metrics import RELAY_BATCH_EVENTS, RELAY_BATCH_SECONDS
 from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.registry import (
     EVENT_TYPES,
     GENERATION,
+    TRACEPARENT,
+    TRACEPARENTS,
     Release,
     RouteEntry,
     RouteTable,
@@ -100,6 +104,7 @@ class Relay:
     async def relay_once(self) -> RelayBatch:
         """Claim one batch, enqueue its messages, mark it published; all or nothing."""
         started = time.perf_counter()
+        claimed_at = time.time_ns()
         async with self._engine.begin() as connection:
             # Held to the end: a release registering now commits after this batch, so this
             # batch routes by a generation it reads below, and parks nothing that release
@@ -124,6 +129,7 @@ class Relay:
                         outbox.c.event_type,
                         outbox.c.payload.cast(Text).label("payload"),
                         outbox.c.request_id,
+                        outbox.c.traceparent,
                         GENERATION.label("generation"),
                     )
                 )
@@ -136,8 +142,14 @@ class Relay:
             if unknown:
                 await self._park(connection, [(row.id, row.event_type) for row in unknown])
                 rows = [row for row in rows if table.knows(row.event_type)]
-            messages = _messages(rows, table, self._events_per_message)
+            spans = _relay_spans(rows, claimed_at)
+            traceparents = {
+                row.id: tracing.traceparent_of(spans.get(row.id)) or row.traceparent for row in rows
+            }
+            messages = _messages(rows, table, self._events_per_message, traceparents)
             await asyncio.to_thread(self._enqueue, messages)
+            for span in spans.values():
+                span.end()
         batch = RelayBatch(
             len(returned), len(rows), len(messages), time.perf_counter() - started, len(unknown)
         )
@@ -201,11 +213,32 @@ class Relay:
                 await asyncio.sleep(2.0)
 
 
+def _relay_spans(rows: Sequence[Any], claimed_at: int) -> dict[int, Span]:
+    """A span per relayed event (when tracing), under the span that wrote it: from the claim
+    to the enqueue of its messages."""
+    if not tracing.enabled():
+        return {}
+    spans: dict[int, Span] = {}
+    for row in rows:
+        span = tracing.start_span(
+            f"relay {row.event_type}", parent=row.traceparent, kind=SpanKind.PRODUCER,
+            start_time=claimed_at,
+            attributes={"shop.event_type": row.event_type, "shop.outbox_id": row.id},
+        )  # fmt: skip
+        if span is not None:
+            spans[row.id] = span
+    return spans
+
+
 def _messages(
-    rows: Sequence[Any], table: RouteTable, per_message: int
+    rows: Sequence[Any],
+    table: RouteTable,
+    per_message: int,
+    traceparents: Mapping[int, str | None],
 ) -> list[dramatiq.Message[None]]:
     """One message per (event, subscriber), but for the subscribers that take batches: one
-    per ``per_message`` of their events in this batch, in the order they were committed."""
+    per ``per_message`` of their events in this batch, in the order they were committed.
+    Each carries its events' ``traceparent`` (a batch: one per event)."""
     messages: list[dramatiq.Message[None]] = []
     batches: dict[RouteEntry, list[Any]] = {}
     for row in rows:
@@ -221,7 +254,11 @@ def _messages(
                     actor_name=route.actor_name,
                     args=(row.payload,),
                     kwargs={},
-                    options={"request_id": row.request_id, "event_type": row.event_type},
+                    options={
+                        "request_id": row.request_id,
+                        "event_type": row.event_type,
+                        TRACEPARENT: traceparents.get(row.id),
+                    },
                 )
             )
     for route, batched in batches.items():
@@ -236,6 +273,7 @@ def _messages(
                     options={
                         "request_id": chunk[0].request_id,
                         EVENT_TYPES: [row.event_type for row in chunk],
+                        TRACEPARENTS: [traceparents.get(row.id) for row in chunk],
                     },
                 )
             )
