@@ -255,13 +255,24 @@ async def find_knee(
     limit: float = 50_000,
     target: Target = SERVICE,
 ) -> None:
-    """Raise the rate until a step breaks the bound, then bisect between the last two."""
+    """Raise the rate until a step breaks the bound, then bisect between the last two. A
+    step breaks it only if it does so twice: on a shared machine one hiccup (another
+    tenant, a collection) lifts a short step's p99 over the bound at any rate."""
+
+    async def measured(rate: float) -> StepResult:
+        result = await step(shop, await make_flow(rate), rate, plan.step_s, target)
+        scenario.steps.append(result.summary())
+        if result.holds(P99_BOUND_MS) or not plan.fixed_steps:
+            return result
+        again = await step(shop, await make_flow(rate), rate, plan.step_s, target)
+        scenario.steps.append(again.summary())
+        return again
+
     held: StepResult | None = None
     broke: StepResult | None = None
     rate = start
     while rate <= limit:
-        result = await step(shop, await make_flow(rate), rate, plan.step_s, target)
-        scenario.steps.append(result.summary())
+        result = await measured(rate)
         if not result.holds(P99_BOUND_MS):
             broke = result
             break
@@ -271,8 +282,7 @@ async def find_knee(
         assert held is not None
         assert broke is not None
         rate = (held.rate + broke.rate) / 2
-        result = await step(shop, await make_flow(rate), rate, plan.step_s, target)
-        scenario.steps.append(result.summary())
+        result = await measured(rate)
         if result.holds(P99_BOUND_MS):
             held = result
         else:
@@ -629,11 +639,15 @@ async def confirmations(shop: Shop, plan: Plan, target: Target = SERVICE) -> Sce
 OUTCOMES = ["confirmed", "rejected"]
 
 
+WATCH_S = 0.02
+
+
 class Visibility:
     """Watches the order view for orders leaving `pending`: confirm to outcome, as seen by reads.
 
-    One query every 5 ms for every order still waiting (not one HTTP poll per order), so the
-    watching adds little load of its own.
+    One query every ``WATCH_S`` for every order still waiting (not one HTTP poll per order),
+    so the watching adds little load to the read store, which the projections it measures
+    share; a latency is therefore late by up to ``WATCH_S`` (half that on average).
     """
 
     def __init__(self, mongodb_url: str, database: str) -> None:
@@ -657,9 +671,9 @@ class Visibility:
                         self.outcomes[seen["status"]] += 1
                         elapsed = time.monotonic() - confirmed_at
                         self.latency.record_value(max(1, round(elapsed * 1e6)))
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(WATCH_S)
 
-    async def settled(self, within: float = 10) -> int:
+    async def settled(self, within: float) -> int:
         """Wait for every watched order; the number that never showed an outcome."""
         deadline = time.monotonic() + within
         while self.waiting and time.monotonic() < deadline:
@@ -684,12 +698,11 @@ class Visibility:
         await self._client.close()
 
 
-async def checkouts(shop: Shop, plan: Plan) -> Scenario:
-    """(e) Arrivals of whole checkouts: create, add 3 items, confirm (five requests)."""
+def checkout_flow(shop: Shop, visibility: Visibility) -> Flow:
+    """A checkout's five requests (create, 3 items, confirm); each confirmed order is watched
+    from its confirm's send on."""
     rng = random.Random(17)
     choice = shop.skus[:200]
-    visibility = Visibility(shop.stores.mongodb_url, shop.stores.database)
-    visibility.start()
 
     async def checkout(
         number: int, scheduled: float, session: aiohttp.ClientSession, recorder: Recorder
@@ -716,28 +729,125 @@ async def checkouts(shop: Shop, plan: Plan) -> Scenario:
         if ok:
             visibility.waiting[order_id] = started
 
+    return checkout
+
+
+async def checkouts(shop: Shop, plan: Plan) -> Scenario:
+    """(e) Arrivals of whole checkouts: create, add 3 items, confirm (five requests)."""
+    visibility = Visibility(shop.stores.mongodb_url, shop.stores.database)
+    visibility.start()
+    checkout = checkout_flow(shop, visibility)
+
     scenario = Scenario("e", "checkout: create, 3 items, confirm", "write")
     try:
-        held: StepResult | None = None
-        rate = 5.0
-        while True:
-            result = await step(shop, checkout, rate, plan.step_s)
-            result.extra["never_visible"] = await visibility.settled()
+        # The targets' rates (the quick run: the first two, briefly): confirm to confirmed
+        # visible p50 < 150 ms and p99 < 500 ms at 5/s, p99 < 1 s at 20/s, 50/s sustained.
+        rates = CHECKOUT_RATES if plan.fixed_steps else CHECKOUT_RATES[:2]
+        seconds = plan.step_s * 2 if plan.fixed_steps else plan.step_s
+        for rate in rates:
+            result = await step(shop, checkout, rate, seconds)
+            # Generous: an order still unseen this long after the step is lost, not slow.
+            result.extra["never_visible"] = await visibility.settled(within=60)
             result.extra.update(visibility.take())
+            result.extra["checkouts"] = result.scheduled
             scenario.steps.append(result.summary())
-            if not result.holds(P99_BOUND_MS) or result.extra["never_visible"]:
-                break
-            held = result
-            rate *= plan.factor
-        scenario.knee = held.summary() if held is not None else None
-        if plan.fixed_steps:
-            # The checkout target: confirm to confirmed p50 < 150 ms, p99 < 500 ms at 50/s.
-            fixed = await step(shop, checkout, 50, plan.step_s * 2)
-            fixed.extra["never_visible"] = await visibility.settled()
-            fixed.extra.update(visibility.take())
-            scenario.notes["at_50_per_s"] = fixed.summary()
+            scenario.notes[f"at_{rate}_per_s"] = result.summary()
+            if result.holds(P99_BOUND_MS) and not result.extra["never_visible"]:
+                scenario.knee = result.summary()
     finally:
         await visibility.close()
+    return scenario
+
+
+CHECKOUT_RATES = (5, 20, 50)
+
+
+async def restart(shop: Shop, extra_env: dict[str, str]) -> None:
+    """The API and the worker again, with ``extra_env`` (as the first ones, but for it)."""
+    admin = {"SHOP_BOOTSTRAP_ADMIN_EMAIL": ADMIN[0], "SHOP_BOOTSTRAP_ADMIN_PASSWORD": ADMIN[1]}
+    if shop.worker is not None:
+        shop.exit_codes["worker (before the restart)"] = stop_server(shop.worker)
+    shop.exit_codes["api (before the restart)"] = stop_server(shop.api)
+    shop.api = shop.stores.start(command=API["uvicorn"](shop.stores.port),
+                                 extra_env={**admin, **extra_env})  # fmt: skip
+    shop.worker = shop.stores.start(command=WORKER, cpus=os.sched_getaffinity(0),
+                                    extra_env=extra_env)  # fmt: skip
+    await wait_ready(shop)
+    pin_tree(shop.api)
+
+
+async def quiet(shop: Shop, within: float = 600) -> None:
+    """Until every event is relayed and handled, and the worker and the stores are idle: a
+    step must not share the machine with a backlog left by the one before."""
+    from shop_platform.backbone import Backbone  # noqa: PLC0415
+    from shop_platform.contexts import CONTEXTS  # noqa: PLC0415
+
+    queues = Backbone.of(CONTEXTS).queues
+    redis = Redis.from_url(shop.stores.redis_url)
+    try:
+        deadline = time.monotonic() + within
+        while unfinished(shop.stores, redis, queues) != (0, 0) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+    finally:
+        redis.close()
+    await settle(shop, "worker")
+
+
+async def traced(shop: Shop, plan: Plan, add_item_rate: float) -> Scenario:
+    """(t) Tracing on (every process exports to a local OTLP collector): what it costs the
+    API per add-item request, beside the same step with tracing off just before, and where a
+    checkout's time goes, hop by hop, from the traces of checkouts at 5/s."""
+    from hops import checkout_hops  # noqa: PLC0415
+
+    from shop_devkit.traces import TraceCollector  # noqa: PLC0415
+
+    scenario = Scenario("t", "tracing on: its cost (add item), checkout hops", "write")
+    seconds = plan.step_s * 2 if plan.fixed_steps else plan.step_s
+    carts = await drafts(shop, 64, SERVICE)
+    bodies = [msgspec.json.encode({"sku": sku, "quantity": 1}) for sku in shop.skus[:20]]
+    add = plain(lambda n: Request("POST", f"/orders/{carts[n % 64][0]}/items",
+                                  carts[n % 64][1], bodies[n % 20]))  # fmt: skip
+    await quiet(shop)
+    off = await step(shop, add, add_item_rate, seconds)
+    collector = TraceCollector()
+    collector.start()
+    visibility = Visibility(shop.stores.mongodb_url, shop.stores.database)
+    visibility.start()
+    try:
+        await restart(shop, {"SHOP_OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint})
+        # A new process pays once for what the old one had (compiled statements, caches,
+        # connections): warmed up by the same steps, unmeasured, before the measured ones.
+        await step(shop, add, add_item_rate, seconds)
+        await step(shop, checkout_flow(shop, visibility), 5, seconds)
+        await visibility.settled(within=60)
+        visibility.take()
+        await quiet(shop)
+        on = await step(shop, add, add_item_rate, seconds)
+        off_ms = off.extra["api_cpu_ms_per_request"]
+        on_ms = on.extra["api_cpu_ms_per_request"]
+        scenario.notes["cost"] = {
+            "rate": add_item_rate, "off": off.summary(), "on": on.summary(),
+            "api_cpu_ms_off": off_ms, "api_cpu_ms_on": on_ms,
+            "ratio": round(on_ms / off_ms, 2) if off_ms else None,
+        }  # fmt: skip
+        scenario.steps += [off.summary(), on.summary()]
+        await quiet(shop)
+        collector.clear()
+        result = await step(shop, checkout_flow(shop, visibility), 5, seconds)
+        result.extra["never_visible"] = await visibility.settled(within=60)
+        result.extra.update(visibility.take())
+        scenario.steps.append(result.summary())
+        # The exporters send in batches every few seconds: wait for every checkout's chain.
+        deadline = time.monotonic() + 30
+        found = checkout_hops(collector.spans())
+        while found["complete"] < result.scheduled and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            found = checkout_hops(collector.spans())
+        scenario.notes.update(found)
+        scenario.knee = on.summary()
+    finally:
+        await visibility.close()
+        collector.stop()
     return scenario
 
 
@@ -900,16 +1010,14 @@ def _knee(by_key: dict[str, Scenario], key: str, field_name: str) -> float | Non
 
 
 def _cpu_ratio(by_key: dict[str, Scenario], key: str) -> float | None:
-    """The service's CPU per request at its knee over the control's at the same rate (or,
-    if that step is missing, at the control's own knee)."""
+    """The service's CPU per request over its control's, side by side at the same rate (the
+    median of the rounds), or else each at its own knee."""
+    scenario = by_key.get(key)
+    side_by_side = None if scenario is None else scenario.notes.get("side_by_side")
+    if side_by_side:
+        return float(side_by_side["ratio"])
     mine = _knee(by_key, key, "api_cpu_ms_per_request")
-    scenario = by_key.get(f"{key}0")
-    same_rate = None if scenario is None else scenario.notes.get("at_service_knee")
-    control = (
-        same_rate["api_cpu_ms_per_request"]
-        if same_rate
-        else _knee(by_key, f"{key}0", "api_cpu_ms_per_request")
-    )
+    control = _knee(by_key, f"{key}0", "api_cpu_ms_per_request")
     return None if mine is None or not control else round(mine / control, 2)
 
 
@@ -919,8 +1027,11 @@ def _at(by_key: dict[str, Scenario], rate: int, field_name: str) -> float | None
     if fixed is None:
         return None
     if field_name == "sustained":
-        held = fixed["achieved_rate"] >= 0.95 * rate and not fixed["never_visible"]
-        return 1.0 if held and not fixed["errors"] else 0.0
+        # Every checkout went through, every order reached its outcome, and within the 5 s
+        # API.md promises: the pipeline kept up, its backlog did not grow through the step.
+        outcomes = sum(fixed["outcomes"].values())
+        held = outcomes == fixed["checkouts"] and not fixed["never_visible"]
+        return 1.0 if held and not fixed["errors"] and fixed["visible_p99_ms"] < 5000 else 0.0
     return fixed.get(field_name)
 
 
@@ -995,9 +1106,20 @@ def markdown(report: dict[str, Any]) -> str:
             if name.startswith("at_"):
                 shown = {k: v for k, v in fixed.items() if k != "error_samples"}
                 lines.append(f"- {scenario['key']} {name}: {json.dumps(shown)}")
-    hops = next((s["notes"].get("hops") for s in report["scenarios"] if s["key"] == "e"), None)
-    if hops:
-        lines += ["", "Checkout hops (traced, ms from the confirm's commit):", ""]
+    traced = next((s["notes"] for s in report["scenarios"] if s["key"] == "t"), {})
+    if cost := traced.get("cost"):
+        lines += [
+            "",
+            f"Tracing's cost: add item at {cost['rate']}/s, API CPU ms per request "
+            f"{cost['api_cpu_ms_off']} off, {cost['api_cpu_ms_on']} on ({cost['ratio']}x)",
+        ]
+    if hops := traced.get("hops"):
+        lines += [
+            "",
+            f"Checkout hops at 5/s, traced ({traced['complete']} complete chains of "
+            f"{traced['checkouts_traced']} traced checkouts), ms:",
+            "",
+        ]
         lines += ["| hop | p50 | p90 | p99 | spans |", "| --- | ---: | ---: | ---: | ---: |"]
         for hop in hops:
             lines.append(
@@ -1065,6 +1187,12 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
         if made := await profile(shop, plan, args, by_key.get(key)):
             profiles[made[0]] = made[1]
     rss = {"api": rss_mb(shop.api), "worker": rss_mb(shop.worker)}
+    if "t" in wanted:  # after the memory figures: it restarts the API and the worker
+        if shop.worker is None:
+            shop.worker = shop.stores.start(command=WORKER, cpus=os.sched_getaffinity(0))
+        rate = _knee(by_key, "d", "achieved_rate") or 50.0
+        scenarios.append(await traced(shop, plan, min(rate, 200.0)))
+        by_key = {scenario.key: scenario for scenario in scenarios}
     if "i" in wanted:  # last: its own worker programs, with the shop's stopped
         if shop.worker is not None:
             shop.exit_codes["worker"] = stop_server(shop.worker)
@@ -1098,8 +1226,9 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
     }
 
 
-# Every scenario letter --only takes: m the read store's ceilings, i the backbone alone.
-SCENARIOS = "gmabcdhfei"
+# Every scenario letter --only takes: m the read store's ceilings, t tracing on, i the
+# backbone alone.
+SCENARIOS = "gmabcdhfeti"
 
 
 @asynccontextmanager
@@ -1128,17 +1257,31 @@ async def control(shop: Shop) -> AsyncIterator[None]:
         shop.control = shop.control_session = None
 
 
+SIDE_BY_SIDE_ROUNDS = 3
+
+
 async def at_the_same_rate(shop: Shop, plan: Plan, scenarios: list[Scenario], key: str) -> None:
-    """The control once more, at the rate of the service's knee: CPU per request is compared
-    at the same load (at a lower rate a server's fixed work weighs more on each request)."""
+    """The service and its control side by side at the rate of the service's knee, in turn,
+    ``SIDE_BY_SIDE_ROUNDS`` times: CPU per request is compared at the same load (at a lower
+    rate a server's fixed work weighs more on each request), and the median of the rounds'
+    ratios is taken (a step's CPU figure on a shared machine wanders by a tenth or more)."""
     service = next((s for s in scenarios if s.key == key), None)
-    control = scenarios[-1]
     if service is None or not service.knee:
         return
     rate = service.knee["rate"]
-    flow = await _profile_flow(shop, key, CONTROL)
     seconds = plan.step_s if key != "h" else min(plan.step_s, 3900 / rate)
-    control.notes["at_service_knee"] = (await step(shop, flow, rate, seconds, CONTROL)).summary()
+    rounds: list[dict[str, float]] = []
+    for _ in range(SIDE_BY_SIDE_ROUNDS if plan.fixed_steps else 1):
+        mine = await step(shop, await _profile_flow(shop, key, SERVICE), rate, seconds)
+        theirs = await step(shop, await _profile_flow(shop, key, CONTROL), rate, seconds, CONTROL)
+        service_ms = mine.extra["api_cpu_ms_per_request"]
+        control_ms = theirs.extra["api_cpu_ms_per_request"]
+        ratio = round(service_ms / control_ms, 2) if control_ms else 0.0
+        rounds.append({"service_ms": service_ms, "control_ms": control_ms, "ratio": ratio})
+    ratios = sorted(r["ratio"] for r in rounds)
+    service.notes["side_by_side"] = {
+        "rate": rate, "seconds": seconds, "rounds": rounds, "ratio": ratios[len(ratios) // 2],
+    }  # fmt: skip
 
 
 async def backbone_alone(shop: Shop, plan: Plan) -> list[Scenario]:
@@ -1239,7 +1382,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             report = await run(shop, plan, args)
         finally:
             await session.close()
-            report_codes = {**shop.exit_codes, "api": stop_server(api)}
+            report_codes = {**shop.exit_codes, "api": stop_server(shop.api)}
             if shop.worker is not None:
                 report_codes["worker"] = stop_server(shop.worker)
             for log in stores.data_dir.glob("*.log"):  # kept beside the report

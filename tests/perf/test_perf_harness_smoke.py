@@ -37,7 +37,7 @@ def test_the_quick_run_measures_every_scenario_and_writes_both_reports(
     scenarios = {scenario["key"]: scenario for scenario in report["scenarios"]}
     assert set(scenarios) == {
         "g", "m1", "m2", "a", "b1", "b2", "b3", "c", "d", "h", "c0", "d0", "h0", "f", "e",
-        "g2", "i",
+        "t", "g2", "i",
     }  # fmt: skip
     # Each load scenario ran its steps and the service answered every request as it should.
     # Whether a step stays under the latency bound (the knee), or a request under the
@@ -64,5 +64,12 @@ def test_the_quick_run_measures_every_scenario_and_writes_both_reports(
     checkout = scenarios["e"]["steps"][0]
     assert checkout["outcomes"].get("confirmed", 0) > 0  # confirm -> confirmed was seen
     assert checkout["never_visible"] == 0
-    assert report["exit_codes"] == {"api": 0, "worker": 0}
+    # Tracing on: its cost was measured, and the checkouts' traces reached the collector
+    # whole, every hop of the chain found.
+    traced = scenarios["t"]["notes"]
+    assert traced["cost"]["api_cpu_ms_on"] > 0
+    assert traced["complete"] > 0
+    assert {hop["hop"] for hop in traced["hops"]} >= {"confirm request", "order view projection"}
+    assert {"api", "worker"} <= set(report["exit_codes"])
+    assert set(report["exit_codes"].values()) == {0}, report["exit_codes"]
     assert "| a: GET /health/live |" in (tmp_path / "results.md").read_text()

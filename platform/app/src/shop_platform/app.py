@@ -186,9 +186,12 @@ def _tracing_middleware(settings: Settings) -> list[DefineMiddleware]:
         return []
     from litestar.plugins.opentelemetry import OpenTelemetryConfig  # noqa: PLC0415 - only when on
 
+    # One span per request: the ASGI instrumentation's receive and send spans say nothing
+    # the request's own does not, and would triple the spans.
     config = OpenTelemetryConfig(
-        tracer_provider=provider, exclude=[f"^{path}" for path in OPS_PATHS]
-    )
+        tracer_provider=provider, exclude=[f"^{path}" for path in OPS_PATHS],
+        exclude_spans=["receive", "send"],
+    )  # fmt: skip
     return [config.middleware]
 
 
