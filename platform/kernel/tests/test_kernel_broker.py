@@ -11,6 +11,7 @@ from typing import Any
 import dramatiq
 import pytest
 from dramatiq.brokers.redis import RedisBroker
+from redis import Redis
 
 from shop_devkit.app_plugin import patience
 from shop_kernel.messaging import broker as backbone_broker
@@ -97,3 +98,34 @@ def test_a_wake_up_sent_before_the_consumer_listened_is_not_lost(broker: RedisBr
         assert taker.wait(30 * patience())
     finally:
         taker.close()
+
+
+def test_the_relay_s_wake_up_is_sent_after_every_message_it_announces_is_queued(
+    broker: RedisBroker, redis_url: str
+) -> None:
+    # A consumer woken before the messages are queued fetches nothing and sleeps until the
+    # next wake-up. Redis's own log of the commands it ran (MONITOR) gives their order.
+    queue = f"wake-{uuid.uuid4().hex[:8]}"
+    broker.declare_queue(queue)
+    ran: list[str] = []
+    listening = threading.Event()
+
+    def watch() -> None:
+        with Redis.from_url(redis_url).monitor() as monitor:
+            listening.set()
+            for command in monitor.listen():
+                ran.append(str(command["command"]))
+                if ran[-1].startswith("PUBLISH") and queue in ran[-1]:
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert listening.wait(30 * patience())
+    # A batch larger than one read of Redis's (16 KiB), as a relay's often is.
+    batch = [message(queue).copy(args=("x" * 2000,)) for _ in range(20)]
+    enqueue_many(broker, batch)
+    watcher.join(30 * patience())
+    ours = [command for command in ran if queue in command]
+    woken = next(n for n, command in enumerate(ours) if command.startswith("PUBLISH"))
+    # Each message is queued by Dramatiq's script with an RPUSH onto its queue.
+    assert sum(command.startswith("rpush") for command in ours[:woken]) == len(batch)

@@ -222,9 +222,6 @@ def enqueue_many(broker: RedisBroker, messages: Sequence[dramatiq.Message[Any]])
         for m in messages
     ]
     with redis_of(broker).pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]
-        for queue_name in sorted({message.queue_name for message in prepared}):
-            # After the enqueues in the pipeline's order: woken consumers find them.
-            pipe.publish(wake_channel(broker.namespace, queue_name), b"")  # pyright: ignore[reportUnknownMemberType]
         for message in prepared:
             broker.emit_before("enqueue", message, None)
             dispatch(
@@ -243,6 +240,10 @@ def enqueue_many(broker: RedisBroker, messages: Sequence[dramatiq.Message[Any]])
                 ],
                 client=pipe,
             )
+        for queue_name in sorted({message.queue_name for message in prepared}):
+            # After the enqueues in the pipeline's order: a consumer woken finds them. (Woken
+            # first, it would find nothing and sleep until the next wake-up.)
+            pipe.publish(wake_channel(broker.namespace, queue_name), b"")  # pyright: ignore[reportUnknownMemberType]
         pipe.execute()
     for message in prepared:
         broker.emit_after("enqueue", message, None)
