@@ -4,17 +4,20 @@ all or nothing per batch, and keeps back (parks) what no running release knows."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 import dramatiq
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_devkit.app_plugin import patience
 from shop_devkit.plugin import MakeDatabase
 from shop_kernel.messaging.events import IntegrationEvent
+from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.registry import Registration, Release, RouteEntry, unrouted
 from shop_kernel.messaging.relay import Relay
 from shop_kernel.messaging.subscriptions import Route, project, subscribe
@@ -248,3 +251,56 @@ async def test_a_release_registering_while_relays_work_never_has_its_events_park
     assert await unpublished(engine) == 0
     audited = [m for m in box.sent if m.actor_name == "tower.Audit"]
     assert len(audited) == len({m.args[0] for m in audited}) == 60
+
+
+class NewsWhileDraining(Relay):
+    """A relay whose first drain ends just as an event commits: the event's notification
+    reaches the relay while it is still busy, before it waits for the next one."""
+
+    told = False
+
+    async def drain(self) -> int:
+        published = await super().drain()
+        if not self.told:
+            self.told = True
+            engine = self._engine
+            await _until_listening(engine)
+            await publish(engine, BellRung(aggregate_id="late", aggregate_version=1, times=1))
+            await asyncio.sleep(1.0)  # the notification reaches the relay's listener meanwhile
+        return published
+
+
+async def _until_listening(engine: AsyncEngine) -> None:
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE query = :listen AND datname = current_database()"
+    )
+    for _ in range(300):
+        async with engine.connect() as conn:
+            if (await conn.execute(query, {"listen": f"LISTEN {CHANNEL}"})).scalar_one():
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the relay never listened")
+
+
+async def test_an_event_committed_while_the_relay_drains_is_relayed_without_waiting_for_a_poll(
+    engine: AsyncEngine,
+) -> None:
+    box = Outbox()
+    news = NewsWhileDraining(
+        engine, str(engine.url.render_as_string(hide_password=False)), box.enqueue,
+        release=OWN, release_ttl=TTL, poll_interval=3600,  # were it to poll, it would be late
+    )  # fmt: skip
+    stop = asyncio.Event()
+    running_relay = asyncio.create_task(news.run(stop))
+    try:
+        for _ in range(int(300 * patience())):
+            if box.sent:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        running_relay.cancel()  # it may be waiting out its (long) poll
+        with contextlib.suppress(asyncio.CancelledError):
+            await running_relay
+    assert ("tower.CountRings", "test.BellRung.v1") in delivered(box)

@@ -185,12 +185,14 @@ class Relay:
         listener = asyncio.create_task(self._listen(wake, stop))
         try:
             while not stop.is_set():
+                # Cleared before the drain, not after: a notification that comes while the
+                # drain is busy (after its last claim looked) wakes the next one at once.
+                wake.clear()
                 try:
                     await self.drain()
                 except Exception:  # a database or Redis outage: log, back off, try again
                     log.exception("relay batch failed; retrying")
                     await asyncio.sleep(1.0)
-                wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self._poll_interval)
         finally:
