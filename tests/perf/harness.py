@@ -844,9 +844,10 @@ async def traced(shop: Shop, plan: Plan, add_item_rate: float) -> Scenario:
         result.extra.update(visibility.take())
         scenario.steps.append(result.summary())
         # The exporters send in batches every few seconds: wait for every checkout's chain.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # generous: a busy machine exports late
         found = checkout_hops(collector.spans())
-        while found["complete"] < result.scheduled and time.monotonic() < deadline:
+        confirmed = result.extra["outcomes"].get("confirmed", 0)
+        while found["complete"] < confirmed and time.monotonic() < deadline:
             await asyncio.sleep(1)
             found = checkout_hops(collector.spans())
         scenario.notes.update(found)

@@ -118,6 +118,9 @@ def start_server(
         SHOP_DATABASE_URL=database_url, SHOP_REDIS_URL=redis_url, SHOP_MONGODB_URL=mongodb_url,
         SHOP_MONGODB_DATABASE=database, SHOP_DATA_DIR=str(data_dir), SHOP_LOG_LEVEL="WARNING",
         SHOP_RATE_LIMIT_LOGIN_PER_MINUTE="10000", SHOP_RATE_LIMIT_REGISTER_PER_MINUTE="10000",
+        # The customers sign in once, when the shop is filled; a full run lasts longer than
+        # the default 15 minutes of a token.
+        SHOP_ACCESS_TOKEN_TTL_S="86400",
         **(extra_env or {}),
     )  # fmt: skip
     # `shop <command>`, or another program of the environment (an ASGI server, the

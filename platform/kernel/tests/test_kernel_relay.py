@@ -18,7 +18,14 @@ from shop_devkit.app_plugin import patience
 from shop_devkit.plugin import MakeDatabase
 from shop_kernel.messaging.events import IntegrationEvent
 from shop_kernel.messaging.outbox import CHANNEL
-from shop_kernel.messaging.registry import Registration, Release, RouteEntry, unrouted
+from shop_kernel.messaging.registry import (
+    TRACEPARENT,
+    TRACEPARENTS,
+    Registration,
+    Release,
+    RouteEntry,
+    unrouted,
+)
 from shop_kernel.messaging.relay import Relay
 from shop_kernel.messaging.subscriptions import Route, project, subscribe
 from shop_kernel.messaging.tables import MIGRATIONS, outbox
@@ -148,6 +155,8 @@ async def test_each_event_goes_to_each_subscriber_queue_and_is_marked_published(
         ("tower-projections", "tower.RingView"),
     ]
     assert len(box.sent) == 14  # 7 events x 2 subscribers; nobody listens to Unheard
+    # Tracing is off: the messages carry no trace context at all.
+    assert not any({TRACEPARENT, TRACEPARENTS} & set(m.options) for m in box.sent)
     assert await parked(engine) == 0  # a known event without subscribers is simply published
 
 

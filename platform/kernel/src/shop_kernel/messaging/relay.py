@@ -144,7 +144,9 @@ class Relay:
                 rows = [row for row in rows if table.knows(row.event_type)]
             spans = _relay_spans(rows, claimed_at)
             traceparents = {
-                row.id: tracing.traceparent_of(spans.get(row.id)) or row.traceparent for row in rows
+                row.id: traceparent
+                for row in rows
+                if (traceparent := tracing.traceparent_of(spans.get(row.id)) or row.traceparent)
             }
             messages = _messages(rows, table, self._events_per_message, traceparents)
             await asyncio.to_thread(self._enqueue, messages)
@@ -240,7 +242,7 @@ def _messages(
 ) -> list[dramatiq.Message[None]]:
     """One message per (event, subscriber), but for the subscribers that take batches: one
     per ``per_message`` of their events in this batch, in the order they were committed.
-    Each carries its events' ``traceparent`` (a batch: one per event)."""
+    Each carries its events' ``traceparent`` (a batch: one per event), when they have one."""
     messages: list[dramatiq.Message[None]] = []
     batches: dict[RouteEntry, list[Any]] = {}
     for row in rows:
@@ -256,13 +258,12 @@ def _messages(
                     actor_name=route.actor_name,
                     args=(row.payload,),
                     kwargs={},
-                    options={
-                        "request_id": row.request_id,
-                        "event_type": row.event_type,
-                        TRACEPARENT: traceparents.get(row.id),
-                    },
+                    options=_traced(
+                        {"request_id": row.request_id, "event_type": row.event_type},
+                        TRACEPARENT, traceparents.get(row.id),
+                    ),
                 )
-            )
+            )  # fmt: skip
     for route, batched in batches.items():
         for start in range(0, len(batched), per_message):
             chunk = batched[start : start + per_message]
@@ -272,11 +273,20 @@ def _messages(
                     actor_name=route.actor_name,
                     args=tuple(row.payload for row in chunk),
                     kwargs={},
-                    options={
-                        "request_id": chunk[0].request_id,
-                        EVENT_TYPES: [row.event_type for row in chunk],
-                        TRACEPARENTS: [traceparents.get(row.id) for row in chunk],
-                    },
+                    options=_traced(
+                        {"request_id": chunk[0].request_id,
+                         EVENT_TYPES: [row.event_type for row in chunk]},
+                        TRACEPARENTS, [traceparents.get(row.id) for row in chunk],
+                    ),
                 )
-            )
+            )  # fmt: skip
     return messages
+
+
+def _traced(
+    options: dict[str, Any], key: str, traceparents: str | list[str | None] | None
+) -> dict[str, Any]:
+    """``options`` with the events' traceparents, when any was traced (nothing otherwise)."""
+    if traceparents and (isinstance(traceparents, str) or any(traceparents)):
+        options[key] = traceparents
+    return options
