@@ -4,12 +4,14 @@ A message carries one event, or a batch of them for a subscriber that takes batc
 :attr:`Route.batched`): the relay puts what one of its batches has for such a subscriber in
 one message, so a backlog costs a transaction (or a ``bulk_write``) per batch, not per event.
 
-A handler's delivery opens a unit of work and writes the inbox rows (subscriber, event_id) of
-its events in it, in one statement: an event redelivered finds its row and changes nothing.
-The handler is given that unit of work for each new event in turn and passes it to its use
-case, so the changes, their events and the inbox rows commit together; a subscription
-declared with a transaction of its own gets a new unit of work instead (its commits are its
-own; it takes its events one by one), while the inbox row still commits with the delivery's.
+A handler's delivery opens a unit of work per event and writes the event's inbox row
+(subscriber, event_id) in it: an event redelivered finds its row and changes nothing. The
+handler is given that unit of work and passes it to its use case, so the change, its events
+and the inbox row commit together; a batch's events each commit on their own (one
+transaction for a batch would hold the row locks of all its events until the last). A
+subscription declared with a transaction of its own gets a new unit of work instead (its
+commits are its own; it takes its events one by one), while the inbox row still commits with
+the delivery's.
 Projectors need no inbox; they apply an event only if it is newer than what the view holds.
 Each subscriber has a circuit: after an outage its messages wait for one probe at a time
 (see :mod:`shop_kernel.messaging.circuit`).
@@ -109,30 +111,30 @@ class Delivery:
         parents: dict[uuid.UUID, str | None],
     ) -> list[IntegrationEvent]:
         transactions = self._transactions()
-        unique = list({event.event_id: event for event in events}.values())
-        async with transactions.unit_of_work() as uow:
-            claimed = await CLAIM.rows(
-                await uow.driver(),
-                subscriber=route.subscriber,
-                event_ids=[event.event_id for event in unique],
-            )
-            new: set[uuid.UUID] = {row["event_id"] for row in claimed}
-            for event in unique:
-                if event.event_id not in new:
+        own = route.subscription.transaction == "own"
+        fresh: list[IntegrationEvent] = []
+        for event in {event.event_id: event for event in events}.values():
+            # A transaction per event: a handler's use case locks what it changes (a product's
+            # stock), and a batch's one transaction would hold every lock of every event until
+            # the last, so concurrent batches on the same rows would wait for each other whole.
+            async with transactions.unit_of_work() as uow:
+                claimed = await CLAIM.rows(
+                    await uow.driver(), subscriber=route.subscriber, event_ids=[event.event_id]
+                )
+                if not claimed:
                     log.info(
                         "event already handled",
                         subscriber=route.subscriber,
                         event_id=str(event.event_id),
                     )
-            fresh = [event for event in unique if event.event_id in new]
-            own = route.subscription.transaction == "own"
-            for event in fresh:
+                    continue
                 with tracing.span(
                     f"handle {route.subscriber}", parents=[parents.get(event.event_id)],
                     kind=SpanKind.CONSUMER, attributes=_attributes(route, event),
                 ):  # fmt: skip
                     await handler(event, transactions.unit_of_work() if own else uow)
-            await uow.commit()
+                await uow.commit()
+            fresh.append(event)
         return fresh
 
 

@@ -84,9 +84,10 @@ class Route:
 
     @property
     def batched(self) -> bool:
-        """Whether the subscriber takes several events a message: a projector, and a handler
-        working in its delivery's transaction (one transaction, one inbox statement for the
-        batch). A subscription with a transaction of its own (a mail) takes them one by one."""
+        """Whether the subscriber takes several events a message: a projector (one
+        ``bulk_write`` for the batch), and a handler working in its delivery's transaction
+        (one message for the batch, a transaction per event). A subscription with a
+        transaction of its own (a mail) takes them one message each."""
         return self.subscription.kind == "projector" or self.subscription.transaction == "delivery"
 
     @property
