@@ -8,7 +8,6 @@ options exactly as between processes.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Sequence
 
 import httpx
@@ -17,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shop_devkit.app_plugin import eventually, new_admin, new_customer
+from shop_devkit.app_plugin import eventually, new_admin, new_customer, new_product
 from shop_devkit.mail import MailServer
 from shop_kernel import tracing
 from shop_kernel.settings import Settings
@@ -76,9 +75,7 @@ async def test_a_checkout_is_one_trace_from_the_request_to_the_email(
     client: httpx.AsyncClient, shop_settings: Settings, exporter: InMemorySpanExporter
 ) -> None:
     admin = await new_admin(client, shop_settings)
-    sku = f"TRC-{uuid.uuid4().hex[:6].upper()}"
-    product = {"sku": sku, "name": "Lamp", "price": {"amount": 1500, "currency": "EUR"}, "stock": 5}
-    assert (await client.post("/products", json=product, headers=admin)).status_code == 201
+    sku = await new_product(client, admin, "TRC")
     customer = await new_customer(client)
     made = await client.post("/orders", json={"items": [{"sku": sku, "quantity": 2}]},
                              headers=customer)  # fmt: skip

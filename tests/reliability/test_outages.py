@@ -24,6 +24,7 @@ from shop_devkit.app_plugin import (
     eventually,
     new_admin,
     new_customer,
+    new_product,
     views_equal_rebuilds,
 )
 from shop_devkit.embedded import RunningService, free_port, start_mongodb
@@ -115,9 +116,7 @@ async def test_a_read_store_outage_longer_than_the_retry_budget_loses_no_project
     client: httpx.AsyncClient, shop_settings: Settings, own_mongo: OwnMongo
 ) -> None:
     admin = await new_admin(client, shop_settings)
-    sku = f"OUT-{uuid.uuid4().hex[:6].upper()}"
-    product = {"sku": sku, "name": "Lamp", "price": {"amount": 1500, "currency": "EUR"}, "stock": 5}
-    assert (await client.post("/products", json=product, headers=admin)).status_code == 201
+    sku = await new_product(client, admin, "OUT")
     before = outage_retries("orders.OrderViewProjector")
 
     own_mongo.stop()

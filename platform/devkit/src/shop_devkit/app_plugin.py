@@ -166,6 +166,18 @@ async def new_customer(client: httpx.AsyncClient) -> dict[str, str]:
     return await sign_in(client, email)
 
 
+async def new_product(
+    client: httpx.AsyncClient, admin: dict[str, str], prefix: str, stock: int = 5
+) -> str:
+    """A new product in stock (15.00 EUR), made by ``admin``; its sku."""
+    sku = f"{prefix}-{uuid.uuid4().hex[:6].upper()}"
+    price = {"amount": 1500, "currency": "EUR"}
+    body = {"sku": sku, "name": "Lamp", "price": price, "stock": stock}
+    made = await client.post("/products", json=body, headers=admin)
+    assert made.status_code == 201, made.text
+    return sku
+
+
 @pytest.fixture
 def mail_server() -> Iterator[MailServer]:
     server = MailServer()
