@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shop_devkit.app_plugin import eventually, new_admin, new_customer, new_product
+from shop_devkit.app_plugin import eventually, new_admin, new_customer, new_product, placed_order
 from shop_devkit.mail import MailServer
 from shop_kernel import tracing
 from shop_kernel.settings import Settings
@@ -77,11 +77,7 @@ async def test_a_checkout_is_one_trace_from_the_request_to_the_email(
     admin = await new_admin(client, shop_settings)
     sku = await new_product(client, admin, "TRC")
     customer = await new_customer(client)
-    made = await client.post("/orders", json={"items": [{"sku": sku, "quantity": 2}]},
-                             headers=customer)  # fmt: skip
-    assert made.status_code == 201, made.text
-    order_id = made.json()["id"]
-    assert (await client.post(f"/orders/{order_id}/confirm", headers=customer)).status_code == 202
+    order_id = await placed_order(client, customer, sku)
 
     def request_span() -> ReadableSpan:
         return next(

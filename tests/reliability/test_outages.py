@@ -25,6 +25,7 @@ from shop_devkit.app_plugin import (
     new_admin,
     new_customer,
     new_product,
+    placed_order,
     views_equal_rebuilds,
 )
 from shop_devkit.embedded import RunningService, free_port, start_mongodb
@@ -122,11 +123,7 @@ async def test_a_read_store_outage_longer_than_the_retry_budget_loses_no_project
     own_mongo.stop()
     # Commands go on while the read store is down; the saga needs only PostgreSQL.
     customer = await new_customer(client)
-    made = await client.post("/orders", json={"items": [{"sku": sku, "quantity": 2}]},
-                             headers=customer)  # fmt: skip
-    assert made.status_code == 201, made.text
-    order_id = made.json()["id"]
-    assert (await client.post(f"/orders/{order_id}/confirm", headers=customer)).status_code == 202
+    order_id = await placed_order(client, customer, sku)
     changed = await client.patch(f"/products/{sku}", json={"name": "Desk lamp"}, headers=admin)
     assert changed.status_code == 200
     read = await client.get(f"/products/{sku}")

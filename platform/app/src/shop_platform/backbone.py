@@ -208,13 +208,13 @@ def _deliverer(
     # The actor runs on a worker thread, where the message being processed is known; its
     # coroutine runs on the event loop's thread, which is given what it needs of it.
     def deliver(*payloads: str) -> None:
-        run(payloads, _traceparents(len(payloads)) if tracing.enabled() else [])
+        run(payloads, _traceparents() if tracing.enabled() else [])
 
     deliver.__name__ = route.actor_name.replace(".", "_")
     return deliver
 
 
-def _traceparents(count: int) -> list[str | None]:
+def _traceparents() -> list[str | None]:
     """The traceparents of the current message's events: a batch's, one each, or the one
     of a single event's message (none from a release that did not trace)."""
     message = CurrentMessage.get_current_message()
@@ -222,6 +222,4 @@ def _traceparents(count: int) -> list[str | None]:
         return []
     options = message.options
     batch: list[str | None] | None = options.get(TRACEPARENTS)
-    if batch is not None:
-        return batch
-    return [options.get(TRACEPARENT)] * min(count, 1)
+    return batch if batch is not None else [options.get(TRACEPARENT)]

@@ -178,6 +178,20 @@ async def new_product(
     return sku
 
 
+async def placed_order(
+    client: httpx.AsyncClient, customer: dict[str, str], sku: str, quantity: int = 2
+) -> str:
+    """A new order of ``quantity`` of ``sku``, confirmed by ``customer`` (202); its id."""
+    made = await client.post(
+        "/orders", json={"items": [{"sku": sku, "quantity": quantity}]}, headers=customer
+    )
+    assert made.status_code == 201, made.text
+    order_id = str(made.json()["id"])
+    confirmed = await client.post(f"/orders/{order_id}/confirm", headers=customer)
+    assert confirmed.status_code == 202, confirmed.text
+    return order_id
+
+
 @pytest.fixture
 def mail_server() -> Iterator[MailServer]:
     server = MailServer()

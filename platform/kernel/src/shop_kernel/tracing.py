@@ -126,12 +126,8 @@ def traceparent_of(span: Span | None) -> str | None:
     if span is None:
         return None
     carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier, context=_with(span))
+    _PROPAGATOR.inject(carrier, context=set_span_in_context(span))
     return carrier.get("traceparent")
-
-
-def _with(span: Span) -> Context:
-    return set_span_in_context(span)
 
 
 @contextlib.contextmanager
