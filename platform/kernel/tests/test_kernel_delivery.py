@@ -147,3 +147,33 @@ async def test_a_batch_that_fails_keeps_what_it_handled_before_the_failure(
     assert await rows(engine, "SELECT count(*) FROM messaging.inbox") == [1]
     # Sent again (one by one, as a failed batch goes on), a is not handled twice.
     assert await once(first) == 0
+
+
+async def test_a_batch_subscription_handles_its_new_events_in_one_transaction(
+    engine: AsyncEngine,
+) -> None:
+    handler = SeesTheOthers(engine)
+    once = deliver(engine, handler, "batch")
+    earlier, twice = built("a"), built("b")
+    assert await once(earlier) == 1
+    assert await once(earlier, twice, built("c"), twice) == 2  # a handled before; b once
+    assert sorted(await rows(engine, "SELECT name FROM shelf")) == ["a", "b", "c"]
+    assert await rows(engine, "SELECT count(*) FROM messaging.inbox") == [3]
+    # b and c were handled in one open transaction: nothing of b was visible while c was.
+    assert handler.seen == [0, 1, 1]
+    assert handler.given == [True, True, True]
+
+
+async def test_a_batch_subscription_s_failing_batch_keeps_nothing(engine: AsyncEngine) -> None:
+    handler = BuildShelf()
+    once = deliver(engine, handler, "batch")
+    first = built("a")
+    with pytest.raises(RuntimeError):
+        await once(first, built("b", then_fail=True), built("c"))
+    assert await rows(engine, "SELECT count(*) FROM shelf") == [0]
+    assert await rows(engine, "SELECT count(*) FROM messaging.inbox") == [0]
+    # Sent again one by one (as a failed batch goes on), each is handled once.
+    assert await once(first) == 1
+    assert await once(built("c")) == 1
+    assert await once(first) == 0
+    assert sorted(await rows(engine, "SELECT name FROM shelf")) == ["a", "c"]

@@ -9,9 +9,11 @@ A handler's delivery opens a unit of work per event and writes the event's inbox
 handler is given that unit of work and passes it to its use case, so the change, its events
 and the inbox row commit together; a batch's events each commit on their own (one
 transaction for a batch would hold the row locks of all its events until the last). A
-subscription declared with a transaction of its own gets a new unit of work instead (its
-commits are its own; it takes its events one by one), while the inbox row still commits with
-the delivery's.
+subscription declared ``transaction="batch"`` (its changes lock nothing another delivery or
+request waits for) takes its batch in one unit of work instead: one inbox statement, one
+commit. A subscription declared with a transaction of its own gets a new unit of work
+instead (its commits are its own; it takes its events one by one), while the inbox row still
+commits with the delivery's.
 Projectors need no inbox; they apply an event only if it is newer than what the view holds.
 Each subscriber has a circuit: after an outage its messages wait for one probe at a time
 (see :mod:`shop_kernel.messaging.circuit`).
@@ -111,9 +113,12 @@ class Delivery:
         parents: dict[uuid.UUID, str | None],
     ) -> list[IntegrationEvent]:
         transactions = self._transactions()
+        unique = list({event.event_id: event for event in events}.values())
+        if route.subscription.transaction == "batch":
+            return await self._handle_batch(route, unique, handler, parents, transactions)
         own = route.subscription.transaction == "own"
         fresh: list[IntegrationEvent] = []
-        for event in {event.event_id: event for event in events}.values():
+        for event in unique:
             # A transaction per event: a handler's use case locks what it changes (a product's
             # stock), and a batch's one transaction would hold every lock of every event until
             # the last, so concurrent batches on the same rows would wait for each other whole.
@@ -135,6 +140,39 @@ class Delivery:
                     await handler(event, transactions.unit_of_work() if own else uow)
                 await uow.commit()
             fresh.append(event)
+        return fresh
+
+    async def _handle_batch(
+        self,
+        route: Route,
+        events: Sequence[IntegrationEvent],
+        handler: Any,
+        parents: dict[uuid.UUID, str | None],
+        transactions: Transactions,
+    ) -> list[IntegrationEvent]:
+        """The batch's inbox rows, in one statement, and every new event's change in one
+        transaction: all of it commits, or none of it (a failure sends the batch's events on
+        one by one, see the platform's deliverer)."""
+        async with transactions.unit_of_work() as uow:
+            claimed = await CLAIM.rows(
+                await uow.driver(),
+                subscriber=route.subscriber,
+                event_ids=[event.event_id for event in events],
+            )
+            new: set[uuid.UUID] = {row["event_id"] for row in claimed}
+            fresh = [event for event in events if event.event_id in new]
+            if len(fresh) < len(events):
+                log.info(
+                    "events already handled", subscriber=route.subscriber,
+                    events=len(events) - len(fresh),
+                )  # fmt: skip
+            for event in fresh:
+                with tracing.span(
+                    f"handle {route.subscriber}", parents=[parents.get(event.event_id)],
+                    kind=SpanKind.CONSUMER, attributes=_attributes(route, event),
+                ):  # fmt: skip
+                    await handler(event, uow)
+            await uow.commit()
         return fresh
 
 

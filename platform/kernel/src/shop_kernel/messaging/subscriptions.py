@@ -8,6 +8,9 @@ the delivery's own: the use case's change, its events and the record that the ev
 handled commit together. A subscription whose effect leaves the system before it can be
 rolled back (a mail sent) says so where it is declared, ``subscribe(..., transaction="own")``:
 its handler gets a unit of work of its own, whose commits do not wait for the delivery's.
+A subscription whose changes lock nothing that another delivery or a request waits for (rows
+of its own, appended records, an aggregate only its event changes) may say
+``transaction="batch"``: a batch of its events then costs one transaction, not one each.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ class EventProjector(Protocol[E_contra]):
 
 
 Kind = Literal["handler", "projector"]
-# Whose unit of work a handler is given: the delivery's, or one of its own (see above).
-TransactionKind = Literal["delivery", "own"]
+# Whose unit of work a handler is given: the delivery's, one for each event (the default);
+# the delivery's, one for a whole batch; or one of its own (see above).
+TransactionKind = Literal["delivery", "batch", "own"]
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,9 @@ class Route:
     def batched(self) -> bool:
         """Whether the subscriber takes several events a message: a projector (one
         ``bulk_write`` for the batch), and a handler working in its delivery's transaction
-        (one message for the batch, a transaction per event). A subscription with a
-        transaction of its own (a mail) takes them one message each."""
-        return self.subscription.kind == "projector" or self.subscription.transaction == "delivery"
+        (one message for the batch, a transaction per event or one for all). A subscription
+        with a transaction of its own (a mail) takes them one message each."""
+        return self.subscription.kind == "projector" or self.subscription.transaction != "own"
 
     @property
     def batch_actor_name(self) -> str:
