@@ -48,8 +48,9 @@ module = ContextModule(
     events=[*ORDER_EVENTS, *LEGACY_ORDER_EVENTS],
     translations=TRANSLATIONS,
     subscriptions=[
-        subscribe(StockReserved, ConfirmOrder),
-        subscribe(StockReservationFailed, RejectOrder),
+        # Each outcome changes its own order only: a batch of them takes one transaction.
+        subscribe(StockReserved, ConfirmOrder, transaction="batch"),
+        subscribe(StockReservationFailed, RejectOrder, transaction="batch"),
         *(project(event, OrderViewProjector) for event in ORDER_EVENTS),
     ],
     views=[ReadView("order_views", COLLECTION, OrderViewSource)],

@@ -62,11 +62,14 @@ orders = Table(
 )
 
 _LOCK = Compiled(select(orders).where(orders.c.id == bindparam("order_id")).with_for_update())
+# Locked as they are found, skipping those another transaction holds (a batch of stock
+# outcomes confirming them): the sweep waits for no one, so no one's locks wait for it in turn.
 _PENDING_SINCE = (
     select(orders.c.id)
     .where(orders.c.status == "pending", orders.c.updated_at < bindparam("before"))
     .order_by(orders.c.updated_at)
     .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
 )
 
 
