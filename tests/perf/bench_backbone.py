@@ -80,7 +80,7 @@ def drop_database(settings: Settings) -> None:
 
 
 def start_workers(
-    settings: Settings, context: str, count: int, *, view: bool
+    settings: Settings, context: str, count: int, *, view: bool, transaction: str = "delivery"
 ) -> list[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOP_")}
     env.update(
@@ -88,7 +88,8 @@ def start_workers(
         SHOP_MONGODB_URL=settings.mongodb_url or "",
         SHOP_MONGODB_DATABASE=settings.mongodb_database,
         SHOP_LOG_LEVEL="WARNING", BACKBONE_TEST_CONTEXT=context,
-        BACKBONE_TEST_VIEW="1" if view else "0", PYTHONPATH=str(SUPPORT),
+        BACKBONE_TEST_VIEW="1" if view else "0", BACKBONE_TEST_TRANSACTION=transaction,
+        PYTHONPATH=str(SUPPORT),
         dramatiq_worker_timeout=os.environ.get("BENCH_POLL_MS", "100"),
     )  # fmt: skip
     return [
@@ -269,17 +270,20 @@ def wait_for_consumers(settings: Settings, count: int) -> None:
         time.sleep(0.1)
 
 
-async def backlog_drain(settings: Settings, size: int) -> dict[str, Any]:
+async def backlog_drain(
+    settings: Settings, size: int, transaction: str = "batch"
+) -> dict[str, Any]:
     """The whole path as it runs in production: the worker programs relay and handle at once.
 
     The workers start first and idle; then ``size`` events commit at once. The clock runs
-    from that commit until every event's inbox row exists.
+    from that commit until every event's inbox row exists. ``transaction`` is how the
+    handler takes a batch: in one transaction (``batch``) or one per event (``delivery``).
     """
     context = f"drain{uuid.uuid4().hex[:6]}"
     url = libpq_url(settings.database_url or "")
     Redis.from_url(settings.redis_url or "").delete(f"{NAMESPACE}:__heartbeats__")
     processes = int(os.environ.get("BENCH_PROCESSES", "2"))
-    workers = start_workers(settings, context, 2, view=False)
+    workers = start_workers(settings, context, 2, view=False, transaction=transaction)
     try:
         wait_for_consumers(settings, 2 * processes)
         cpu_before = cpu_seconds(workers)

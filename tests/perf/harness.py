@@ -977,7 +977,7 @@ def rss_mb(process: subprocess.Popen[bytes] | None) -> list[float]:
 # for what it bounds, and for each write route its control.
 CEILING_OF = {
     "b1": "a", "b2": "m1", "b3": "a", "c": "c0", "d": "d0", "h": "h0",
-    "c0": "g", "d0": "g", "h0": "g", "f": "m2", "i": "g2",
+    "c0": "g", "d0": "g", "h0": "g", "f": "m2", "i": "g2", "i1": "g2",
 }  # fmt: skip
 
 
@@ -1309,15 +1309,25 @@ async def backbone_alone(shop: Shop, plan: Plan) -> list[Scenario]:
     try:
         size = 2_000 if plan.fixed_steps is False else 50_000
         ceiling = await handler_transactions(settings, min(size, 10_000))
-        drained = await backlog_drain(settings, size)
+        in_one = await backlog_drain(settings, size, "batch")
+        each = await backlog_drain(settings, size, "delivery")
     finally:
         drop_database(settings)
     transactions = Scenario("g2", "database: an inbox row + an effect row a transaction",
                             "ceiling")  # fmt: skip
     transactions.knee = {"rate": round(ceiling, 1), "achieved_rate": round(ceiling, 1)}
     transactions.steps.append(transactions.knee)
-    alone = Scenario("i", "backbone drain without projections (relay + handlers)", "write")
-    alone.knee = {
+    title = "backbone drain without projections (relay + handlers), a transaction per batch"
+    return [
+        transactions,
+        _drained("i", title, in_one),
+        _drained("i1", "the same, a transaction per event", each),
+    ]
+
+
+def _drained(key: str, title: str, drained: dict[str, Any]) -> Scenario:
+    scenario = Scenario(key, title, "write")
+    scenario.knee = {
         "events": drained["backlog"], "seconds": drained["seconds"],
         "achieved_rate": drained["end_to_end_events_per_s"],
         "cpu_ms_per_event": {
@@ -1326,8 +1336,8 @@ async def backbone_alone(shop: Shop, plan: Plan) -> list[Scenario]:
             "redis": drained["redis_cpu_ms_per_event"],
         },
     }  # fmt: skip
-    alone.steps.append(alone.knee)
-    return [transactions, alone]
+    scenario.steps.append(scenario.knee)
+    return scenario
 
 
 async def _profile_flow(shop: Shop, key: str, target: Target = SERVICE) -> Flow:
