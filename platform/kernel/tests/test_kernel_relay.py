@@ -26,7 +26,7 @@ from shop_kernel.messaging.registry import (
     RouteEntry,
     unrouted,
 )
-from shop_kernel.messaging.relay import Relay
+from shop_kernel.messaging.relay import Relay, RelayBatch
 from shop_kernel.messaging.subscriptions import Route, project, subscribe
 from shop_kernel.messaging.tables import MIGRATIONS, outbox
 from shop_kernel.settings import Settings
@@ -158,6 +158,33 @@ async def test_each_event_goes_to_each_subscriber_queue_and_is_marked_published(
     # Tracing is off: the messages carry no trace context at all.
     assert not any({TRACEPARENT, TRACEPARENTS} & set(m.options) for m in box.sent)
     assert await parked(engine) == 0  # a known event without subscribers is simply published
+
+
+class Counted(Relay):
+    """Counts its claims."""
+
+    claims = 0
+
+    async def relay_once(self) -> RelayBatch:
+        self.claims += 1
+        return await super().relay_once()
+
+
+async def test_a_drain_stops_at_its_first_short_claim(engine: AsyncEngine) -> None:
+    box = Outbox()
+    events = [BellRung(aggregate_id="b", aggregate_version=v, times=v) for v in range(1, 8)]
+    await publish(engine, *events)
+    counted = Counted(
+        engine, str(engine.url.render_as_string(hide_password=False)), box.enqueue,
+        release=OWN, release_ttl=TTL, batch_size=3,
+    )  # fmt: skip
+    assert await counted.drain() == 7
+    assert counted.claims == 3  # 3, 3 and 1 rows: no fourth claim to find nothing
+    assert await unpublished(engine) == 0
+    await publish(engine, *[BellRung(aggregate_id="c", aggregate_version=v, times=v)
+                            for v in range(1, 4)])  # fmt: skip
+    assert await counted.drain() == 3
+    assert counted.claims == 5  # a full batch, then the claim that finds the outbox empty
 
 
 async def test_a_failed_enqueue_leaves_the_batch_unpublished_for_the_next_try(

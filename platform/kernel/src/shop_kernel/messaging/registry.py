@@ -37,6 +37,7 @@ from sqlalchemy import CursorResult, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shop_kernel.driver import Compiled
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.outbox import NOTIFY
 from shop_kernel.messaging.tables import (
@@ -158,11 +159,11 @@ _BUMP = (
 )
 
 
-async def hold_routes(connection: AsyncConnection) -> None:
-    """Take the shared routing lock until the caller's transaction ends: no registration
-    commits meanwhile. Read the generation in a *later* statement: a statement's snapshot is
-    taken when it starts, before any lock it waits for inside."""
-    await connection.execute(_LOCK_SHARED)
+# The shared routing lock, held until the relay's transaction ends: no registration commits
+# meanwhile. The generation is read in a *later* statement: a statement's snapshot is taken
+# when it starts, before any lock it waits for inside. (Compiled once, for the relay's trip
+# on its transaction's own driver connection.)
+HOLD_ROUTES = Compiled(_LOCK_SHARED)
 
 
 async def load_routes(connection: AsyncConnection, ttl: timedelta, generation: int) -> RouteTable:

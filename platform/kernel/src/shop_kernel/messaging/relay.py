@@ -24,22 +24,23 @@ from typing import Any
 import dramatiq
 import psycopg
 from opentelemetry.trace import Span, SpanKind
-from sqlalchemy import Text, func, select, update
+from sqlalchemy import Integer, Text, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shop_kernel import tracing
+from shop_kernel.driver import Compiled, driver_of
 from shop_kernel.log import get_logger
 from shop_kernel.messaging.metrics import RELAY_BATCH_EVENTS, RELAY_BATCH_SECONDS
 from shop_kernel.messaging.outbox import CHANNEL
 from shop_kernel.messaging.registry import (
     EVENT_TYPES,
     GENERATION,
+    HOLD_ROUTES,
     TRACEPARENT,
     TRACEPARENTS,
     Release,
     RouteEntry,
     RouteTable,
-    hold_routes,
     load_routes,
 )
 from shop_kernel.messaging.tables import outbox
@@ -53,6 +54,41 @@ Enqueue = Callable[[Sequence[dramatiq.Message[None]]], None]
 ROUTES_REFRESH_S = 30.0
 # At most this many events in one message to a subscriber that takes batches.
 EVENTS_PER_MESSAGE = 100
+
+
+# Claim a batch of unpublished rows and mark them published, in one statement compiled once.
+_CLAIM = Compiled(
+    update(outbox)
+    .where(
+        outbox.c.id.in_(
+            select(outbox.c.id)
+            .where(outbox.c.published_at.is_(None), outbox.c.parked_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(bindparam("limit", type_=Integer))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(published_at=func.now())
+    .returning(
+        outbox.c.id,
+        outbox.c.event_type,
+        outbox.c.payload.cast(Text).label("payload"),
+        outbox.c.request_id,
+        outbox.c.traceparent,
+        GENERATION.label("generation"),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    id: int
+    event_type: str
+    payload: str
+    request_id: str | None
+    traceparent: str | None
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -109,34 +145,16 @@ class Relay:
             # Held to the end: a release registering now commits after this batch, so this
             # batch routes by a generation it reads below, and parks nothing that release
             # would have unparked.
-            await hold_routes(connection)
+            driver = driver_of(connection)
+            await HOLD_ROUTES.run(driver)
             # Claim and mark in one statement: the marks only count if the enqueue below
             # succeeds, since a failure rolls the whole transaction back.
-            claimed = (
-                select(outbox.c.id)
-                .where(outbox.c.published_at.is_(None), outbox.c.parked_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self._batch_size)
-                .with_for_update(skip_locked=True)
-            )
-            returned = (
-                await connection.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(claimed.scalar_subquery()))
-                    .values(published_at=func.now())
-                    .returning(
-                        outbox.c.id,
-                        outbox.c.event_type,
-                        outbox.c.payload.cast(Text).label("payload"),
-                        outbox.c.request_id,
-                        outbox.c.traceparent,
-                        GENERATION.label("generation"),
-                    )
-                )
-            ).all()
+            returned = [
+                _Claimed(**row) for row in await _CLAIM.rows(driver, limit=self._batch_size)
+            ]
             if not returned:
                 return RelayBatch(0, 0, 0, time.perf_counter() - started)
-            table = await self._route_table(connection, int(returned[0].generation))
+            table = await self._route_table(connection, returned[0].generation)
             rows = sorted(returned, key=lambda row: row.id)  # RETURNING has no order
             unknown = [row for row in rows if not table.knows(row.event_type)]
             if unknown:
@@ -160,11 +178,16 @@ class Relay:
         return batch
 
     async def drain(self) -> int:
-        """Relay until nothing is left to claim; return how many events were published."""
+        """Relay until a claim takes less than a full batch; return how many events were
+        published. A short claim took every row it could see: rows another relay holds are
+        that relay's to publish, and a row that commits later notifies (``run`` drains again
+        at once), so no claim that can only come back empty is made."""
         total = 0
-        while (batch := await self.relay_once()).claimed:
+        while True:
+            batch = await self.relay_once()
             total += batch.events
-        return total
+            if batch.claimed < self._batch_size:
+                return total
 
     async def _park(self, connection: AsyncConnection, rows: Sequence[tuple[int, str]]) -> None:
         """Keep back events no running release knows (``(id, type)`` each): visible, and
