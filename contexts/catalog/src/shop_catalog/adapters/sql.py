@@ -14,7 +14,6 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
-    Row,
     Table,
     Text,
     Uuid,
@@ -36,7 +35,14 @@ from shop_catalog.domain.model import (
 )
 from shop_catalog_contract import ProductFacts, ProductSnapshot
 from shop_kernel.driver import Compiled
-from shop_kernel.sql import restored_from, state_columns, state_values, update_versioned
+from shop_kernel.sql import (
+    Columns,
+    columns_of,
+    restored_from,
+    state_columns,
+    state_values,
+    update_versioned,
+)
 from shop_kernel.unit_of_work import UnitOfWork
 from shop_kernel.wire import Amount
 
@@ -92,9 +98,33 @@ reservations = Table(
 )
 
 
-def product_from_row(row: Row[Any]) -> Product:
-    price = {"amount": row.price_amount, "currency": row.currency}
-    return restored_from(row, Product, price=price)
+def product_from_row(row: Columns) -> Product:
+    columns = columns_of(row)
+    price = {"amount": columns["price_amount"], "currency": columns["currency"]}
+    return restored_from(columns, Product, price=price)
+
+
+# The hot path's statements (a reservation's, a release's), compiled once (shop_kernel.driver).
+_LOCK_PRODUCTS = Compiled(
+    select(products)
+    .where(products.c.sku == any_(bindparam("skus", type_=ARRAY(Text))))
+    .order_by(products.c.sku)
+    .with_for_update()
+)
+_MOVEMENT = Compiled(
+    insert(stock_movements).values(
+        {
+            column: bindparam(column, type_=stock_movements.c[column].type)
+            for column in ("sku", "actor", "on_hand_delta", "reserved_delta", "reason",
+                           "on_hand", "reserved", "order_id")
+        }
+    )
+)  # fmt: skip
+_LOCK_RESERVATION = Compiled(
+    select(reservations)
+    .where(reservations.c.order_id == bindparam("order_id", type_=Uuid))
+    .with_for_update()
+)
 
 
 def _product_values(product: Product) -> dict[str, Any]:
@@ -116,13 +146,9 @@ class SqlProducts:
 
     async def lock(self, uow: UnitOfWork, skus: Iterable[str]) -> dict[str, Product]:
         """Load and lock the products in sku order: concurrent reservations never deadlock."""
-        rows = await uow.connection.execute(
-            select(products)
-            .where(products.c.sku.in_(sorted({sku for sku in skus if is_sku(sku)})))
-            .order_by(products.c.sku)
-            .with_for_update()
-        )
-        return {row.sku: _tracked(uow, product_from_row(row)) for row in rows}
+        wanted = sorted({sku for sku in skus if is_sku(sku)})
+        rows = await _LOCK_PRODUCTS.rows(await uow.driver(), skus=wanted) if wanted else []
+        return {row["sku"]: _tracked(uow, product_from_row(row)) for row in rows}
 
     async def add(self, uow: UnitOfWork, product: Product) -> None:
         values = {**_product_values(product), "version": 1}
@@ -151,12 +177,10 @@ class SqlProducts:
         reason: str,
         order_id: uuid.UUID | None = None,
     ) -> None:
-        await uow.connection.execute(
-            insert(stock_movements).values(
-                sku=product.sku, actor=actor, on_hand_delta=on_hand_delta,
-                reserved_delta=reserved_delta, reason=reason, on_hand=product.on_hand,
-                reserved=product.reserved, order_id=order_id,
-            )
+        await _MOVEMENT.run(
+            await uow.driver(), sku=product.sku, actor=actor, on_hand_delta=on_hand_delta,
+            reserved_delta=reserved_delta, reason=reason, on_hand=product.on_hand,
+            reserved=product.reserved, order_id=order_id,
         )  # fmt: skip
 
 
@@ -169,17 +193,15 @@ class SqlReservations:
     """The ``Reservations`` repository, in the given unit of work's transaction."""
 
     async def lock(self, uow: UnitOfWork, order_id: uuid.UUID) -> StockReservation | None:
-        row = (await uow.connection.execute(
-            select(reservations).where(reservations.c.order_id == order_id).with_for_update()
-        )).first()  # fmt: skip
+        row = await _LOCK_RESERVATION.first(await uow.driver(), order_id=order_id)
         if row is None:
             return None
         reservation = StockReservation(
-            order_id=row.order_id,
-            lines=dict(row.lines),
-            status=row.status,
-            shortfalls=[Shortfall(**item) for item in row.shortfalls],
-            version=row.version,
+            order_id=row["order_id"],
+            lines=dict(row["lines"]),
+            status=row["status"],
+            shortfalls=[Shortfall(**item) for item in row["shortfalls"]],
+            version=row["version"],
         )
         uow.track(reservation)
         return reservation
