@@ -119,19 +119,28 @@ class SeesTheOthers(BuildShelf):
         await super().__call__(event, uow)
 
 
-async def test_each_new_event_of_a_batch_is_handled_once_in_a_transaction_of_its_own(
-    engine: AsyncEngine,
+@pytest.mark.parametrize(
+    ("transaction", "seen"),
+    [
+        # Each event's change was committed before the next began: a batch holds no event's
+        # locks while it handles the next.
+        ("delivery", [0, 1, 2]),
+        # b and c were handled in one open transaction: nothing of b was visible while c was.
+        ("batch", [0, 1, 1]),
+    ],
+)
+async def test_each_new_event_of_a_batch_is_handled_once_in_its_subscription_s_transactions(
+    engine: AsyncEngine, transaction: TransactionKind, seen: list[int]
 ) -> None:
     handler = SeesTheOthers(engine)
-    once = deliver(engine, handler, "delivery")
+    once = deliver(engine, handler, transaction)
     earlier, twice = built("a"), built("b")
     assert await once(earlier) == 1
     assert await once(earlier, twice, built("c"), twice) == 2  # a handled before; b once
     assert sorted(await rows(engine, "SELECT name FROM shelf")) == ["a", "b", "c"]
     assert await rows(engine, "SELECT count(*) FROM messaging.inbox") == [3]
-    # Each event's change was committed before the next began: a batch holds no event's
-    # locks while it handles the next.
-    assert handler.seen == [0, 1, 2]
+    assert handler.seen == seen
+    assert handler.given == [True, True, True]  # the delivery's own, open with its inbox row
 
 
 async def test_a_batch_that_fails_keeps_what_it_handled_before_the_failure(
@@ -147,21 +156,6 @@ async def test_a_batch_that_fails_keeps_what_it_handled_before_the_failure(
     assert await rows(engine, "SELECT count(*) FROM messaging.inbox") == [1]
     # Sent again (one by one, as a failed batch goes on), a is not handled twice.
     assert await once(first) == 0
-
-
-async def test_a_batch_subscription_handles_its_new_events_in_one_transaction(
-    engine: AsyncEngine,
-) -> None:
-    handler = SeesTheOthers(engine)
-    once = deliver(engine, handler, "batch")
-    earlier, twice = built("a"), built("b")
-    assert await once(earlier) == 1
-    assert await once(earlier, twice, built("c"), twice) == 2  # a handled before; b once
-    assert sorted(await rows(engine, "SELECT name FROM shelf")) == ["a", "b", "c"]
-    assert await rows(engine, "SELECT count(*) FROM messaging.inbox") == [3]
-    # b and c were handled in one open transaction: nothing of b was visible while c was.
-    assert handler.seen == [0, 1, 1]
-    assert handler.given == [True, True, True]
 
 
 async def test_a_batch_subscription_s_failing_batch_keeps_nothing(engine: AsyncEngine) -> None:

@@ -115,34 +115,16 @@ class Delivery:
         transactions = self._transactions()
         unique = list({event.event_id: event for event in events}.values())
         if route.subscription.transaction == "batch":
-            return await self._handle_batch(route, unique, handler, parents, transactions)
-        own = route.subscription.transaction == "own"
+            return await self._in_one_transaction(route, unique, handler, parents, transactions)
+        # A transaction per event: a handler's use case locks what it changes (a product's
+        # stock), and a batch's one transaction would hold every lock of every event until the
+        # last, so concurrent batches on the same rows would wait for each other whole.
         fresh: list[IntegrationEvent] = []
         for event in unique:
-            # A transaction per event: a handler's use case locks what it changes (a product's
-            # stock), and a batch's one transaction would hold every lock of every event until
-            # the last, so concurrent batches on the same rows would wait for each other whole.
-            async with transactions.unit_of_work() as uow:
-                claimed = await CLAIM.rows(
-                    await uow.driver(), subscriber=route.subscriber, event_ids=[event.event_id]
-                )
-                if not claimed:
-                    log.info(
-                        "event already handled",
-                        subscriber=route.subscriber,
-                        event_id=str(event.event_id),
-                    )
-                    continue
-                with tracing.span(
-                    f"handle {route.subscriber}", parents=[parents.get(event.event_id)],
-                    kind=SpanKind.CONSUMER, attributes=_attributes(route, event),
-                ):  # fmt: skip
-                    await handler(event, transactions.unit_of_work() if own else uow)
-                await uow.commit()
-            fresh.append(event)
+            fresh += await self._in_one_transaction(route, [event], handler, parents, transactions)
         return fresh
 
-    async def _handle_batch(
+    async def _in_one_transaction(
         self,
         route: Route,
         events: Sequence[IntegrationEvent],
@@ -150,9 +132,10 @@ class Delivery:
         parents: dict[uuid.UUID, str | None],
         transactions: Transactions,
     ) -> list[IntegrationEvent]:
-        """The batch's inbox rows, in one statement, and every new event's change in one
-        transaction: all of it commits, or none of it (a failure sends the batch's events on
-        one by one, see the platform's deliverer)."""
+        """The events' inbox rows, in one statement, and every new event's change, in one
+        unit of work: all of it commits, or none of it (a failed batch goes on one event at a
+        time, see the platform's deliverer). Return the new events."""
+        own = route.subscription.transaction == "own"
         async with transactions.unit_of_work() as uow:
             claimed = await CLAIM.rows(
                 await uow.driver(),
@@ -160,18 +143,20 @@ class Delivery:
                 event_ids=[event.event_id for event in events],
             )
             new: set[uuid.UUID] = {row["event_id"] for row in claimed}
+            for event in events:
+                if event.event_id not in new:
+                    log.info(
+                        "event already handled",
+                        subscriber=route.subscriber,
+                        event_id=str(event.event_id),
+                    )
             fresh = [event for event in events if event.event_id in new]
-            if len(fresh) < len(events):
-                log.info(
-                    "events already handled", subscriber=route.subscriber,
-                    events=len(events) - len(fresh),
-                )  # fmt: skip
             for event in fresh:
                 with tracing.span(
                     f"handle {route.subscriber}", parents=[parents.get(event.event_id)],
                     kind=SpanKind.CONSUMER, attributes=_attributes(route, event),
                 ):  # fmt: skip
-                    await handler(event, uow)
+                    await handler(event, transactions.unit_of_work() if own else uow)
             await uow.commit()
         return fresh
 
