@@ -78,14 +78,35 @@ def probes_and_shutdown(docs: Docs) -> list[str]:
         pre_stop + API_DRAIN_S
     ):
         broken.append("the API's grace period does not cover preStop and the request drain")
-    worker = one(docs, "Deployment", "shop-worker")
-    if worker["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30) <= (
-        WORKER_DRAIN_S
-    ):
-        broken.append("the worker's grace period does not cover Dramatiq's shutdown")
-    if not containers(worker)[0].get("livenessProbe"):
-        broken.append("the worker has no liveness probe")
+    for worker in workers(docs):
+        name = worker["metadata"]["name"]
+        if worker["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30) <= (
+            WORKER_DRAIN_S
+        ):
+            broken.append(f"{name}'s grace period does not cover Dramatiq's shutdown")
+        if not containers(worker)[0].get("livenessProbe"):
+            broken.append(f"{name} has no liveness probe")
     return broken
+
+
+def workers(docs: Docs) -> Docs:
+    return [
+        d for d in docs if d["kind"] == "Deployment" and containers(d)[0]["args"][0] == "worker"
+    ]
+
+
+def served(worker: dict[str, Any]) -> set[str]:
+    """The queues a worker deployment's program listens to (`shop worker --serve`)."""
+    args = containers(worker)[0]["args"]
+    kind = args[args.index("--serve") + 1] if "--serve" in args else "all"
+    return set(Backbone.of(CONTEXTS).queues_serving(kind))
+
+
+def every_queue_served(docs: Docs) -> list[str]:
+    """Between them, the worker deployments serve every queue (each subscriber runs)."""
+    queues = set(Backbone.of(CONTEXTS).queues)
+    serving = set[str]().union(*(served(worker) for worker in workers(docs)))
+    return [f"no worker serves the queue {queue}" for queue in sorted(queues - serving)]
 
 
 def hardened(docs: Docs) -> list[str]:
@@ -158,9 +179,13 @@ def scaling(docs: Docs) -> list[str]:
         broken.append("no PodDisruptionBudget covers the API")
     for scaled in (d for d in docs if d["kind"] == "ScaledObject"):
         lists = {t["metadata"]["listName"] for t in scaled["spec"]["triggers"]}
-        queues = {f"{NAMESPACE}:{queue}" for queue in Backbone.of(CONTEXTS).queues}
+        target = one(docs, "Deployment", scaled["spec"]["scaleTargetRef"]["name"])
+        queues = {f"{NAMESPACE}:{queue}" for queue in served(target)}
         if lists != queues:
-            broken.append(f"the worker's ScaledObject watches {sorted(lists)}, not every queue")
+            broken.append(
+                f"the ScaledObject of {target['metadata']['name']} watches {sorted(lists)},"
+                f" not the queues it serves ({sorted(queues)})"
+            )
     return broken
 
 
@@ -194,6 +219,7 @@ CHECKS: list[Callable[[Docs], list[str]]] = [
     settings_referenced,
     scaling,
     migrations_and_network,
+    every_queue_served,
 ]
 
 
@@ -251,6 +277,10 @@ def _unlabelled_pods(docs: Docs) -> None:
     del labels["app.kubernetes.io/part-of"]
 
 
+def _no_projections_worker(docs: Docs) -> None:
+    docs.remove(one(docs, "Deployment", "shop-worker-projections"))
+
+
 def _hpa_elsewhere(docs: Docs) -> None:
     one(docs, "HorizontalPodAutoscaler", "shop-api")["spec"]["scaleTargetRef"]["name"] = "x"
 
@@ -259,12 +289,13 @@ def _hpa_elsewhere(docs: Docs) -> None:
     ("breakage", "check", "finding"),
     [
         (_without_readiness, probes_and_shutdown, "readiness probe is not /health/ready"),
-        (_short_grace, probes_and_shutdown, "does not cover Dramatiq's shutdown"),
+        (_short_grace, probes_and_shutdown, "shop-worker's grace period does not cover"),
         (_as_root, hardened, "shop-migrate may run as root"),
         (_forgotten_setting, settings_referenced, "SHOP_RELAY_BATCH_SIZE is neither"),
         (_bad_setting, settings_referenced, "SHOP_LOG_LEVEL='LOUD' is refused"),
         (_unlabelled_pods, migrations_and_network, "shop-worker's pods escape"),
         (_hpa_elsewhere, scaling, "the HPA does not scale the API"),
+        (_no_projections_worker, every_queue_served, "no worker serves the queue orders-proj"),
     ],
     ids=lambda value: getattr(value, "__name__", None) or str(value)[:20],
 )
@@ -279,10 +310,15 @@ def test_each_check_catches_a_broken_promise(
     assert any(finding in broken for broken in check(docs)), check(docs)
 
 
-def test_production_scales_the_worker_on_every_queue_with_keda() -> None:
+def test_production_scales_each_worker_on_the_queues_it_serves_with_keda() -> None:
     docs = build(K8S / "overlays/production")
-    scaled = one(docs, "ScaledObject", "shop-worker")
-    assert scaled["spec"]["scaleTargetRef"]["name"] == "shop-worker"
+    for name in ("shop-worker", "shop-worker-projections"):
+        scaled = one(docs, "ScaledObject", name)
+        assert scaled["spec"]["scaleTargetRef"]["name"] == name
+    handlers = one(docs, "Deployment", "shop-worker")
+    projections = one(docs, "Deployment", "shop-worker-projections")
+    assert served(handlers) == set(Backbone.of(CONTEXTS).queues_serving("handlers"))
+    assert served(projections) == set(Backbone.of(CONTEXTS).queues_serving("projections"))
     auth = one(docs, "TriggerAuthentication", "shop-redis")
     assert auth["spec"]["secretTargetRef"][0]["name"] == SECRET
     assert scaling(docs) == []

@@ -79,3 +79,37 @@ def test_shop_dev_without_the_development_kit_says_how_to_get_it() -> None:
     assert result.returncode == 1
     assert "shop dev needs the development kit (shop-devkit)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _dramatiq_queues(monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str] | None:
+    """The queues `shop worker ARGS` has Dramatiq listen to (None: all of them)."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from shop_platform import cli  # noqa: PLC0415
+
+    executed: list[list[str]] = []
+    monkeypatch.setattr(os, "environ", {})
+    monkeypatch.setattr(os, "execv", lambda _path, argv: executed.append(list(argv)))  # pyright: ignore[reportUnknownLambdaType, reportUnknownArgumentType]
+    result = CliRunner().invoke(cli.shop, ["worker", *args])
+    assert result.exit_code == 0, result.output
+    argv = executed[0]
+    return argv[argv.index("--queues") + 1 :] if "--queues" in argv else None
+
+
+def test_a_worker_program_serves_the_handlers_or_the_projections_or_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shop_platform.backbone import Backbone  # noqa: PLC0415
+    from shop_platform.contexts import CONTEXTS  # noqa: PLC0415
+
+    handlers = _dramatiq_queues(monkeypatch, "--serve", "handlers")
+    projections = _dramatiq_queues(monkeypatch, "--serve", "projections")
+    assert handlers is not None
+    assert projections is not None
+    assert {"orders", "catalog", "notifications"} <= set(handlers)
+    assert {"orders-projections", "catalog-projections"} <= set(projections)
+    assert not any(queue.endswith("-projections") for queue in handlers)
+    assert all(queue.endswith("-projections") for queue in projections)
+    # Between them, every queue: a program of each serves every subscriber.
+    assert sorted(handlers + projections) == Backbone.of(CONTEXTS).queues
+    assert _dramatiq_queues(monkeypatch) is None  # by default, one program serves all

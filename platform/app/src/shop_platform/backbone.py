@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import dramatiq
 import punq
@@ -42,6 +42,10 @@ from shop_platform.resources import Resources
 
 log = get_logger(__name__)
 
+# Which subscribers a worker program serves (`shop worker --serve`).
+Subscribers = Literal["all", "handlers", "projections"]
+SUBSCRIBERS: tuple[Subscribers, ...] = ("all", "handlers", "projections")
+
 
 @dataclass(frozen=True)
 class Backbone:
@@ -63,6 +67,17 @@ class Backbone:
     @property
     def queues(self) -> list[str]:
         return sorted({route.queue_name for route in self.routes})
+
+    def queues_serving(self, subscribers: Subscribers) -> list[str]:
+        """The queues of one kind of subscriber: ``handlers`` (the saga, the mails),
+        ``projections`` (the read views), or ``all``."""
+        return sorted(
+            {
+                route.queue_name
+                for route in self.routes
+                if subscribers == "all" or route.projects == (subscribers == "projections")
+            }
+        )
 
     def broker(self, settings: Settings, *, metrics: bool = False) -> RedisBroker:
         broker = create_broker(
@@ -105,7 +120,7 @@ class Backbone:
                     broker=broker,
                     actor_name=name,
                     queue_name=route.queue_name,
-                    priority=0,
+                    priority=route.priority,
                     options={"throws": (EventDecodeError,)},
                 )
 

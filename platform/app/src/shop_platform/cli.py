@@ -16,7 +16,8 @@ from dramatiq.brokers.redis import RedisBroker
 from shop_kernel.log import configure_logging
 from shop_kernel.settings import Settings, SettingsError
 from shop_kernel.views import ReadView
-from shop_platform.contexts import settings_from_env
+from shop_platform.backbone import SUBSCRIBERS, Backbone, Subscribers
+from shop_platform.contexts import CONTEXTS, settings_from_env
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -106,12 +107,22 @@ def api(host: str, port: int) -> None:
 @shop.command()
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", type=click.IntRange(1, 256), help="Default: SHOP_WORKER_THREADS.")
+@click.option(
+    "--serve",
+    type=click.Choice(SUBSCRIBERS),
+    default="all",
+    show_default=True,
+    help="Which subscribers' queues: the handlers (the saga, the mails), the projections "
+    "(the read views), or all. Run one program of each to keep a slow read store from "
+    "holding the threads the saga needs.",
+)
 @_config_errors_in_one_line
-def worker(processes: int, threads: int | None) -> None:
+def worker(processes: int, threads: int | None, serve: Subscribers) -> None:
     """Run the background worker (Dramatiq over Redis)."""
     from shop_platform.worker import metrics_environment  # noqa: PLC0415
 
     settings = settings_from_env()  # refuse bad settings here, in one line, before forking
+    queues = [] if serve == "all" else ["--queues", *Backbone.of(CONTEXTS).queues_serving(serve)]
     # A fresh folder per worker program: never shared with another worker, never reused.
     metrics_dir = Path(tempfile.mkdtemp(prefix="shop-worker-metrics-"))
     os.environ.update(metrics_environment(metrics_dir))
@@ -121,6 +132,7 @@ def worker(processes: int, threads: int | None) -> None:
         "--processes", str(processes),
         "--threads", str(threads or settings.worker_threads),
         "--worker-shutdown-timeout", str(WORKER_DRAIN_S * 1000),
+        *queues,
     ]  # fmt: skip
     os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with Dramatiq's CLI
 
@@ -286,7 +298,6 @@ def rebuild(view: str | None) -> None:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn  # noqa: PLC0415
 
-    from shop_platform.contexts import CONTEXTS  # noqa: PLC0415
     from shop_platform.projections import UnknownView, rebuild_views, views_of  # noqa: PLC0415
 
     settings = _settings("cli")
@@ -346,9 +357,6 @@ def create_admin_command(email: str, password_stdin: bool) -> None:
 
 
 def _broker() -> RedisBroker:
-    from shop_platform.backbone import Backbone  # noqa: PLC0415
-    from shop_platform.contexts import CONTEXTS  # noqa: PLC0415
-
     return Backbone.of(CONTEXTS).broker(_settings("cli"))
 
 
