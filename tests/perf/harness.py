@@ -40,12 +40,12 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import msgspec
@@ -1158,7 +1158,7 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
     await populate(shop, plan)
     profiles: dict[str, list[tuple[str, float]]] = {}
     wanted = set(args.only.split(",")) if args.only else set(SCENARIOS)
-    scenarios: list[Scenario] = []
+    scenarios = Measured(args.out / "partial-results.json")
     if "g" in wanted:
         scenarios.append(
             await database_ceiling(libpq_url(shop.stores.database_url), plan.ceiling_s)
@@ -1238,6 +1238,31 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
         "rss_mb": rss,
         "profiles": profiles,
     }
+
+
+class Measured(list[Scenario]):
+    """The scenarios measured so far, written to ``path`` as each one ends: a run cut short
+    (a machine taken back, a scenario that hangs) keeps what it measured."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def append(self, scenario: Scenario) -> None:
+        super().append(scenario)
+        self._keep()
+
+    def __iadd__(self, scenarios: Iterable[Scenario]) -> Self:  # type: ignore[override]
+        super().__iadd__(scenarios)
+        self._keep()
+        return self
+
+    def _keep(self) -> None:
+        kept = [
+            {"key": s.key, "title": s.title, "knee": s.knee, "notes": s.notes, "steps": s.steps}
+            for s in self
+        ]
+        self.path.write_text(json.dumps(kept, indent=2, default=str))
 
 
 # Every scenario letter --only takes: m the read store's ceilings, t tracing on, i the

@@ -76,3 +76,6 @@ def test_the_quick_run_measures_every_scenario_and_writes_both_reports(
     assert {"api", "worker"} <= set(report["exit_codes"])
     assert set(report["exit_codes"].values()) == {0}, report["exit_codes"]
     assert "| a: GET /health/live |" in (tmp_path / "results.md").read_text()
+    # Each scenario was kept as it ended, so a run cut short keeps what it measured.
+    kept = json.loads((tmp_path / "partial-results.json").read_text())
+    assert [s["key"] for s in kept] == [s["key"] for s in report["scenarios"]]

@@ -18,6 +18,7 @@ from shop_kernel.settings import Settings, SettingsError
 from shop_kernel.views import ReadView
 from shop_platform.backbone import SUBSCRIBERS, Backbone, Subscribers
 from shop_platform.contexts import CONTEXTS, settings_from_env
+from shop_platform.memory import keep_few_malloc_arenas
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -89,6 +90,7 @@ def api(host: str, port: int) -> None:
     from shop_platform.http.server import DrainingServer  # noqa: PLC0415
 
     settings = _settings("api")
+    keep_few_malloc_arenas()  # before the server's threads start
     trusted_proxies = settings.trusted_proxies.strip()
     app = create_app(settings, configure_logs=False)
     config = uvicorn.Config(

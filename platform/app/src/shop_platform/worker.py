@@ -31,6 +31,7 @@ from shop_kernel.settings import Settings
 from shop_platform.backbone import Backbone
 from shop_platform.container import build_container
 from shop_platform.contexts import CONTEXTS, settings_from_env
+from shop_platform.memory import keep_few_malloc_arenas
 from shop_platform.resources import open_resources
 from shop_platform.worker_metrics import METRICS_DIR
 
@@ -173,6 +174,7 @@ def build_broker(
 
 def setup(*_: Any) -> None:
     """Dramatiq's entry point: make the process's broker from the environment's settings."""
+    keep_few_malloc_arenas()  # in each worker process, before its threads start
     settings = settings_from_env()
     configure_logging(settings, process="worker")
     tracing.configure_tracing(settings, role="worker")  # before the broker: it asks
