@@ -56,7 +56,6 @@ class ShelfStocked(IntegrationEvent, frozen=True, tag="test.ShelfStocked.v1"):
     quantity: int
     sleep: float = 0.0  # the handler takes this long
     view_sleep: float = 0.0  # the projector takes this long (after marking that it started)
-    view_gated: bool = False  # the projector waits for ShelfView.open (in-process workers)
 
 
 class ShelfStockedV2(IntegrationEvent, frozen=True, tag="test.ShelfStocked.v2"):
@@ -115,9 +114,6 @@ STARTED = "backbone_projections_started"
 
 
 class ShelfView:
-    # The gated events whose projection may go on (a worker in the test's own process).
-    opened: ClassVar[set[uuid.UUID]] = set()
-
     def __init__(self, resources: Resources, settings: Settings) -> None:
         database = resources.mongo[settings.mongodb_database]
         self.collection: Any = database["backbone_shelves"]
@@ -125,11 +121,9 @@ class ShelfView:
 
     async def __call__(self, events: Sequence[ShelfStocked]) -> None:
         for event in events:
-            if event.view_sleep or event.view_gated:
+            if event.view_sleep:
                 await self.started.insert_one({"_id": str(event.event_id)})
                 await asyncio.sleep(event.view_sleep)
-            while event.view_gated and event.event_id not in self.opened:
-                await asyncio.sleep(0.01)
         now = datetime.now(UTC)
         await apply_newest(
             self.collection,
@@ -343,29 +337,12 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
 def in_process_worker(
     settings: Settings, module: ContextModule, *, background: bool = True
 ) -> Iterator[RedisBroker]:
-    with in_process_dramatiq(settings, module, background=background) as worker:
-        yield worker.broker
-
-
-@contextmanager
-def in_process_dramatiq(
-    settings: Settings,
-    module: ContextModule,
-    *,
-    background: bool = True,
-    threads: int = 4,
-    prefetch: int | None = None,
-) -> Iterator[Worker]:
-    """A Dramatiq worker of ``module`` in the test's process (its threads and work queue
-    can be looked at); ``prefetch`` is how many messages of a queue it may hold at once
-    (Dramatiq's default: two per thread)."""
     broker = build_broker(settings, [module], background=background)
     broker.emit_after("process_boot")
-    worker = Worker(broker, worker_threads=threads, worker_timeout=50)
-    worker.queue_prefetch = prefetch or worker.queue_prefetch
+    worker = Worker(broker, worker_threads=4, worker_timeout=50)
     worker.start()
     try:
-        yield worker
+        yield broker
     finally:
         worker.stop()
         broker.close()

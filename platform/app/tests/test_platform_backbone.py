@@ -12,7 +12,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,11 @@ import dramatiq
 import httpx
 import msgspec
 from backbone_support import (
-    STARTED,
     RecordEffect,
     ShelfStocked,
-    ShelfView,
     all_applied_once,
     effects,
     eventually,
-    in_process_dramatiq,
     in_process_worker,
     kill,
     publish,
@@ -388,69 +384,3 @@ async def test_a_message_this_worker_does_not_handle_is_handed_back_then_dead_le
 def _deferrals(subscriber: str) -> float:
     value = REGISTRY.get_sample_value("shop_event_deferrals_total", {"subscriber": subscriber})
     return value or 0.0
-
-
-def _waiting(worker: dramatiq.Worker) -> set[tuple[str, str]]:
-    """(actor, event id) of every message in the worker's work queue, waiting for a thread."""
-    with worker.work_queue.mutex:
-        items = list(worker.work_queue.queue)
-    found: set[tuple[str, str]] = set()
-    for item in items:
-        for payload in item.message.args:  # an actor's events, one argument each
-            found.add((item.message.actor_name, msgspec.json.decode(payload)["event_id"]))
-    return found
-
-
-async def test_a_free_thread_takes_the_sagas_messages_before_the_waiting_projections(
-    settings: Settings, module: ContextModule, engine: AsyncEngine, views: Any,
-) -> None:  # fmt: skip
-    """A slow read store delays its views, not an order's steps: a worker thread that comes
-    free takes a waiting handler's message before any projection's, however long that
-    projection has waited."""
-    held, older, newer = stocked(view_gated=True), stocked(), stocked()
-    handler = f"{module.name}.RecordEffect.batch"
-    projector = f"{module.name}.ShelfView.batch"
-    started = views.database[STARTED]
-    try:
-        with in_process_dramatiq(settings, module, threads=1, prefetch=8) as worker:
-            await publish(engine, held)
-
-            async def projecting() -> bool:
-                return await started.find_one({"_id": str(held.event_id)}) is not None
-
-            # The one thread is in the held event's projection until the test opens it.
-            await eventually(projecting, 30, "the held projection under way")
-            for event in (older, newer):  # each relayed alone: the older queued first
-                await publish(engine, event)
-                mine = {(handler, str(event.event_id)), (projector, str(event.event_id))}
-
-                async def queued(mine: set[tuple[str, str]] = mine) -> bool:
-                    return mine <= _waiting(worker)
-
-                await eventually(queued, 30, "both of its messages waiting for the thread")
-            ShelfView.opened.add(held.event_id)
-            await eventually(
-                lambda: _count_views(views, [held, older, newer], 3), 30, "the three views"
-            )
-            await eventually(
-                lambda: all_applied_once(engine, [held, older, newer]), 30, "the three effects"
-            )
-        async with engine.connect() as conn:
-            applied = dict(
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT event_id, applied_at FROM public.backbone_effects "
-                            "WHERE event_id = ANY(:ids)"
-                        ),
-                        {"ids": [older.event_id, newer.event_id]},
-                    )
-                ).all()
-            )
-        older_view = await views.find_one({"_id": older.aggregate_id})
-        projected = older_view["projected_at"].replace(tzinfo=UTC)
-        # The newer event's handler ran before the older event's projection.
-        assert applied[newer.event_id] < projected
-        assert applied[older.event_id] < projected
-    finally:
-        ShelfView.opened.discard(held.event_id)

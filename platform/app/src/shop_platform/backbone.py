@@ -120,7 +120,7 @@ class Backbone:
                     broker=broker,
                     actor_name=name,
                     queue_name=route.queue_name,
-                    priority=route.priority,
+                    priority=0,
                     options={"throws": (EventDecodeError,)},
                 )
 

@@ -71,11 +71,6 @@ def project(
     return Subscription(event_type, projector, "projector")
 
 
-# Dramatiq's actor priorities of the subscribers (lower goes first), see Route.priority.
-OWN_TRANSACTION_PRIORITY = 10
-PROJECTION_PRIORITY = 20
-
-
 @dataclass(frozen=True)
 class Route:
     """A subscription placed in its context: the subscriber's name, its actor and its queue."""
@@ -114,16 +109,6 @@ class Route:
     def projects(self) -> bool:
         """Whether it writes a read view (its queue is its context's ``-projections``)."""
         return self.subscription.kind == "projector"
-
-    @property
-    def priority(self) -> int:
-        """Which of a worker's waiting messages a free thread takes first (Dramatiq's actor
-        priority: the lowest number). The handlers in the write store's transactions (the
-        saga) come first, then those with a transaction of their own (a mail, a call out),
-        then the projections: a slow read store delays its views, never an order's steps."""
-        if self.projects:
-            return PROJECTION_PRIORITY
-        return 0 if self.subscription.transaction != "own" else OWN_TRANSACTION_PRIORITY
 
     @property
     def event_tag(self) -> str:
