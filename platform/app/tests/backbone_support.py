@@ -335,11 +335,17 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
 
 @contextmanager
 def in_process_worker(
-    settings: Settings, module: ContextModule, *, background: bool = True
+    settings: Settings,
+    module: ContextModule,
+    *,
+    background: bool = True,
+    queues: Sequence[str] | None = None,
 ) -> Iterator[RedisBroker]:
+    """A Dramatiq worker of ``module`` in the test's process, on ``queues`` (default all)."""
     broker = build_broker(settings, [module], background=background)
     broker.emit_after("process_boot")
-    worker = Worker(broker, worker_threads=4, worker_timeout=50)
+    chosen = set(queues) if queues else None
+    worker = Worker(broker, queues=chosen, worker_threads=4, worker_timeout=50)
     worker.start()
     try:
         yield broker

@@ -37,6 +37,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shop_devkit.embedded import free_port
+from shop_kernel.messaging.broker import NAMESPACE
 from shop_kernel.messaging.dead_letters import dead_letters, replay
 from shop_kernel.modules import ContextModule
 from shop_kernel.settings import Settings
@@ -384,3 +385,23 @@ async def test_a_message_this_worker_does_not_handle_is_handed_back_then_dead_le
 def _deferrals(subscriber: str) -> float:
     value = REGISTRY.get_sample_value("shop_event_deferrals_total", {"subscriber": subscriber})
     return value or 0.0
+
+
+async def test_a_program_serving_the_projections_leaves_the_handlers_queue_to_another(
+    settings: Settings, module: ContextModule, engine: AsyncEngine, views: Any,
+) -> None:  # fmt: skip
+    """`shop worker --serve projections` and `--serve handlers` split the queues: the one
+    projects the event and leaves its handler's message queued, the other handles it."""
+    backbone = Backbone.of([module])
+    event = stocked()
+    with in_process_worker(
+        settings, module, queues=backbone.queues_serving("projections")
+    ) as broker:
+        await publish(engine, event)
+        await eventually(lambda: _has_view(views, event.aggregate_id), 30, "the event's view")
+        # Relayed with the projection's message, in the same pipeline, and left alone.
+        [handlers] = backbone.queues_serving("handlers")
+        assert broker.client.llen(f"{NAMESPACE}:{handlers}") == 1
+        assert (await effects(engine, [event]))[event.event_id] == 0
+    with in_process_worker(settings, module, queues=backbone.queues_serving("handlers")):
+        await eventually(lambda: all_applied_once(engine, [event]), 30, "the handler's effect")
