@@ -1049,7 +1049,6 @@ def _at(by_key: dict[str, Scenario], rate: int, field_name: str) -> float | None
         return 1.0 if held and not fixed["errors"] and fixed["visible_p99_ms"] < 5000 else 0.0
     if field_name.startswith("visible_") and (fixed["never_visible"] or not fixed["outcomes"]):
         return math.inf  # some never showed: their latency is unbounded, whatever the others'
-
     return fixed.get(field_name)
 
 
@@ -1228,19 +1227,7 @@ async def run(shop: Shop, plan: Plan, args: argparse.Namespace) -> dict[str, Any
         "api_affinity": affinities,
         "generator_affinity": sorted(os.sched_getaffinity(0)),
         "goals": goals(by_key, rss),
-        "scenarios": [
-            {
-                "key": s.key,
-                "title": s.title,
-                "kind": s.kind,
-                "knee": s.knee,
-                "ceiling": CEILING_OF.get(s.key) if CEILING_OF.get(s.key) in by_key else None,
-                "ratio": ratio(s, by_key),
-                "notes": s.notes,
-                "steps": s.steps,
-            }
-            for s in scenarios
-        ],
+        "scenarios": scenario_rows(scenarios),
         "rss_mb": rss,
         "profiles": profiles,
     }
@@ -1264,11 +1251,26 @@ class Measured(list[Scenario]):
         return self
 
     def _keep(self) -> None:
-        kept = [
-            {"key": s.key, "title": s.title, "knee": s.knee, "notes": s.notes, "steps": s.steps}
-            for s in self
-        ]
-        self.path.write_text(json.dumps(kept, indent=2, default=str))
+        self.path.write_text(json.dumps(scenario_rows(self), indent=2, default=str))
+
+
+def scenario_rows(scenarios: list[Scenario]) -> list[dict[str, Any]]:
+    """The scenarios as the report lists them, each with its ceiling and ratio when the
+    ceiling was measured too."""
+    by_key = {scenario.key: scenario for scenario in scenarios}
+    return [
+        {
+            "key": s.key,
+            "title": s.title,
+            "kind": s.kind,
+            "knee": s.knee,
+            "ceiling": CEILING_OF.get(s.key) if CEILING_OF.get(s.key) in by_key else None,
+            "ratio": ratio(s, by_key),
+            "notes": s.notes,
+            "steps": s.steps,
+        }
+        for s in scenarios
+    ]
 
 
 # Every scenario letter --only takes: m the read store's ceilings, t tracing on, i the

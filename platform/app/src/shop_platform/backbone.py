@@ -66,7 +66,7 @@ class Backbone:
 
     @property
     def queues(self) -> list[str]:
-        return sorted({route.queue_name for route in self.routes})
+        return self.queues_serving("all")
 
     def queues_serving(self, subscribers: Subscribers) -> list[str]:
         """The queues of one kind of subscriber: ``handlers`` (the saga, the mails),
